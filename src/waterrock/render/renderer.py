@@ -1,0 +1,123 @@
+"""The renderer facade: snapshots in, a flattened picture of water lines over the rock out.
+
+Per frame: ``update(snapshot)`` moves the trails on by one position, ``render(framebuffer)``
+draws the rock's silhouette and the lines into a floating-point light buffer, then composes
+that onto the given framebuffer (a window's ``ctx.screen`` or an :class:`OffscreenTarget`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import moderngl
+import numpy as np
+import trimesh
+
+from waterrock.render.lines import LineLayer
+from waterrock.render.programs import load_program
+from waterrock.render.projection import flattening
+from waterrock.render.rock import RockLayer
+from waterrock.render.settings import RenderSettings
+from waterrock.render.target import read_rgb
+from waterrock.render.trails import TrailBuffer
+from waterrock.snapshots import ParticleSnapshot
+
+
+class Renderer:
+    def __init__(
+        self,
+        ctx: moderngl.Context,
+        settings: RenderSettings,
+        size: tuple[int, int] | None = None,
+        rock_mesh: trimesh.Trimesh | None = None,
+        max_particles: int | None = None,
+    ):
+        """``max_particles`` is the scene's particle budget (ids lie below it); left out, it is
+        taken from the first snapshot and grown, losing the trails once, if a larger id comes."""
+        self.ctx, self.settings = ctx, settings
+        self.size = tuple(int(v) for v in (size or settings.resolution))
+        self.flatten = flattening(settings.projection, self.size)
+        self.lines = LineLayer(ctx, settings.lines)
+        show_rock = rock_mesh is not None and settings.rock.visible
+        self.rock = RockLayer(ctx, settings.rock, rock_mesh) if show_rock else None
+        self.compose = load_program(ctx, "compose")
+        self.compose_vao = ctx.vertex_array(self.compose, [])
+        self.trails: TrailBuffer | None = None
+        if max_particles is not None:
+            self.trails = self._trail_buffer(max_particles)
+        self._light = self._light_fbo = None
+        self._make_light_buffer()
+        self._last: moderngl.Framebuffer | None = None
+
+    def _trail_buffer(self, max_particles: int) -> TrailBuffer:
+        t = self.settings.trails
+        return TrailBuffer(self.ctx, max_particles, t.share, t.length)
+
+    def _make_light_buffer(self) -> None:
+        # Half floats: thousands of faint lines add up without banding or clipping at 1.0.
+        self._light = self.ctx.texture(self.size, 4, dtype="f2")
+        self._depth = self.ctx.depth_renderbuffer(self.size)
+        self._light_fbo = self.ctx.framebuffer([self._light], self._depth)
+
+    def resize(self, size: tuple[int, int]) -> None:
+        """Follow a window's new size: a new light buffer and a flattening for the new aspect."""
+        self.size = (int(size[0]), int(size[1]))
+        self.flatten = flattening(self.settings.projection, self.size)
+        for r in (self._light_fbo, self._light, self._depth):
+            r.release()
+        self._make_light_buffer()
+
+    def update(self, snapshot: ParticleSnapshot) -> None:
+        if len(snapshot):
+            top = int(np.max(snapshot.ids)) + 1
+            if self.trails is None or top > self.trails.max_particles:
+                if self.trails is not None:
+                    self.trails.release()
+                self.trails = self._trail_buffer(1 << max(10, math.ceil(math.log2(top))))
+        if self.trails is not None:
+            self.trails.update(snapshot)
+
+    def render(self, framebuffer: moderngl.Framebuffer) -> None:
+        ctx, s = self.ctx, self.settings
+        self._light_fbo.use()
+        # Cleared to the light the compose curve maps to the background colour exactly.
+        bg = [-math.log(1.0 - min(c, 0.999)) / s.exposure for c in s.background]
+        self._light_fbo.clear(*bg, 0.0, depth=1.0)
+        ctx.disable(moderngl.BLEND | moderngl.CULL_FACE)
+        if self.rock is not None:
+            ctx.enable(moderngl.DEPTH_TEST)
+            self.rock.draw(self.flatten, self.size)
+        if self.trails is not None:
+            occlude = self.rock is not None and s.rock.occludes
+            (ctx.enable if occlude else ctx.disable)(moderngl.DEPTH_TEST)
+            ctx.depth_mask = False  # lines are light, not surfaces: they never hide each other
+            self.lines.draw(self.trails, self.flatten, self.size)
+            ctx.depth_mask = True
+        ctx.disable(moderngl.DEPTH_TEST)
+
+        framebuffer.use()
+        framebuffer.viewport = (0, 0, *self.size)
+        self._light.use(0)
+        self.compose["light"].value = 0
+        self.compose["exposure"].value = s.exposure
+        self.compose_vao.render(moderngl.TRIANGLES, vertices=3)
+        self._last = framebuffer
+
+    def read_pixels(self) -> np.ndarray:
+        """The last rendered picture: (H, W, 3) uint8, row 0 at the top."""
+        if self._last is None:
+            raise RuntimeError("nothing rendered yet: call render(framebuffer) first")
+        return read_rgb(self._last, self.size)
+
+    def release(self) -> None:
+        for r in (self.lines, self.rock, self.trails):
+            if r is not None:
+                r.release()
+        for r in (self.compose_vao, self.compose, self._light_fbo, self._light, self._depth):
+            r.release()
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -1,0 +1,44 @@
+"""Offscreen targets: a framebuffer to render into without a window (video, tests, CI)."""
+
+from __future__ import annotations
+
+import moderngl
+import numpy as np
+
+
+def standalone_context() -> moderngl.Context:
+    """A headless OpenGL 3.3+ context through EGL: the GPU's driver, or Mesa's llvmpipe on CI."""
+    return moderngl.create_context(standalone=True, backend="egl", require=330)
+
+
+def read_rgb(framebuffer: moderngl.Framebuffer, size: tuple[int, int]) -> np.ndarray:
+    """The framebuffer's pixels as an image: (H, W, 3) uint8, row 0 at the top."""
+    w, h = size
+    data = framebuffer.read(viewport=(0, 0, w, h), components=3, alignment=1)
+    return np.frombuffer(data, np.uint8).reshape(h, w, 3)[::-1].copy()
+
+
+class OffscreenTarget:
+    """An 8-bit RGB framebuffer of ``size`` (w, h); makes its own EGL context unless given one."""
+
+    def __init__(self, size: tuple[int, int], ctx: moderngl.Context | None = None):
+        self.size = (int(size[0]), int(size[1]))
+        self._owns_ctx = ctx is None
+        self.ctx = standalone_context() if ctx is None else ctx
+        self.color = self.ctx.renderbuffer(self.size, 4)
+        self.framebuffer = self.ctx.framebuffer(color_attachments=[self.color])
+
+    def read(self) -> np.ndarray:
+        return read_rgb(self.framebuffer, self.size)
+
+    def release(self) -> None:
+        self.framebuffer.release()
+        self.color.release()
+        if self._owns_ctx:
+            self.ctx.release()
+
+    def __enter__(self) -> OffscreenTarget:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

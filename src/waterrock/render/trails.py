@@ -1,0 +1,124 @@
+"""Trails: the last K positions of a stable share of the particles, in a GPU ring buffer.
+
+The particles that draw a trail are chosen by a hash of their id, so the choice never changes
+while the solver reorders, retires and re-emits particles. Each tracked id owns one slot; the
+id -> slot table is dense (ids lie in 0..max_particles-1) and built once, so a frame maps ids to
+slots with one numpy gather. Each frame uploads only the newest position of every slot, into
+the ring entry at the head; older entries stay on the GPU until the head comes round again.
+
+Texture layout: the ``history`` texture is ``row_width`` wide and ``rows * K`` tall. Ring entry
+``r`` occupies rows ``[r * rows, (r + 1) * rows)`` and slot ``s`` sits at texel
+``(s % row_width, r * rows + s // row_width)``: one ``texture.write`` per frame fills it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import moderngl
+import numpy as np
+
+from waterrock.snapshots import ParticleSnapshot
+
+
+def chosen(ids: np.ndarray, share: float) -> np.ndarray:
+    """Whether each id draws a trail: a well-mixed 32-bit hash of the id below ``share``.
+
+    A hash rather than ``id % n`` because emitters hand out ids in order, and a stride would
+    pick particles from the same rows of the emitter: the lines would look combed.
+    """
+    h = np.asarray(ids).astype(np.uint64) & 0xFFFFFFFF
+    # lowbias32 (Chris Wellons' hash-prospector): a bijection on 32-bit integers.
+    h ^= h >> 16
+    h = (h * 0x7FEB352D) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 0x846CA68B) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h < np.uint64(min(share, 1.0) * 2.0**32)
+
+
+class TrailBuffer:
+    """Host-side id -> slot table and trail lengths; GPU-side ring of positions and speeds."""
+
+    def __init__(self, ctx: moderngl.Context, max_particles: int, share: float, length: int):
+        if length < 2:
+            raise ValueError(f"a trail needs at least 2 positions, got K={length}")
+        self.ctx, self.max_particles, self.length = ctx, int(max_particles), int(length)
+        tracked = np.flatnonzero(chosen(np.arange(self.max_particles), share))
+        self.capacity = int(tracked.size)
+        self.slot_of = np.full(self.max_particles, -1, np.int32)
+        self.slot_of[tracked] = np.arange(self.capacity, dtype=np.int32)
+
+        max_size = int(ctx.info["GL_MAX_TEXTURE_SIZE"])
+        self.row_width = max(1, min(max_size, self.capacity))
+        self.rows = max(1, math.ceil(self.capacity / self.row_width))
+        if self.rows * self.length > max_size:
+            raise ValueError(
+                f"{self.capacity} trails x K={self.length} exceed this GPU's {max_size}^2 texture; "
+                "lower [render.trails] share or length"
+            )
+        texels = self.row_width * self.rows
+        self.history = ctx.texture((self.row_width, self.rows * self.length), 4, dtype="f4")
+        self.lengths_texture = ctx.texture((self.row_width, self.rows), 1, dtype="i4")
+        for tex in (self.history, self.lengths_texture):
+            tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
+        self.head = 0
+        self.lengths = np.zeros(texels, np.int32)  # valid positions per slot, 0: not drawn
+        self._newest = np.zeros((texels, 4), np.float32)
+        self.lengths_texture.write(self.lengths)
+
+    @property
+    def segments(self) -> int:
+        """Instances the line program draws: K-1 per slot, drawn or not."""
+        return self.capacity * (self.length - 1)
+
+    def update(self, snapshot: ParticleSnapshot) -> None:
+        """Advance every trail by one position: the newest positions go in at the ring's head."""
+        ids = np.asarray(snapshot.ids, dtype=np.int64)
+        inside = (ids >= 0) & (ids < self.max_particles)
+        slot = np.full(ids.shape, -1, np.int32)
+        slot[inside] = self.slot_of[ids[inside]]
+        drawn = slot >= 0
+        slots = slot[drawn]
+
+        present = np.zeros(self.lengths.shape, bool)
+        present[slots] = True
+        # A particle that left the snapshot stops drawing (length 0); one that came back or was
+        # re-emitted starts afresh with a single position, so no segment joins it to where it was.
+        self.lengths = np.where(present, np.minimum(self.lengths + 1, self.length), 0).astype(np.int32)
+        self.lengths[slots[np.asarray(snapshot.recycled)[drawn]]] = 1
+
+        self.head = (self.head + 1) % self.length
+        self._newest[slots, :3] = snapshot.positions[drawn]
+        self._newest[slots, 3] = np.linalg.norm(snapshot.velocities[drawn], axis=1)
+        self.history.write(self._newest, viewport=(0, self.head * self.rows, self.row_width, self.rows))
+        self.lengths_texture.write(self.lengths)
+
+    @property
+    def upload_bytes(self) -> int:
+        """Bytes sent to the GPU per frame."""
+        return self._newest.nbytes + self.lengths.nbytes
+
+    def read_segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Read back every drawn segment from the GPU (for tests and debugging, not per frame):
+        end points ``a`` (nearer the head) and ``b`` as (S, 3) arrays, and each one's slot."""
+        k, texels = self.length, self.row_width * self.rows
+        ring = np.frombuffer(self.history.read(), np.float32).reshape(k, texels, 4)[:, : self.capacity]
+        n = np.frombuffer(self.lengths_texture.read(), np.int32)[: self.capacity]
+        slot, seg = np.nonzero(np.arange(k - 1)[None, :] + 1 < n[:, None])
+        a = ring[(self.head - seg) % k, slot, :3]
+        b = ring[(self.head - seg - 1) % k, slot, :3]
+        return a, b, slot
+
+    def bind(self, program: moderngl.Program, history_unit: int = 0, lengths_unit: int = 1) -> None:
+        self.history.use(history_unit)
+        self.lengths_texture.use(lengths_unit)
+        program["history"].value = history_unit
+        program["lengths"].value = lengths_unit
+        program["trail_length"].value = self.length
+        program["head"].value = self.head
+        program["rows"].value = self.rows
+
+    def release(self) -> None:
+        self.history.release()
+        self.lengths_texture.release()
