@@ -95,3 +95,13 @@ def test_recycled_particle_draws_no_line_across_the_picture():
 def test_read_pixels_before_render_is_an_error(gl_ctx):
     with Renderer(gl_ctx, TEST_LOOK, SIZE) as r, pytest.raises(RuntimeError):
         r.read_pixels()
+
+
+@pytest.mark.gl
+def test_perspective_debug_camera_draws_the_same_line_at_the_centre_plane():
+    perspective = TEST_LOOK.model_copy(
+        update={"projection": TEST_LOOK.projection.model_copy(update={"mode": "perspective"})}
+    )
+    img = draw(horizontal(), settings=perspective)
+    assert (img[31:33, 18:47] > LIT).all()
+    assert (img[:26] < DARK).all() and (img[38:] < DARK).all()
