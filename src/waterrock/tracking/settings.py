@@ -1,18 +1,131 @@
-"""The scene's [tracking] section: where visitors come from and how they become obstacles."""
+"""The scene's [tracking] section: where visitors come from and how they become obstacles.
+
+Every key has a default, so ``[tracking]`` may be left out of a scene: it then runs the
+synthetic visitors, which is what the demo shows when no camera is attached.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Vec3 = tuple[float, float, float]
+Positive = Annotated[float, Field(gt=0.0)]
+
+SourceKind = Literal[
+    "none", "synthetic", "camera", "video", "stream", "depth_recording", "realsense", "kinect"
+]
 
 
 class TrackingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    source: Literal["none", "synthetic"] = "synthetic"
+    # --- where frames come from (see sources.open_source) ---
+    source: SourceKind = Field("synthetic", description="'none' with osc = true: OSC/TUIO only")
+    camera_index: int = Field(0, ge=0, description="OpenCV camera index, source = 'camera'")
+    path: Path | None = Field(None, description="video file or depth recording (PNG folder or .npz)")
+    url: str = Field("", description="stream URL (rtsp://, http://), source = 'stream'")
+    loop: bool = Field(True, description="replay video files and recordings forever")
+    realtime: bool = Field(True, description="pace files and synthetic frames at their own frame rate")
+    synthetic_script: Literal["gather", "walk", "crossing", "reach"] = "gather"
+    width: int = Field(640, ge=16, le=8192, description="live sensors: requested frame width")
+    height: int = Field(480, ge=16, le=8192, description="live sensors: requested frame height")
+    fps: int = Field(30, ge=1, le=240, description="live sensors: requested frame rate")
+
+    # --- image/depth pixels to scene metres (see calibrate.py) ---
+    calibration: Path | None = Field(
+        None, description="JSON written by `waterrock calibrate`, beside the scene"
+    )
+    floor_width: Positive = Field(4.0, description="colour without calibration: metres the image width spans")
+
+    # --- segmentation ---
+    segmentation: Literal["auto", "depth", "color"] = Field(
+        "auto", description="auto: depth when frames have it"
+    )
+    background_frames: int = Field(
+        30, ge=1, le=10000, description="frames of the empty scene learned at start"
+    )
+    background_file: Path | None = Field(None, description="load the depth background from here (.npz)")
+    noise_k: float = Field(4.0, ge=0.0, le=100.0, description="foreground beyond k x per-pixel depth noise")
+    depth_step_fraction: float = Field(
+        0.01, ge=0.0, le=0.5, description="... and beyond this share of the depth"
+    )
+    min_depth_step_mm: float = Field(25.0, ge=0.0, description="... and beyond this, whatever the noise")
+    min_height: float = Field(
+        0.12, ge=0.0, description="m above floor or rock: lower edge of the height band"
+    )
+    max_height: float = Field(2.5, gt=0.0, description="m above floor or rock: upper edge of the height band")
+    touch_plane: tuple[float, float, float, float] | None = Field(
+        None, description="projection surface n_x, n_y, n_z, d (n.p = d, metres); none: no touch detection"
+    )
+    touch_band: Positive = Field(0.08, description="m from the touch plane in which a hand touches the water")
+    color_var_threshold: Positive = Field(
+        32.0, description="MOG2 varThreshold (squared Mahalanobis distance)"
+    )
+    color_history: int = Field(300, ge=2, description="MOG2 history, frames")
+    open_px: int = Field(3, ge=0, le=64, description="morphological opening: removes speckle")
+    close_px: int = Field(7, ge=0, le=64, description="morphological closing: fills holes in a body")
+
+    # --- blobs and tracks ---
+    min_blob_area: Positive = Field(0.03, description="m^2: smaller blobs are not people")
+    max_blob_area: Positive = Field(4.0, description="m^2: larger blobs are not people")
+    min_hand_area: Positive = Field(0.002, description="m^2 of touch-band pixels that make a hand")
+    gate: Positive = Field(0.6, description="m: a detection farther than this from a track is not it")
+    gate_growth: float = Field(1.5, ge=0.0, description="m/s: the gate widens while a track coasts unseen")
+    confirm_frames: int = Field(3, ge=1, le=100, description="frames seen before a track becomes an obstacle")
+    drop_frames: int = Field(10, ge=0, le=1000, description="frames unseen before a track is dropped")
+    alpha: float = Field(0.85, gt=0.0, le=1.0, description="alpha-beta filter: position gain")
+    beta: float = Field(0.25, ge=0.0, le=2.0, description="alpha-beta filter: velocity gain")
+
+    # --- obstacles ---
+    person_height: Positive = Field(1.7, description="m, colour only (depth measures it)")
+    min_radius: Positive = 0.12
+    max_radius: Positive = 0.6
+    hand_radius: Positive = 0.07
+
+    # --- the runner: stalls, fading, reconnects ---
+    stall_timeout: Positive = Field(0.2, description="s without a frame before obstacles start to fade")
+    fade_time: Positive = Field(0.5, description="s over which a stalled source's obstacles fade out")
+    stall_reconnect: Positive = Field(3.0, description="s without a frame before the source is reopened")
+    reconnect_initial: Positive = Field(0.25, description="s, first reconnect delay, doubled on each failure")
+    reconnect_max: Positive = Field(8.0, description="s, longest reconnect delay")
+
+    # --- OSC / TUIO (see osc.py) ---
+    osc: bool = Field(False, description="also listen for TUIO 1.1 and /waterrock/obstacle messages")
+    osc_host: str = "127.0.0.1"
+    osc_port: int = Field(3333, ge=0, le=65535, description="3333 is TUIO's port; 0 picks a free one")
+    tuio_origin: Vec3 = Field((-2.0, 0.0, -2.0), description="scene point of TUIO (0, 0)")
+    tuio_u: Vec3 = Field((4.0, 0.0, 0.0), description="scene vector from TUIO (0, 0) to (1, 0)")
+    tuio_v: Vec3 = Field((0.0, 0.0, 4.0), description="scene vector from TUIO (0, 0) to (0, 1)")
+    osc_radius: Positive = Field(0.25, description="m, radius of a TUIO cursor")
+    osc_height: float = Field(1.7, ge=0.0, description="m, a TUIO cursor is a capsule this tall; 0: a sphere")
+    osc_timeout: Positive = Field(1.0, description="s before an OSC obstacle that is not refreshed fades")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.max_height <= self.min_height:
+            raise ValueError(f"max_height ({self.max_height}) must exceed min_height ({self.min_height})")
+        if self.max_radius < self.min_radius:
+            raise ValueError(
+                f"max_radius ({self.max_radius}) must be at least min_radius ({self.min_radius})"
+            )
+        if self.max_blob_area <= self.min_blob_area:
+            raise ValueError("max_blob_area must exceed min_blob_area")
+        if self.reconnect_max < self.reconnect_initial:
+            raise ValueError("reconnect_max must be at least reconnect_initial")
+        if self.source in ("video", "depth_recording") and self.path is None:
+            raise ValueError(f"source = '{self.source}' needs path")
+        if self.source == "stream" and not self.url:
+            raise ValueError("source = 'stream' needs url")
+        return self
 
     def resolved(self, base: Path) -> TrackingSettings:
         """A copy with relative paths made absolute against the scene file's folder."""
-        return self
+        update = {}
+        for key in ("path", "calibration", "background_file"):
+            p = getattr(self, key)
+            if p is not None and not p.is_absolute():
+                update[key] = (base / p).resolve()
+        return self.model_copy(update=update) if update else self

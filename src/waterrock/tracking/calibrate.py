@@ -1,0 +1,248 @@
+"""Calibration: sensor pixels to scene metres (y up), saved beside the scene as JSON.
+
+Two models, as a venue has one or the other:
+
+- :class:`DepthCalibration`, a pinhole depth camera: intrinsics (fx, fy, cx, cy) and the rigid
+  transform camera -> scene (p_scene = R p_cam + t), camera axes as OpenCV has them (x right,
+  y down, z forward). Solved from three or more pixels whose depth and scene point are known
+  (Kabsch), or taken from a sensor's factory intrinsics and a measured pose.
+- :class:`FloorHomography`, a colour camera looking at a floor or rock plane: a homography
+  from image pixels to the plane's (x, z) coordinates at height ``floor_y``, from four or more
+  point pairs (cv2.findHomography).
+
+The interactive tool (:func:`calibrate_command`) only collects the point pairs; the math is
+here in plain functions so that it is fully tested.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, hfov_deg: float) -> Intrinsics:
+        f = 0.5 * width / np.tan(np.radians(hfov_deg) / 2)
+        return cls(width, height, f, f, (width - 1) / 2, (height - 1) / 2)
+
+    def matrix(self) -> np.ndarray:
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], np.float64)
+
+    def rays(self) -> np.ndarray:
+        """(H, W, 3) camera-frame rays scaled to z = 1: a pixel at depth d sees d * ray."""
+        u = (np.arange(self.width) - self.cx) / self.fx
+        v = (np.arange(self.height) - self.cy) / self.fy
+        uu, vv = np.meshgrid(u, v)
+        return np.stack([uu, vv, np.ones_like(uu)], axis=-1)
+
+    def scaled(self, width: int, height: int) -> Intrinsics:
+        sx, sy = width / self.width, height / self.height
+        return Intrinsics(
+            width, height, self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5
+        )
+
+
+@dataclass(frozen=True)
+class DepthCalibration:
+    intrinsics: Intrinsics
+    rotation: np.ndarray  # (3, 3) camera -> scene
+    translation: np.ndarray  # (3,) the camera's centre in the scene
+
+    kind = "depth"
+
+    def __post_init__(self) -> None:
+        r = np.asarray(self.rotation, np.float64).reshape(3, 3)
+        if not np.allclose(r @ r.T, np.eye(3), atol=1e-6) or np.linalg.det(r) < 0:
+            raise ValueError("rotation must be a proper rotation matrix (orthonormal, det +1)")
+        object.__setattr__(self, "rotation", r)
+        object.__setattr__(self, "translation", np.asarray(self.translation, np.float64).reshape(3))
+
+    @classmethod
+    def look_at(cls, intrinsics: Intrinsics, eye, target, up=(0.0, 1.0, 0.0)) -> DepthCalibration:
+        """A camera at ``eye`` looking at ``target``; image 'up' as close to ``up`` as it can be."""
+        eye, target, up = (np.asarray(x, np.float64) for x in (eye, target, up))
+        z = target - eye
+        z /= np.linalg.norm(z)
+        x = np.cross(z, up)  # OpenCV: x right, y down, z forward
+        if np.linalg.norm(x) < 1e-9:  # looking straight along up: pick image-down = +z in the scene
+            x = np.cross(z, (0.0, 0.0, -1.0)) if abs(z[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+        x /= np.linalg.norm(x)
+        y = np.cross(z, x)
+        return cls(intrinsics, np.stack([x, y, z], axis=1), eye)
+
+    def rays_world(self) -> np.ndarray:
+        """(H, W, 3) scene-frame rays: the pixel at depth d (metres) sees t + d * ray."""
+        return self.intrinsics.rays() @ self.rotation.T
+
+    def pixel_to_world(self, uv, depth_m) -> np.ndarray:
+        uv = np.atleast_2d(np.asarray(uv, np.float64))
+        d = np.asarray(depth_m, np.float64).reshape(-1, 1)
+        k = self.intrinsics
+        cam = np.column_stack([(uv[:, 0] - k.cx) / k.fx, (uv[:, 1] - k.cy) / k.fy, np.ones(len(uv))]) * d
+        return cam @ self.rotation.T + self.translation
+
+    def world_to_pixel(self, points) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (N, 2) and depths (N,) in metres of scene points."""
+        cam = (np.atleast_2d(np.asarray(points, np.float64)) - self.translation) @ self.rotation
+        k = self.intrinsics
+        z = cam[:, 2]
+        return np.column_stack([k.fx * cam[:, 0] / z + k.cx, k.fy * cam[:, 1] / z + k.cy]), z
+
+    def to_dict(self) -> dict:
+        k = self.intrinsics
+        return {
+            "kind": self.kind,
+            "intrinsics": {
+                "width": k.width,
+                "height": k.height,
+                "fx": k.fx,
+                "fy": k.fy,
+                "cx": k.cx,
+                "cy": k.cy,
+            },
+            "rotation": self.rotation.tolist(),
+            "translation": self.translation.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DepthCalibration:
+        return cls(Intrinsics(**d["intrinsics"]), np.array(d["rotation"]), np.array(d["translation"]))
+
+
+@dataclass(frozen=True)
+class FloorHomography:
+    """Image pixels <-> points (x, floor_y, z) on a horizontal plane of the scene."""
+
+    matrix: np.ndarray  # (3, 3) pixel (u, v, 1) -> plane (x, z, 1), up to scale
+    floor_y: float = 0.0
+    width: int = 0
+    height: int = 0
+
+    kind = "floor_homography"
+
+    def __post_init__(self) -> None:
+        h = np.asarray(self.matrix, np.float64).reshape(3, 3)
+        if abs(np.linalg.det(h)) < 1e-12:
+            raise ValueError("homography is singular: are three of the points on one line?")
+        object.__setattr__(self, "matrix", h / h[2, 2])
+
+    @classmethod
+    def from_points(
+        cls, image_points, world_points, floor_y: float | None = None, width: int = 0, height: int = 0
+    ) -> FloorHomography:
+        """From four or more pairs; world points are (x, z) or (x, y, z) on the plane."""
+        img = np.asarray(image_points, np.float64).reshape(-1, 2)
+        w = np.asarray(world_points, np.float64)
+        if w.shape[-1] == 3:
+            floor_y = float(np.mean(w[:, 1])) if floor_y is None else floor_y
+            w = w[:, [0, 2]]
+        w = w.reshape(-1, 2)
+        if len(img) < 4 or len(img) != len(w):
+            raise ValueError(f"a homography needs four or more point pairs, got {len(img)} and {len(w)}")
+        # method 0: least squares over all points; clicks are few and hand-checked, no outliers
+        h, _ = cv2.findHomography(img, w, 0)
+        if h is None:
+            raise ValueError("cv2.findHomography found no solution: are three of the points on one line?")
+        return cls(h, 0.0 if floor_y is None else floor_y, width, height)
+
+    @classmethod
+    def from_image_size(
+        cls, width: int, height: int, width_m: float, floor_y: float = 0.0
+    ) -> FloorHomography:
+        """No calibration yet: the image, seen from straight above, spans ``width_m`` centred on 0."""
+        s = width_m / width
+        h = np.array([[s, 0, -s * width / 2], [0, s, -s * height / 2], [0, 0, 1]])
+        return cls(h, floor_y, width, height)
+
+    def pixel_to_world(self, uv) -> np.ndarray:
+        uv = np.atleast_2d(np.asarray(uv, np.float64))
+        xz = cv2.perspectiveTransform(uv.reshape(-1, 1, 2), self.matrix).reshape(-1, 2)
+        return np.column_stack([xz[:, 0], np.full(len(xz), self.floor_y), xz[:, 1]])
+
+    def world_to_pixel(self, points) -> np.ndarray:
+        p = np.atleast_2d(np.asarray(points, np.float64))
+        xz = p[:, [0, 2]] if p.shape[1] == 3 else p
+        inv = np.linalg.inv(self.matrix)
+        return cv2.perspectiveTransform(xz.reshape(-1, 1, 2), inv).reshape(-1, 2)
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "matrix": self.matrix.tolist(),
+            "floor_y": self.floor_y,
+            "width": self.width,
+            "height": self.height,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FloorHomography:
+        return cls(np.array(d["matrix"]), d.get("floor_y", 0.0), d.get("width", 0), d.get("height", 0))
+
+
+Calibration = DepthCalibration | FloorHomography
+
+
+def solve_rigid(cam_points, world_points) -> tuple[np.ndarray, np.ndarray]:
+    """R, t minimising sum |R c + t - w|^2 (Kabsch 1976, with the reflection fix)."""
+    c = np.asarray(cam_points, np.float64).reshape(-1, 3)
+    w = np.asarray(world_points, np.float64).reshape(-1, 3)
+    if len(c) < 3 or len(c) != len(w):
+        raise ValueError(f"a rigid transform needs three or more point pairs, got {len(c)} and {len(w)}")
+    cc, wc = c.mean(0), w.mean(0)
+    u, s, vt = np.linalg.svd((c - cc).T @ (w - wc))
+    if s[1] < 1e-9 * max(s[0], 1e-12):
+        raise ValueError("the calibration points are on one line: the pose is not determined")
+    dfix = np.diag([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))])
+    r = vt.T @ dfix @ u.T
+    return r, wc - r @ cc
+
+
+def solve_depth_calibration(intrinsics: Intrinsics, image_points, depths_m, world_points) -> DepthCalibration:
+    """The camera's pose from pixels with known depth (metres) and their scene points."""
+    uv = np.asarray(image_points, np.float64).reshape(-1, 2)
+    d = np.asarray(depths_m, np.float64).reshape(-1)
+    k = intrinsics
+    cam = np.column_stack([(uv[:, 0] - k.cx) / k.fx, (uv[:, 1] - k.cy) / k.fy, np.ones(len(uv))]) * d[:, None]
+    r, t = solve_rigid(cam, world_points)
+    return DepthCalibration(intrinsics, r, t)
+
+
+def save_calibration(cal: Calibration, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cal.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        kind = d.get("kind")
+        if kind == DepthCalibration.kind:
+            return DepthCalibration.from_dict(d)
+        if kind == FloorHomography.kind:
+            return FloorHomography.from_dict(d)
+        raise ValueError(f"unknown calibration kind {kind!r}")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: calibration file not found (run `waterrock calibrate`)") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a usable calibration: {err}") from None
+
+
+def default_calibration_path(scene_path: str | Path) -> Path:
+    p = Path(scene_path)
+    return p.with_name(p.stem + ".calibration.json")

@@ -1,0 +1,224 @@
+"""TrackerRunner: the tracker on its own thread, so a camera can stall without the water.
+
+The worker thread reads frames, runs the pipeline and publishes the newest snapshot by one
+reference assignment; :meth:`TrackerRunner.latest` only reads that reference, so it never
+waits on the camera. When frames stop coming, ``latest()`` fades the last obstacles out
+(weight 1 -> 0 over ``fade_time``, then none): a visitor does not stay frozen in the water
+while the sensor is gone. A source that raises or ends is reopened with exponential backoff;
+one that hangs inside a read is abandoned after ``stall_reconnect`` and a fresh one opened
+(its thread exits when the read returns: OpenCV captures must not be released across threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from waterrock.snapshots import ObstacleSnapshot
+from waterrock.tracking.frame import CorruptFrame, Frame, RateLimitedLog
+from waterrock.tracking.pipeline import Pipeline, pipeline_for
+from waterrock.tracking.settings import TrackingSettings
+from waterrock.tracking.sources import FrameSource, source_from_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunnerState:
+    """What an overlay shows."""
+
+    status: str  # 'running', 'reconnecting', 'stalled', 'stopped'
+    fps: float
+    frames: int  # frames processed
+    skipped: int  # frames skipped as corrupt
+    reconnects: int
+    latency_ms: float  # last frame: from the source yielding it to its obstacles being published
+    obstacles: int
+    last_error: str | None
+    source: str
+
+
+class TrackerRunner:
+    def __init__(
+        self,
+        open_source: Callable[[], FrameSource],
+        settings: TrackingSettings | None = None,
+        pipeline_factory: Callable[[Frame, FrameSource], Pipeline] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings or TrackingSettings()
+        self._open_source = open_source
+        self._pipeline_factory = pipeline_factory or (
+            lambda frame, src: pipeline_for(self.settings, frame, src.calibration)
+        )
+        self.pipeline: Pipeline | None = None  # kept across reconnects: the background stays learned
+        self._clock = clock
+        self._published: tuple[ObstacleSnapshot, float] = (ObstacleSnapshot.empty(), -np.inf)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._generation = 0
+        self._connected = False
+        self._source_name = "?"
+        self._frames = self._skipped = self._reconnects = 0
+        self._latency = 0.0
+        self._fps = 0.0
+        self._last_error: str | None = None
+        self._last_frame_wall = -np.inf  # clock() when the last frame arrived, corrupt or not
+        self._warn = RateLimitedLog(log)
+        self._prev_done: float | None = None
+        self._lock = threading.Lock()  # guards the pipeline between an abandoned and a fresh worker
+
+    @classmethod
+    def from_settings(cls, settings: TrackingSettings) -> TrackerRunner:
+        return cls(lambda: source_from_settings(settings), settings)
+
+    # --- the frame loop's side: never blocks ---------------------------------------------
+
+    def latest(self, now: float | None = None) -> ObstacleSnapshot:
+        """The newest obstacles, faded if frames have stopped coming. Never blocks."""
+        snap, arrived = self._published
+        if not len(snap):
+            return snap
+        age = (self._clock() if now is None else now) - arrived
+        s = self.settings
+        if age <= s.stall_timeout:
+            return snap
+        fade = 1.0 - (age - s.stall_timeout) / s.fade_time
+        if fade <= 0.0:
+            return ObstacleSnapshot.empty(snap.timestamp)
+        return ObstacleSnapshot(
+            snap.timestamp,
+            snap.a,
+            snap.b,
+            snap.radius,
+            snap.velocity,
+            snap.ids,
+            snap.weight * np.float32(fade),
+        )
+
+    def state(self) -> RunnerState:
+        if not self.running:
+            status = "stopped"
+        elif not self._connected:
+            status = "reconnecting"
+        elif self._clock() - self._last_frame_wall > self.settings.stall_timeout:
+            status = "stalled"
+        else:
+            status = "running"
+        return RunnerState(
+            status,
+            self._fps,
+            self._frames,
+            self._skipped,
+            self._reconnects,
+            self._latency * 1000.0,
+            len(self.latest()),
+            self._last_error,
+            self._source_name,
+        )
+
+    @property
+    def running(self) -> bool:
+        return not self._stop.is_set() and any(t.is_alive() for t in self._threads)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> TrackerRunner:
+        self._stop.clear()
+        self._spawn()
+        watchdog = threading.Thread(target=self._watch, name="tracker-watchdog", daemon=True)
+        watchdog.start()
+        self._threads.append(watchdog)
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads = [t for t in self._threads if t.is_alive()]  # hung in a read: left to die
+
+    def __enter__(self) -> TrackerRunner:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _spawn(self) -> None:
+        self._generation += 1
+        t = threading.Thread(target=self._work, args=(self._generation,), name="tracker", daemon=True)
+        t.start()
+        self._threads = [x for x in self._threads if x.is_alive()] + [t]
+
+    def _watch(self) -> None:
+        """Abandon a worker stuck in a read for longer than stall_reconnect, start a fresh one."""
+        while not self._stop.wait(0.05):
+            if self._connected and self._clock() - self._last_frame_wall > self.settings.stall_reconnect:
+                self._last_error = f"no frame for {self.settings.stall_reconnect:.1f} s: reopening the source"
+                log.warning("tracker: %s", self._last_error)
+                self._connected = False
+                self._reconnects += 1
+                self._spawn()
+
+    # --- the worker ---------------------------------------------------------------------
+
+    def _work(self, generation: int) -> None:
+        s = self.settings
+        backoff = s.reconnect_initial
+        while not self._stop.is_set() and generation == self._generation:
+            source = None
+            try:
+                source = self._open_source()
+                self._source_name = source.describe()
+                frames = iter(source)
+                self._connected = True
+                self._last_frame_wall = self._clock()
+                while not self._stop.is_set():
+                    frame = next(frames, None)
+                    if generation != self._generation:
+                        return  # abandoned while hung in the read; a fresh worker has the source
+                    if frame is None:
+                        raise StopIteration("the source stopped delivering frames")
+                    self._handle(frame, source)
+                    backoff = s.reconnect_initial
+                return
+            except Exception as err:  # noqa: BLE001 - any failure of a device means: reopen it
+                if generation != self._generation:
+                    return
+                self._connected = False
+                self._last_error = f"{type(err).__name__}: {err}"
+                self._reconnects += 1
+                log.warning("tracker source failed (%s); reopening in %.2f s", self._last_error, backoff)
+                if self._stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2.0, s.reconnect_max)
+            finally:
+                close = getattr(source, "close", None)
+                if callable(close):
+                    close()
+
+    def _handle(self, frame: Frame, source: FrameSource) -> None:
+        arrived = self._clock()
+        self._last_frame_wall = arrived
+        with self._lock:
+            try:
+                if self.pipeline is None:
+                    self.pipeline = self._pipeline_factory(frame, source)
+                snap = self.pipeline.process(frame)
+            except CorruptFrame as err:
+                self._skipped += 1
+                self._warn.warning("tracker: skipped a corrupt frame: %s", err)
+                return
+        done = self._clock()
+        self._published = (snap, done)
+        self._latency = done - arrived
+        self._frames += 1
+        # a smoothed rate for the overlay: the display needs a steady number, not each interval
+        if self._frames > 1 and self._prev_done is not None and done > self._prev_done:
+            inst = 1.0 / (done - self._prev_done)
+            self._fps = inst if self._fps == 0 else 0.9 * self._fps + 0.1 * inst
+        self._prev_done = done

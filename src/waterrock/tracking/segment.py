@@ -1,0 +1,176 @@
+"""Segmentation: which pixels are visitors (and which are hands touching the water).
+
+Depth: a background model of the empty scene (per-pixel median and noise over N frames). A
+pixel is a visitor where it is closer than the background by more than
+max(k * noise, fraction * depth, minimum step), and the height that step makes above the
+floor or rock lies within the height band. Every per-pixel threshold is turned into a depth
+interval once, at start, so a frame costs one subtraction, two cv2.inRange and the
+morphology. Colour: OpenCV's MOG2 with its shadow label thrown away.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from waterrock.tracking.calibrate import DepthCalibration
+
+_NEVER = np.float32(3.0e38)  # a threshold no depth step reaches: pixel excluded
+
+
+@dataclass(frozen=True)
+class DepthBackground:
+    """The empty scene: depth (H, W) float32 mm (0: never seen) and its noise (sigma, mm)."""
+
+    depth: np.ndarray
+    noise: np.ndarray
+
+    @classmethod
+    def learn(cls, frames: list[np.ndarray] | np.ndarray) -> DepthBackground:
+        """Per-pixel median and robust sigma (1.4826 MAD) of the valid (non-zero) readings.
+
+        A pixel valid in fewer than half the frames (a flickering edge, a black object that
+        absorbs the projector) is left out of the model: it can never be foreground.
+        """
+        stack = np.asarray(frames, np.float32)
+        if stack.ndim != 3 or not len(stack):
+            raise ValueError("a background needs one or more (H, W) depth frames")
+        valid = stack > 0
+        stack[~valid] = np.nan
+        enough = valid.sum(0) * 2 >= len(stack)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: handled below
+            med = np.nanmedian(stack, axis=0)
+            mad = np.nanmedian(np.abs(stack - med), axis=0)
+        depth = np.where(enough & np.isfinite(med), med, 0).astype(np.float32)
+        # one median of integer millimetres has a MAD of 0: quantisation is the noise floor
+        noise = np.where(depth > 0, np.maximum(1.4826 * np.nan_to_num(mad), 0.5), 0).astype(np.float32)
+        return cls(depth, noise)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.depth.shape
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        np.savez_compressed(path, depth=self.depth, noise=self.noise)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> DepthBackground:
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["depth"].astype(np.float32), z["noise"].astype(np.float32))
+
+
+def _kernel(px: int) -> np.ndarray | None:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (px, px)) if px > 1 else None
+
+
+def clean_mask(mask: np.ndarray, open_k: np.ndarray | None, close_k: np.ndarray | None) -> np.ndarray:
+    """Opening removes speckle (noise, dropouts), closing fills the holes they leave in a body."""
+    if open_k is not None:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, open_k)
+    if close_k is not None:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, close_k)
+    return mask
+
+
+class DepthSegmenter:
+    """Body and touch masks (uint8, 0/255) of a depth frame against a background."""
+
+    def __init__(
+        self,
+        background: DepthBackground,
+        calibration: DepthCalibration,
+        *,
+        noise_k: float = 4.0,
+        depth_step_fraction: float = 0.01,
+        min_depth_step_mm: float = 25.0,
+        min_height: float = 0.12,
+        max_height: float = 2.5,
+        touch_plane: tuple[float, float, float, float] | None = None,
+        touch_band: float = 0.08,
+        open_px: int = 3,
+        close_px: int = 7,
+    ) -> None:
+        bg = background.depth
+        if calibration.intrinsics.height != bg.shape[0] or calibration.intrinsics.width != bg.shape[1]:
+            raise ValueError(
+                f"calibration is for {calibration.intrinsics.width}x{calibration.intrinsics.height},"
+                f" the background is {bg.shape[1]}x{bg.shape[0]}"
+            )
+        self.background = background
+        self.shape = bg.shape
+        rays = calibration.rays_world()
+        # metres of height gained per metre the depth steps towards the camera
+        up = -rays[..., 1]
+        step = np.maximum.reduce(
+            [noise_k * background.noise, depth_step_fraction * bg, np.full_like(bg, min_depth_step_mm)]
+        )
+        seen = (bg > 0) & (up > 0.05)  # a ray that does not look down cannot measure height
+        with np.errstate(divide="ignore"):
+            lo = np.maximum(step, 1000.0 * min_height / up)
+            hi = 1000.0 * max_height / up
+        self._step = np.where(bg > 0, step, _NEVER).astype(np.float32)
+        self._lo = np.where(seen, lo, _NEVER).astype(np.float32)
+        self._hi = np.where(seen, hi, _NEVER).astype(np.float32)
+        self._touch = None
+        if touch_plane is not None:
+            n = np.asarray(touch_plane[:3], np.float64)
+            norm = np.linalg.norm(n)
+            n, plane_d = n / norm, touch_plane[3] / norm
+            # signed distance to the plane of the pixel at depth d (m): d * gn + c
+            gn = rays @ n
+            c = float(n @ calibration.translation - plane_d)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d1, d2 = (-touch_band - c) / gn, (touch_band - c) / gn
+            ok = np.abs(gn) > 1e-6
+            self._touch = (
+                np.where(ok, 1000 * np.minimum(d1, d2), _NEVER).astype(np.float32),
+                np.where(ok, 1000 * np.maximum(d1, d2), -1).astype(np.float32),
+            )
+        self._open = _kernel(open_px)
+        self._close = _kernel(close_px)
+
+    def segment(self, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(body mask, touch mask or None) of an (H, W) uint16 mm depth frame."""
+        d = depth.astype(np.float32)
+        step = cv2.subtract(self.background.depth, d)
+        valid = cv2.compare(depth, 0, cv2.CMP_GT)
+        body = cv2.bitwise_and(cv2.inRange(step, self._lo, self._hi), valid)
+        body = clean_mask(body, self._open, self._close)
+        touch = None
+        if self._touch is not None:
+            near = cv2.bitwise_and(cv2.inRange(d, *self._touch), valid)
+            closer = cv2.compare(step, self._step, cv2.CMP_GT)
+            touch = clean_mask(cv2.bitwise_and(near, closer), self._open, None)
+        return body, touch
+
+
+class ColorSegmenter:
+    """Moving things against a learned colour background (MOG2), shadows removed."""
+
+    def __init__(
+        self,
+        history: int = 300,
+        var_threshold: float = 32.0,
+        open_px: int = 3,
+        close_px: int = 7,
+        learning_rate: float = -1.0,
+    ) -> None:
+        self.model = cv2.createBackgroundSubtractorMOG2(
+            history=history, varThreshold=var_threshold, detectShadows=True
+        )
+        self.learning_rate = learning_rate
+        self._open = _kernel(open_px)
+        self._close = _kernel(close_px)
+
+    def segment(self, color: np.ndarray) -> np.ndarray:
+        fg = self.model.apply(color, learningRate=self.learning_rate)
+        # MOG2 marks shadows 127, foreground 255: a visitor's shadow is not a visitor
+        _, fg = cv2.threshold(fg, 200, 255, cv2.THRESH_BINARY)
+        return clean_mask(fg, self._open, self._close)

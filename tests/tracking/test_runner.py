@@ -1,0 +1,139 @@
+"""The runner: a failing, freezing or corrupt source never blocks the water, and recovers."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+from conftest import ScriptedSource, empty_background
+
+from waterrock.tracking.frame import Frame
+from waterrock.tracking.pipeline import DepthPipeline
+from waterrock.tracking.runner import TrackerRunner
+from waterrock.tracking.settings import TrackingSettings
+from waterrock.tracking.synthetic import SyntheticSource
+
+
+class Watcher:
+    """Polls latest() as the frame loop would, timing every call and keeping what it saw."""
+
+    def __init__(self, runner: TrackerRunner) -> None:
+        self.runner = runner
+        self.slowest = 0.0
+        self.seen: list[tuple[str, int, float]] = []  # status, obstacles, smallest weight
+
+    def poll(self) -> None:
+        t = time.perf_counter()
+        snap = self.runner.latest()
+        self.slowest = max(self.slowest, time.perf_counter() - t)
+        st = self.runner.state()
+        self.seen.append((st.status, len(snap), float(snap.weight.min()) if len(snap) else 0.0))
+
+    def until(self, cond, timeout: float = 10.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.poll()
+            if cond():
+                return
+            time.sleep(0.005)
+        raise AssertionError(f"timed out; last states {self.seen[-5:]}")
+
+    def faded(self) -> bool:
+        return any(0.0 < w < 0.9 and st != "running" for st, _, w in self.seen)
+
+
+@pytest.fixture
+def walker():
+    src = SyntheticSource("walk", loop=True)
+    return src, empty_background(src)
+
+
+def make_runner(source: ScriptedSource, bg, **kw) -> TrackerRunner:
+    settings = TrackingSettings(**{"stall_timeout": 0.1, "fade_time": 0.3, "reconnect_initial": 0.5, **kw})
+    return TrackerRunner(
+        lambda: source,
+        settings,
+        pipeline_factory=lambda frame, src: DepthPipeline(settings, src.calibration, bg),
+    )
+
+
+def test_source_that_raises_fades_then_recovers(walker):
+    src, bg = walker
+    source = ScriptedSource(src, raise_at={30}, frame_interval=1 / 60)
+    with make_runner(source, bg) as runner:
+        w = Watcher(runner)
+        w.until(lambda: len(runner.latest()) == 1 and runner.state().frames > 20)
+        w.until(lambda: runner.state().status == "reconnecting")
+        w.until(lambda: len(runner.latest()) == 0)  # faded out while the cable was out
+        w.until(lambda: runner.state().status == "running" and len(runner.latest()) == 1)
+        st = runner.state()
+    assert w.faded(), "obstacles must fade (0 < weight < 1) before they vanish"
+    assert source.opened == 2 and st.reconnects == 1
+    assert "cable pulled at frame 30" in st.last_error
+    assert w.slowest < 0.005, f"latest() took {w.slowest * 1000:.1f} ms"
+    assert runner.state().status == "stopped"
+
+
+def test_frozen_source_fades_and_comes_back_without_reopening(walker):
+    src, bg = walker
+    source = ScriptedSource(src, freeze_at={30: 0.8}, frame_interval=1 / 60)
+    with make_runner(source, bg, stall_reconnect=5.0) as runner:
+        w = Watcher(runner)
+        w.until(lambda: runner.state().frames >= 25 and len(runner.latest()) == 1)
+        w.until(lambda: runner.state().status == "stalled")
+        w.until(lambda: len(runner.latest()) == 0)
+        w.until(lambda: runner.state().status == "running" and len(runner.latest()) == 1)
+    assert w.faded()
+    assert source.opened == 1
+    assert w.slowest < 0.005
+
+
+def test_hung_source_is_abandoned_and_reopened(walker):
+    src, bg = walker
+    source = ScriptedSource(src, freeze_at={30: 3600.0}, frame_interval=1 / 60)
+    try:
+        with make_runner(source, bg, stall_reconnect=0.5) as runner:
+            w = Watcher(runner)
+            w.until(lambda: runner.state().frames >= 25)
+            w.until(lambda: source.opened == 2)
+            w.until(lambda: runner.state().status == "running" and len(runner.latest()) == 1)
+            assert "reopening" in runner.state().last_error
+        assert w.slowest < 0.005
+    finally:
+        source.release.set()  # let the abandoned worker's read return, so its thread ends
+
+
+def test_corrupt_frames_are_skipped_counted_and_warned(walker, caplog):
+    src, bg = walker
+    bad = {
+        20: Frame(20 / 30, depth=np.zeros((480, 640), np.uint16), index=20),
+        21: Frame(21 / 30, depth=np.full((480, 640), np.nan, np.float32), index=21),
+        22: Frame(22 / 30, depth=np.ones((100, 100), np.uint16), index=22),
+        23: Frame(23 / 30, color=np.ones((480, 640), np.float64), index=23),
+    }
+    source = ScriptedSource(src, corrupt=bad)
+    ids_before = []
+    with caplog.at_level(logging.WARNING, logger="waterrock.tracking.runner"):
+        with make_runner(source, bg) as runner:
+            w = Watcher(runner)
+            w.until(lambda: runner.state().frames >= 15)
+            ids_before = runner.latest().ids.tolist()
+            w.until(lambda: runner.state().frames + runner.state().skipped >= 50)
+            st = runner.state()
+            ids_after = runner.latest().ids.tolist()
+    assert st.skipped == 4
+    assert st.reconnects == 0 and st.last_error is None
+    assert ids_before == ids_after == [1], "the person keeps their track through bad frames"
+    warnings = [r for r in caplog.records if "corrupt" in r.getMessage()]
+    assert 1 <= len(warnings) < 4, "warned, but rate-limited"
+    assert st.fps > 0 and st.latency_ms > 0
+
+
+def test_latest_before_any_frame_is_empty_and_immediate():
+    runner = TrackerRunner(lambda: SyntheticSource("walk"), TrackingSettings())
+    t = time.perf_counter()
+    assert len(runner.latest()) == 0
+    assert time.perf_counter() - t < 0.005
+    assert runner.state().status == "stopped"
