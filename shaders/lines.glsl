@@ -10,6 +10,7 @@ uniform int trail_length;    // K
 uniform int head;            // ring entry of the newest positions
 uniform int rows;            // texture rows per ring entry
 uniform mat4 flatten;
+uniform float depth_bias;    // clip z per w: water sliding on the rock lies on, not under, its surface
 uniform vec2 viewport;       // pixels
 uniform float px;            // pixels per pixel of a 1080-line picture
 
@@ -90,7 +91,7 @@ void main() {
 
     vec4 c = end == 0 ? ca : cb;
     vec2 s = (end == 0 ? sa : sb) + miter * stretch * side * extent;
-    gl_Position = vec4((s / viewport * 2.0 - 1.0) * c.w, c.z, c.w);
+    gl_Position = vec4((s / viewport * 2.0 - 1.0) * c.w, c.z + depth_bias * c.w, c.w);
     v_edge = vec2(side * extent, half_width);
     v_color = vec4(mix(color_slow, color_fast, fast), alpha);
 }

@@ -105,3 +105,14 @@ def test_perspective_debug_camera_draws_the_same_line_at_the_centre_plane():
     img = draw(horizontal(), settings=perspective)
     assert (img[31:33, 18:47] > LIT).all()
     assert (img[:26] < DARK).all() and (img[38:] < DARK).all()
+
+
+@pytest.mark.gl
+def test_bent_trail_has_no_bright_beads_at_its_joints():
+    # Mitred joints: consecutive quads share their corners, so additive light never doubles.
+    dim = TEST_LOOK.model_copy(update={"exposure": 0.5})
+    turn = np.radians(np.linspace(200, 340, K))
+    arc = [one_particle(f, (0.6 * np.cos(a), 0.6 * np.sin(a) + 0.3, 0.0)) for f, a in enumerate(turn)]
+    bent, straight = draw(arc, settings=dim), draw(horizontal(), settings=dim)
+    assert bent.max() <= straight.max() + 2
+    assert (bent > LIT // 2).sum() > 60  # and the arc is drawn

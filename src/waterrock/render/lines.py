@@ -35,12 +35,15 @@ class LineLayer:
         p["taper"].value = s.taper
         p["fade"].value = s.fade
 
-    def draw(self, trails: TrailBuffer, flatten: np.ndarray, viewport: tuple[int, int]) -> None:
+    def draw(
+        self, trails: TrailBuffer, flatten: np.ndarray, viewport: tuple[int, int], depth_bias: float = 0.0
+    ) -> None:
         if trails.segments == 0:
             return
         p = self.program
         trails.bind(p)
         p["flatten"].write(gl_bytes(flatten))
+        p["depth_bias"].value = depth_bias
         p["viewport"].value = (float(viewport[0]), float(viewport[1]))
         p["px"].value = viewport[1] / 1080.0
         self.ctx.enable(moderngl.BLEND)

@@ -15,7 +15,7 @@ import trimesh
 
 from waterrock.render.lines import LineLayer
 from waterrock.render.programs import load_program
-from waterrock.render.projection import flattening
+from waterrock.render.projection import flattening, view_basis
 from waterrock.render.rock import RockLayer
 from waterrock.render.settings import RenderSettings
 from waterrock.render.target import read_rgb
@@ -67,6 +67,13 @@ class Renderer:
             r.release()
         self._make_light_buffer()
 
+    def _depth_bias(self) -> float:
+        """Clip-space z that moves the water ``surface_margin`` metres toward the viewer, so
+        particles sliding on the rock (a particle radius off its surface) are not half hidden."""
+        p = self.settings.projection
+        toward = view_basis(p.azimuth_deg, p.elevation_deg)[2]
+        return float(self.flatten[2, :3] @ toward) * self.settings.rock.surface_margin
+
     def update(self, snapshot: ParticleSnapshot) -> None:
         if len(snapshot):
             top = int(np.max(snapshot.ids)) + 1
@@ -91,7 +98,7 @@ class Renderer:
             occlude = self.rock is not None and s.rock.occludes
             (ctx.enable if occlude else ctx.disable)(moderngl.DEPTH_TEST)
             ctx.depth_mask = False  # lines are light, not surfaces: they never hide each other
-            self.lines.draw(self.trails, self.flatten, self.size)
+            self.lines.draw(self.trails, self.flatten, self.size, self._depth_bias())
             ctx.depth_mask = True
         ctx.disable(moderngl.DEPTH_TEST)
 

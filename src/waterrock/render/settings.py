@@ -48,6 +48,7 @@ class RockSettings(_Section):
     visible: bool = True
     color: Color = (0.006, 0.007, 0.010)
     occludes: bool = Field(True, description="water behind the rock (along the view) is hidden by it")
+    surface_margin: float = Field(0.02, ge=0.0, le=1.0, description="m: water this near the surface shows")
     contour_spacing: float = Field(0.1, ge=0.0, le=100.0, description="m between iso-height lines; 0: none")
     contour_color: Color = (0.07, 0.09, 0.13)
     contour_width: Positive = Field(1.0, description="px at 1080 lines")
