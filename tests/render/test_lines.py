@@ -116,3 +116,13 @@ def test_bent_trail_has_no_bright_beads_at_its_joints():
     bent, straight = draw(arc, settings=dim), draw(horizontal(), settings=dim)
     assert bent.max() <= straight.max() + 2
     assert (bent > LIT // 2).sum() > 60  # and the arc is drawn
+
+
+@pytest.mark.gl
+def test_budget_taken_from_snapshots_when_not_given(gl_ctx):
+    with Renderer(gl_ctx, TEST_LOOK, SIZE) as r:
+        r.update(one_particle(0, (0, 0, 0), pid=100))
+        first = r.trails.max_particles
+        r.update(one_particle(1, (0, 0, 0), pid=5000))  # beyond it: the table grows once
+        assert first >= 101 and r.trails.max_particles >= 5001
+        assert r.trails.lengths[r.trails.slot_of[5000]] == 1
