@@ -113,6 +113,9 @@ class SolverSettings(_Section):
     substeps: int = Field(2, ge=1, le=1000, description="substeps per frame, at least")
     max_substeps: int = Field(20, ge=1, le=100000, description="the CFL condition may add substeps up to this")
     cfl: float = Field(0.4, gt=0.0, le=1.0, description="Courant number: dt <= cfl * particle spacing / max speed")
+    time_step: float | None = Field(
+        None, gt=0.0, le=0.1, description="a fixed substep length in seconds instead of the CFL condition"
+    )
     gravity: Vec3 = (0.0, -9.81, 0.0)
     # PBF (Macklin & Mueller 2013)
     pbf_iterations: int = Field(4, ge=1, le=100)
@@ -149,8 +152,8 @@ class Scene(_Section):
 
     @model_validator(mode="after")
     def _fits(self):
-        if min(u - lo for lo, u in zip(self.domain.lower, self.domain.upper, strict=True)) < 4 * self.fluid.support_radius:
-            raise ValueError("domain is smaller than 4 kernel support radii on some axis")
+        if min(u - lo for lo, u in zip(self.domain.lower, self.domain.upper, strict=True)) < 2 * self.fluid.support_radius:
+            raise ValueError("domain is thinner than 2 kernel support radii on some axis")
         return self
 
 

@@ -1,0 +1,164 @@
+"""Solid boundaries: the domain's walls and the rock, as signed distances.
+
+Two effects, one model. The boundary's contribution to a particle's density is that of a
+density map (Koschier & Bender 2017, "Density maps for improved SPH boundary handling"), with
+the boundary taken as locally planar so that one precomputed table of the kernel's half-space
+integral serves every wall and the rock:
+
+    rho_b(x) = rho0 Gamma(d(x)),    grad rho_b(x) = -rho0 A(d(x)) n(x)
+
+where d is the signed distance to the solid (positive in the fluid), n = grad d, and Gamma, A
+are the tables of :func:`waterrock.solver.kernels.half_space_tables`. The six walls are added
+up one by one, which is exact along a wall and counts a box's corner wedge twice; the rock adds
+its own term from its signed-distance volume (the rock mesh's SDF, built once by
+:mod:`waterrock.solver.mesh_sdf` and cached on disk).
+
+Collision is the second effect: a particle that still comes closer to a solid than its radius
+(a fast one, or one driven by a large step) is projected back out and loses its velocity into
+the solid; the rock's friction takes a share of its sliding velocity.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+import taichi as ti
+
+from waterrock.solver.kernels import half_space_tables
+
+vec3 = ti.math.vec3
+FAR = 1.0e3  # distance reported outside the rock's SDF volume: no contribution, no contact
+TABLE_SAMPLES = 256
+
+
+class BoundaryArgs(NamedTuple):
+    lower: object  # domain box (vec3)
+    upper: object
+    gamma: object  # Gamma(d), d in [-h, h]
+    area: object  # A(d) = -dGamma/dd
+    h: object
+    sdf: object  # rock SDF values (nx, ny, nz), negative inside
+    sdf_origin: object  # vec3
+    sdf_inv_cell: object
+    contact: object  # contact distance: the particle radius
+    friction: object  # share of sliding velocity lost on the rock
+
+
+@ti.func
+def _table(t: ti.template(), d: ti.f32, h: ti.f32) -> ti.f32:
+    n = t.shape[0]
+    u = ti.math.clamp((d + h) / (2.0 * h) * (n - 1), 0.0, n - 1.0001)
+    k = ti.cast(ti.floor(u), ti.i32)
+    f = u - k
+    return t[k] * (1.0 - f) + t[k + 1] * f
+
+
+@ti.func
+def rock_distance(p: vec3, b: ti.template()):
+    """Signed distance to the rock and its gradient, by trilinear interpolation of the SDF."""
+    u = (p - b.sdf_origin) * b.sdf_inv_cell
+    nx, ny, nz = b.sdf.shape[0], b.sdf.shape[1], b.sdf.shape[2]
+    d = FAR
+    n = vec3(0.0, 1.0, 0.0)
+    if 0.0 <= u.x < nx - 1 and 0.0 <= u.y < ny - 1 and 0.0 <= u.z < nz - 1:
+        i, j, k = ti.cast(ti.floor(u.x), ti.i32), ti.cast(ti.floor(u.y), ti.i32), ti.cast(ti.floor(u.z), ti.i32)
+        fx, fy, fz = u.x - i, u.y - j, u.z - k
+        c000, c100 = b.sdf[i, j, k], b.sdf[i + 1, j, k]
+        c010, c110 = b.sdf[i, j + 1, k], b.sdf[i + 1, j + 1, k]
+        c001, c101 = b.sdf[i, j, k + 1], b.sdf[i + 1, j, k + 1]
+        c011, c111 = b.sdf[i, j + 1, k + 1], b.sdf[i + 1, j + 1, k + 1]
+        c00 = c000 * (1 - fx) + c100 * fx
+        c10 = c010 * (1 - fx) + c110 * fx
+        c01 = c001 * (1 - fx) + c101 * fx
+        c11 = c011 * (1 - fx) + c111 * fx
+        c0 = c00 * (1 - fy) + c10 * fy
+        c1 = c01 * (1 - fy) + c11 * fy
+        d = c0 * (1 - fz) + c1 * fz
+        # the analytic gradient of the trilinear interpolant
+        gx = ((c100 - c000) * (1 - fy) + (c110 - c010) * fy) * (1 - fz) + (
+            (c101 - c001) * (1 - fy) + (c111 - c011) * fy
+        ) * fz
+        gy = (c10 - c00) * (1 - fz) + (c11 - c01) * fz
+        gz = c1 - c0
+        g = vec3(gx, gy, gz)
+        if g.norm() > 1e-8:
+            n = g.normalized()
+    return d, n
+
+
+@ti.func
+def boundary_density(p: vec3, b: ti.template()):
+    """(rho_b / rho0, grad(rho_b) / rho0) at p from the six walls and the rock."""
+    gamma = 0.0
+    grad = vec3(0.0)
+    for a in ti.static(range(3)):
+        n = vec3(0.0)
+        n[a] = 1.0
+        d_lo = p[a] - b.lower[a]
+        if d_lo < b.h:
+            gamma += _table(b.gamma, d_lo, b.h)
+            grad -= _table(b.area, d_lo, b.h) * n
+        d_hi = b.upper[a] - p[a]
+        if d_hi < b.h:
+            gamma += _table(b.gamma, d_hi, b.h)
+            grad += _table(b.area, d_hi, b.h) * n
+    d, n = rock_distance(p, b)
+    if d < b.h:
+        gamma += _table(b.gamma, d, b.h)
+        grad -= _table(b.area, d, b.h) * n
+    return gamma, grad
+
+
+@ti.func
+def collide_solids(p: vec3, v: vec3, b: ti.template()):
+    """Project p out of the walls and the rock to the contact distance; v loses what goes in."""
+    lo = b.lower + b.contact
+    hi = b.upper - b.contact
+    for a in ti.static(range(3)):
+        if p[a] < lo[a]:
+            p[a] = lo[a]
+            v[a] = ti.max(v[a], 0.0)
+        elif p[a] > hi[a]:
+            p[a] = hi[a]
+            v[a] = ti.min(v[a], 0.0)
+    d, n = rock_distance(p, b)
+    if d < b.contact:
+        p += (b.contact - d) * n
+        vn = v.dot(n)
+        if vn < 0.0:
+            v -= vn * n
+        v -= b.friction * (v - v.dot(n) * n)
+    return p, v
+
+
+class Boundary:
+    """The domain box and the rock, as the arrays and scalars the kernels take."""
+
+    def __init__(self, lower, upper, h: float, contact: float, rock_sdf=None, friction: float = 0.2):
+        self.lower = np.asarray(lower, np.float32)
+        self.upper = np.asarray(upper, np.float32)
+        self.h = float(h)
+        self.contact = float(contact)
+        self.friction = float(friction)
+        gamma, area = half_space_tables(self.h, TABLE_SAMPLES)
+        self.gamma = ti.ndarray(ti.f32, TABLE_SAMPLES)
+        self.gamma.from_numpy(gamma)
+        self.area = ti.ndarray(ti.f32, TABLE_SAMPLES)
+        self.area.from_numpy(area)
+        if rock_sdf is None:
+            values = np.full((2, 2, 2), FAR, np.float32)
+            origin, cell = np.zeros(3, np.float32), 1.0
+        else:
+            values = np.ascontiguousarray(rock_sdf.values, np.float32)
+            origin, cell = np.asarray(rock_sdf.origin, np.float32), float(rock_sdf.cell_size)
+        self.rock_sdf = rock_sdf
+        self.sdf = ti.ndarray(ti.f32, values.shape)
+        self.sdf.from_numpy(values)
+        self.sdf_origin = origin
+        self.sdf_inv_cell = 1.0 / cell
+
+    def args(self) -> tuple:
+        """Kernel arguments in BoundaryArgs order."""
+        return (
+            vec3(*self.lower.tolist()), vec3(*self.upper.tolist()), self.gamma, self.area, self.h,
+            self.sdf, vec3(*self.sdf_origin.tolist()), self.sdf_inv_cell, self.contact, self.friction,
+        )

@@ -1,0 +1,237 @@
+"""Divergence-Free SPH: Bender & Koschier 2015 (SCA), 2017 ("Divergence-free SPH for
+incompressible and viscous fluids", IEEE TVCG 23(3)).
+
+Two pressure solves per step keep the fluid incompressible: one drives the density's rate of
+change to zero (divergence-free velocity), one drives the predicted density to rest density.
+Each is a Jacobi iteration on the pressure parameter k_i = p_i / rho_i^2, written here with
+the DFSPH factor alpha_i = 1 / (|sum_j m_j grad W_ij|^2 + sum_j |m_j grad W_ij|^2)  (2017, eq. 9):
+
+    divergence:  (D rho / Dt)_i = sum_j m_j (v_i - v_j) . grad W_ij                 (eq. 5)
+                 k_i = (D rho / Dt)_i alpha_i / dt
+    density:     rho*_i = rho_i + dt sum_j m_j (v_i - v_j) . grad W_ij             (eq. 10)
+                 k_i = (rho*_i - rho0) alpha_i / dt^2
+    both:        v_i -= dt (sum_j m_j (k_i + k_j) grad W_ij + k_i grad rho_b)     (eq. 11, 12)
+
+The solid boundary adds rho_b = rho0 Gamma(d) to rho_i and its gradient to the sums (density
+maps, see boundary.py); its pressure is mirrored from the particle (Akinci et al. 2012, eq. 9).
+
+No host round trip inside a substep: each iteration's mean error is summed on the device, and
+the iteration decides there whether the solve has converged; the host launches as many
+iterations as the previous frame needed plus a margin, and later ones return at once.
+"""
+
+from typing import NamedTuple
+
+import taichi as ti
+
+from waterrock.solver.boundary import BoundaryArgs, boundary_density
+from waterrock.solver.grid import GridArgs, for_each_neighbor
+from waterrock.solver.kernels import cubic_gradW
+from waterrock.solver.state import ACTIVE
+from waterrock.solver.terms import Fluid, XSPHArgs, density, grad_sums, xsph
+
+vec3 = ti.math.vec3
+ivec3 = ti.math.ivec3
+nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
+nd_vec2 = ti.types.ndarray(dtype=ti.math.vec2, ndim=1)
+nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
+nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
+nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
+
+# the device-side state of the two solves: [converged, iterations, active particles]
+DONE, ITERS = 0, 1
+DIVERGENCE, DENSITY = 0, 1
+
+
+@ti.kernel
+def density_and_factor(
+    x: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32,
+    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    mass: ti.f32, rho0: ti.f32,
+):
+    """rho_i and the DFSPH factor alpha_i (2017, eq. 9), with the boundary's gradient."""
+    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    f = ti.static(Fluid(mass, rho0, h))
+    for i in x:
+        if flags[i] & ACTIVE:
+            xi = x[i]
+            rho_i, grad_gamma = density(i, xi, g, b, f)
+            sum_grad, sum_sq = grad_sums(i, xi, g, f)
+            denom = (sum_grad + rho0 * grad_gamma).norm_sqr() + sum_sq
+            rho[i] = rho_i
+            alpha[i] = 1.0 / denom if denom > 1e-6 else 0.0
+
+
+class _Rate(NamedTuple):
+    v: object
+    mass: object
+    h: object
+
+
+@ti.func
+def _rate_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    ret += c.mass * (c.v[i] - c.v[j]).dot(cubic_gradW(r, c.h))
+
+
+@ti.func
+def density_rate(i, xi: vec3, g: ti.template(), b: ti.template(), c: ti.template(), rho0: ti.f32):
+    """(D rho / Dt)_i, eq. 5, the solid at rest."""
+    acc = 0.0
+    for_each_neighbor(i, xi, g, _rate_task, acc, c)
+    _, grad_gamma = boundary_density(xi, b)
+    return acc + rho0 * c.v[i].dot(grad_gamma)
+
+
+@ti.kernel
+def pressure_parameter(
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32, k: nd_f32,
+    solve: nd_i32, err: nd_f32, which: ti.i32, dt: ti.f32,
+    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    mass: ti.f32, rho0: ti.f32,
+):
+    """k_i of one Jacobi iteration and the solve's summed error (relative to rho0)."""
+    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    c = ti.static(_Rate(v, mass, h))
+    err[0] = 0.0
+    for i in x:
+        if solve[DONE] == 0 and flags[i] & ACTIVE:
+            rate = density_rate(i, x[i], g, b, c, rho0)
+            if which == DIVERGENCE:
+                # only compression counts: an expanding free surface is no error
+                e = ti.max(rate, 0.0)
+                k[i] = e * alpha[i] / dt
+                err[0] += e / rho0  # per second
+            else:
+                e = ti.max(rho[i] + dt * rate - rho0, 0.0)
+                k[i] = e * alpha[i] / (dt * dt)
+                err[0] += e / rho0
+
+
+class _Pressure(NamedTuple):
+    k: object
+    mass: object
+    h: object
+
+
+@ti.func
+def _pressure_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    ret += c.mass * (c.k[i] + c.k[j]) * cubic_gradW(r, c.h)
+
+
+@ti.kernel
+def apply_pressure(
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, k: nd_f32, kappa: nd_vec2,
+    solve: nd_i32, err: nd_f32, free_head: nd_i32, which: ti.i32, tolerance: ti.f32, dt: ti.f32,
+    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    mass: ti.f32, rho0: ti.f32,
+):
+    """Decide on the device whether the solve converged; if not, v_i -= dt a_i^p (eq. 11/12)."""
+    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    c = ti.static(_Pressure(k, mass, h))
+    if solve[DONE] == 0:
+        mean_err = err[0] / ti.max(ti.cast(free_head[0], ti.f32), 1.0)
+        if mean_err <= tolerance:
+            solve[DONE] = 1
+    for i in x:
+        if solve[DONE] == 0 and flags[i] & ACTIVE:
+            acc = vec3(0.0)
+            for_each_neighbor(i, x[i], g, _pressure_task, acc, c)
+            _, grad_gamma = boundary_density(x[i], b)
+            v[i] -= dt * (acc + k[i] * rho0 * grad_gamma)
+            kappa[i][which] += k[i]
+    if solve[DONE] == 0:
+        solve[ITERS] += 1
+
+
+@ti.kernel
+def start_solve(solve: nd_i32, kappa: nd_vec2, which: ti.i32):
+    solve[DONE] = 0
+    solve[ITERS] = 0
+    for i in kappa:
+        kappa[i][which] = 0.0
+
+
+@ti.kernel
+def non_pressure(
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, v_out: nd_vec3,
+    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    mass: ti.f32, dt: ti.f32, gravity: vec3, c_xsph: ti.f32,
+):
+    """v* = v + dt g, smoothed by XSPH viscosity."""
+    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    cx = ti.static(XSPHArgs(v, rho, mass, h))
+    for i in x:
+        vi = v[i]
+        if flags[i] & ACTIVE:
+            vi += dt * gravity + c_xsph * xsph(i, x[i], g, cx)
+        v_out[i] = vi
+
+
+class DFSPH:
+    """One DFSPH step (2017, Algorithm 1, reordered to start after the neighbour search)."""
+
+    name = "dfsph"
+
+    def __init__(self, settings, fluid):
+        self.density_tolerance = settings.density_tolerance
+        self.divergence_tolerance = settings.divergence_tolerance
+        self.max_iterations = settings.max_iterations
+        self.c_xsph = fluid.viscosity
+        self.solve = [ti.ndarray(ti.i32, 2), ti.ndarray(ti.i32, 2)]
+        self.err = ti.ndarray(ti.f32, 1)
+        # iterations launched per solve: what the last frame needed, plus a margin
+        self.launch = [8, 8]
+        self.used = [0, 0]
+
+    def _solve(self, s, which: int, tolerance: float, dt: float, g_args, b_args) -> None:
+        st = s.state
+        start_solve(self.solve[which], st.kappa, which)
+        for _ in range(self.launch[which]):
+            pressure_parameter(
+                st.x, st.v, st.flags, st.rho, st.aux, st.aux2, self.solve[which], self.err, which, dt,
+                *g_args, *b_args, s.mass, s.rho0,
+            )
+            apply_pressure(
+                st.x, st.v, st.flags, st.aux2, st.kappa, self.solve[which], self.err, st.free_head,
+                which, tolerance, dt, *g_args, *b_args, s.mass, s.rho0,
+            )
+
+    def substep(self, s, dt: float) -> None:
+        st, grid = s.state, s.grid
+        b_all = s.boundary.args()
+        b_args = b_all[:4] + b_all[5:]
+        grid.build(st)
+        g_args = grid.args()
+        density_and_factor(st.x, st.flags, st.rho, st.aux, *g_args, *b_args, s.mass, s.rho0)
+        self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args, b_args)
+        non_pressure(st.x, st.v, st.flags, st.rho, st.dv, *g_args, s.mass, dt, s.gravity, self.c_xsph)
+        st.swap_velocity_scratch()
+        self._solve(s, DENSITY, self.density_tolerance, dt, g_args, b_args)
+        s.advect(dt)
+
+    def end_frame(self) -> dict:
+        """Read the iteration counts once per frame and size the next frame's launches."""
+        stats = {}
+        for which, name in ((DIVERGENCE, "divergence"), (DENSITY, "density")):
+            done, iters = self.solve[which].to_numpy().tolist()
+            self.used[which] = iters
+            if not done:  # ran out of launched iterations: give the next frame twice as many
+                self.launch[which] = min(self.max_iterations, 2 * self.launch[which])
+            else:
+                self.launch[which] = min(self.max_iterations, max(4, iters + 3))
+            stats[f"{name}_iterations"] = iters
+            stats[f"{name}_converged"] = bool(done)
+        return stats
+
+    def pressure(self, s):
+        rho = s.state.rho.to_numpy()
+        return s.state.kappa.to_numpy()[:, DENSITY] * rho * rho

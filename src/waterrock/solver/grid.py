@@ -1,0 +1,191 @@
+"""The neighbour grid: a dense uniform grid of cell size h, rebuilt every substep by counting sort.
+
+Build (Green 2010, "Particle simulation using CUDA"; Hoetzlein 2014, "Fast fixed-radius nearest
+neighbors: interactive million-particle fluids"): every particle counts itself into its cell
+(with an atomic that also hands it its rank inside the cell), an exclusive prefix sum of the
+counts gives each cell's first slot, and a scatter moves the particle data to
+``cell_start[cell] + rank``. After the scatter, the particles of a cell, and of a row of cells
+along x, are contiguous in memory, which is what makes the neighbour loop cache-friendly.
+
+Retired (inactive) particles are counted into one extra bucket past the last cell, so the sort
+also compacts the active particles to the front: ``cell_start[n_cells]`` is the number of
+active particles, read on the device by the emitters, never by the host inside a substep.
+
+:func:`for_each_neighbor` is the one neighbour loop of the solver: every physics term is a small
+task function ``task(i, j, r_ij, ret, ctx)`` called for each neighbour j of i within h.
+"""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import taichi as ti
+
+from waterrock.solver.state import ParticleState
+
+SCAN_BLOCK = 1024
+vec3 = ti.math.vec3
+ivec3 = ti.math.ivec3
+nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
+nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
+nd_vec2 = ti.types.ndarray(dtype=ti.math.vec2, ndim=1)
+
+
+class GridArgs(NamedTuple):
+    """What the neighbour loop needs, bundled inside a kernel with ``ti.static(GridArgs(...))``."""
+
+    x: object  # positions, sorted by cell
+    cell_start: object  # first particle of each cell; cell_start[c + 1] is one past its last
+    lower: object  # grid origin (vec3)
+    inv_cell: object  # 1 / cell size
+    res: object  # cells per axis (ivec3)
+    h: object  # support radius
+
+
+@ti.func
+def cell_coord(p: vec3, lower: vec3, inv_cell: ti.f32, res: ivec3) -> ivec3:
+    c = ti.cast(ti.floor((p - lower) * inv_cell), ti.i32)
+    return ti.math.clamp(c, 0, res - 1)
+
+
+@ti.func
+def cell_index(c: ivec3, res: ivec3) -> ti.i32:
+    # x fastest: the three cells of a row along x are neighbours in memory
+    return (c.z * res.y + c.y) * res.x + c.x
+
+
+@ti.func
+def for_each_neighbor(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template()):
+    """Call ``task(i, j, xi - x_j, ret, ctx)`` for every other particle j with |xi - x_j| < h.
+
+    The 3x3x3 block of cells around xi is walked as 9 rows along x; each row is one contiguous
+    range of sorted particles, so the 27 cell look-ups become 9 range loops.
+    """
+    c = cell_coord(xi, g.lower, g.inv_cell, g.res)
+    x_lo = ti.max(c.x - 1, 0)
+    x_hi = ti.min(c.x + 1, g.res.x - 1)
+    h2 = g.h * g.h
+    for dz in ti.static(range(-1, 2)):
+        for dy in ti.static(range(-1, 2)):
+            cy = c.y + dy
+            cz = c.z + dz
+            if 0 <= cy < g.res.y and 0 <= cz < g.res.z:
+                row = (cz * g.res.y + cy) * g.res.x
+                for j in range(g.cell_start[row + x_lo], g.cell_start[row + x_hi + 1]):
+                    if j != i:
+                        r = xi - g.x[j]
+                        if r.norm_sqr() < h2:
+                            task(i, j, r, ret, ctx)
+
+
+@ti.kernel
+def _assign_cells(
+    x: nd_vec3, flags: nd_i32, cell_id: nd_i32, rank: nd_i32, count: nd_i32,
+    lower: vec3, inv_cell: ti.f32, res: ivec3, n_cells: ti.i32,
+):
+    for i in x:
+        c = n_cells  # the bucket of retired particles, after every real cell
+        if flags[i] & 1:
+            c = cell_index(cell_coord(x[i], lower, inv_cell, res), res)
+        cell_id[i] = c
+        rank[i] = ti.atomic_add(count[c], 1)
+
+
+@ti.kernel
+def _block_sums(count: nd_i32, n: ti.i32, sums: nd_i32):
+    for b in sums:
+        s = 0
+        for k in range(b * SCAN_BLOCK, ti.min((b + 1) * SCAN_BLOCK, n)):
+            s += count[k]
+        sums[b] = s
+
+
+@ti.kernel
+def _scan_block_sums(sums: nd_i32):
+    ti.loop_config(serialize=True)
+    acc = 0
+    for b in range(sums.shape[0]):
+        s = sums[b]
+        sums[b] = acc
+        acc += s
+
+
+@ti.kernel
+def _block_scan(count: nd_i32, n: ti.i32, sums: nd_i32, start: nd_i32):
+    """Exclusive scan inside each block, offset by the block's scanned sum; start[n] = total."""
+    for b in sums:
+        acc = sums[b]
+        for k in range(b * SCAN_BLOCK, ti.min((b + 1) * SCAN_BLOCK, n)):
+            start[k] = acc
+            acc += count[k]
+        if (b + 1) * SCAN_BLOCK >= n:
+            start[n] = acc
+
+
+@ti.kernel
+def _scatter(
+    cell_id: nd_i32, rank: nd_i32, start: nd_i32,
+    x: nd_vec3, v: nd_vec3, x0: nd_vec3, kappa: nd_vec2, ids: nd_i32, flags: nd_i32,
+    x_out: nd_vec3, v_out: nd_vec3, x0_out: nd_vec3, kappa_out: nd_vec2, ids_out: nd_i32, flags_out: nd_i32,
+):
+    for i in x:
+        k = start[cell_id[i]] + rank[i]
+        x_out[k] = x[i]
+        v_out[k] = v[i]
+        x0_out[k] = x0[i]
+        kappa_out[k] = kappa[i]
+        ids_out[k] = ids[i]
+        flags_out[k] = flags[i]
+
+
+@ti.kernel
+def _set_free_head(start: nd_i32, n_cells: ti.i32, free_head: nd_i32):
+    free_head[0] = start[n_cells]  # the retired particles' bucket starts after the active ones
+
+
+class NeighborGrid:
+    """A dense grid over the domain box, with cell size equal to the support radius h."""
+
+    def __init__(self, lower, upper, h: float, capacity: int):
+        self.lower = np.asarray(lower, np.float32)
+        self.h = float(h)
+        extent = np.asarray(upper, np.float64) - self.lower
+        self.res = np.maximum(np.ceil(extent / h).astype(np.int32), 1)
+        self.n_cells = int(np.prod(self.res.astype(np.int64)))
+        if self.n_cells > 2**31 - 2:
+            raise ValueError(f"neighbour grid of {self.res.tolist()} cells is too large; raise the particle radius")
+        self.inv_cell = 1.0 / self.h
+        n = self.n_cells + 1  # + the bucket of retired particles
+        self.count = ti.ndarray(ti.i32, n)
+        self.cell_start = ti.ndarray(ti.i32, n + 1)
+        self.block_sums = ti.ndarray(ti.i32, math.ceil(n / SCAN_BLOCK))
+        self.cell_id = ti.ndarray(ti.i32, capacity)
+        self.rank = ti.ndarray(ti.i32, capacity)
+
+    def args(self) -> tuple:
+        """The grid's kernel arguments, in GridArgs order after the positions."""
+        return (self.cell_start, ti.math.vec3(*self.lower.tolist()), self.inv_cell,
+                ti.math.ivec3(*self.res.tolist()), self.h)
+
+    def build(self, state: ParticleState) -> None:
+        """Count, scan and scatter: sort the particle state by cell (four kernel launches)."""
+        n = self.n_cells + 1
+        self.count.fill(0)
+        _assign_cells(
+            state.x, state.flags, self.cell_id, self.rank, self.count,
+            ti.math.vec3(*self.lower.tolist()), self.inv_cell, ti.math.ivec3(*self.res.tolist()), self.n_cells,
+        )
+        _block_sums(self.count, n, self.block_sums)
+        _scan_block_sums(self.block_sums)
+        _block_scan(self.count, n, self.block_sums, self.cell_start)
+        back = state.back
+        _scatter(
+            self.cell_id, self.rank, self.cell_start,
+            state.x, state.v, state.x0, state.kappa, state.ids, state.flags,
+            back.x, back.v, back.x0, back.kappa, back.ids, back.flags,
+        )
+        state.swap()
+        _set_free_head(self.cell_start, self.n_cells, state.free_head)
+
+    def cell_start_numpy(self) -> np.ndarray:
+        return self.cell_start.to_numpy()

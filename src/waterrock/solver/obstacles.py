@@ -1,0 +1,97 @@
+"""Kinematic obstacles: visitors as capsules and spheres that push the water.
+
+An obstacle is a capsule (segment a-b, radius R; a sphere has a == b) moving with velocity u.
+A particle closer to its axis than R + r is projected onto its surface, and its velocity
+relative to the obstacle loses the part that points in, and a share of the sliding part: the
+moving obstacle pushes the water and hands it its own velocity, as a moving rigid boundary does
+(Ihmsen et al. 2010, "Boundary handling and adaptive time-stepping for PCISPH", sec. 3, with
+the boundary's velocity in the no-penetration condition).
+"""
+
+import logging
+from typing import NamedTuple
+
+import numpy as np
+import taichi as ti
+
+from waterrock.snapshots import ObstacleSnapshot
+
+log = logging.getLogger(__name__)
+vec3 = ti.math.vec3
+MAX_OBSTACLES = 64
+
+
+class ObstacleArgs(NamedTuple):
+    a: object
+    b: object
+    radius: object  # already scaled by the fade weight
+    velocity: object
+    count: object
+
+
+@ti.func
+def capsule_distance(p: vec3, a: vec3, b: vec3):
+    """Distance from p to the segment a-b, and the unit direction from the segment to p."""
+    ab = b - a
+    t = 0.0
+    L2 = ab.norm_sqr()
+    if L2 > 1e-12:
+        t = ti.math.clamp((p - a).dot(ab) / L2, 0.0, 1.0)
+    q = p - (a + t * ab)
+    dist = q.norm()
+    n = vec3(0.0, 1.0, 0.0)
+    if dist > 1e-9:
+        n = q / dist
+    return dist, n
+
+
+@ti.func
+def collide_obstacles(p: vec3, v: vec3, contact: ti.f32, friction: ti.f32, o: ti.template()):
+    for k in range(o.count):
+        dist, n = capsule_distance(p, o.a[k], o.b[k])
+        reach = o.radius[k] + contact
+        if dist < reach:
+            p += (reach - dist) * n
+            u = o.velocity[k]
+            rel = v - u
+            rn = rel.dot(n)
+            if rn < 0.0:
+                rel -= rn * n
+            rel -= friction * (rel - rel.dot(n) * n)
+            v = u + rel
+    return p, v
+
+
+class Obstacles:
+    """Device copies of the latest ObstacleSnapshot, at most MAX_OBSTACLES of them."""
+
+    def __init__(self):
+        self.a = ti.ndarray(vec3, MAX_OBSTACLES)
+        self.b = ti.ndarray(vec3, MAX_OBSTACLES)
+        self.radius = ti.ndarray(ti.f32, MAX_OBSTACLES)
+        self.velocity = ti.ndarray(vec3, MAX_OBSTACLES)
+        self.count = 0
+        self.snapshot = ObstacleSnapshot.empty()
+
+    def set(self, snapshot: ObstacleSnapshot) -> list[str]:
+        """Upload a snapshot. Obstacles with NaN or absurd values are dropped with a warning
+        naming them; the rest still act. Returns the problems found."""
+        good, problems = snapshot.valid_only()
+        for msg in problems:
+            log.warning("obstacle ignored: %s", msg)
+        if len(good) > MAX_OBSTACLES:
+            log.warning("%d obstacles, only the first %d act on the water", len(good), MAX_OBSTACLES)
+            good = good.select(np.arange(len(good)) < MAX_OBSTACLES)
+        m = len(good)
+        if m:
+            pad = MAX_OBSTACLES - m
+            self.a.from_numpy(np.pad(good.a, ((0, pad), (0, 0))))
+            self.b.from_numpy(np.pad(good.b, ((0, pad), (0, 0))))
+            self.radius.from_numpy(np.pad(good.radius * good.weight, (0, pad)))
+            self.velocity.from_numpy(np.pad(good.velocity, ((0, pad), (0, 0))))
+        self.count = m
+        self.snapshot = good
+        return problems
+
+    def args(self) -> tuple:
+        return (self.a, self.b, self.radius, self.velocity, self.count)

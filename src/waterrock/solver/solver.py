@@ -1,0 +1,248 @@
+"""The solver: a scene's water, stepped a frame at a time.
+
+    solver = Solver(scene)            # or Solver(scene, arch="cpu")
+    solver.set_obstacles(snapshot)    # visitors, from the tracker
+    solver.step(1 / 60)               # CFL-bounded substeps
+    particles = solver.snapshot()     # positions, velocities, stable ids, recycled flags
+
+A substep is: retire (sinks, non-finite particles), the pressure solver's step (which builds
+the neighbour grid), emit. The host reads the device once per frame, after the last substep,
+for the CFL condition of the next frame and the counters of the particle cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import taichi as ti
+
+from waterrock.backend import init_backend
+from waterrock.scene import Scene
+from waterrock.snapshots import ObstacleSnapshot, ParticleSnapshot
+from waterrock.solver.boundary import Boundary
+from waterrock.solver.dfsph import DFSPH
+from waterrock.solver.grid import NeighborGrid
+from waterrock.solver.obstacles import Obstacles
+from waterrock.solver.pbf import PBF
+from waterrock.solver.sources import EMITTED, NONFINITE, RETIRED, STARVED, Sources
+from waterrock.solver.state import ACTIVE, RECYCLED, ParticleState, clear_recycled
+from waterrock.solver.terms import advect, max_speed, measure_density
+from waterrock.solver.wcsph import WCSPH
+
+log = logging.getLogger(__name__)
+METHODS = {"pbf": PBF, "dfsph": DFSPH, "wcsph": WCSPH}
+
+
+class SolverError(RuntimeError):
+    pass
+
+
+def _available_memory_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def lattice_in_box(lower, upper, spacing: float) -> np.ndarray:
+    """Particle centres on a cubic lattice filling a box, half a spacing in from its faces."""
+    lo, hi = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
+    n = np.maximum(np.floor((hi - lo) / spacing + 1e-6).astype(int), 1)
+    axes = [lo[a] + spacing * (0.5 + np.arange(n[a])) for a in range(3)]
+    g = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    return g.astype(np.float32)
+
+
+class Solver:
+    def __init__(self, scene: Scene, arch: str | None = None):
+        self.arch = init_backend(arch)
+        self.scene = scene
+        fluid, dom = scene.fluid, scene.domain
+        self.rho0 = float(fluid.rest_density)
+        self.spacing = float(fluid.spacing)
+        self.h = float(fluid.support_radius)
+        self.mass = float(fluid.particle_mass)
+        self.gravity = ti.math.vec3(*scene.solver.gravity)
+        self.settings = scene.solver
+        capacity = int(fluid.max_particles)
+        self._check_memory(capacity, dom)
+        self.state = ParticleState(capacity)
+        self.grid = NeighborGrid(dom.lower, dom.upper, self.h, capacity)
+        self.boundary = Boundary(
+            dom.lower, dom.upper, self.h, contact=fluid.particle_radius,
+            rock_sdf=self._rock_sdf(), friction=scene.rock.friction,
+        )
+        self.obstacles = Obstacles()
+        self.sources = Sources(scene.emitters, scene.sinks, self.spacing)
+        self.method = METHODS[scene.solver.method](scene.solver, fluid)
+        self._stats_buf = ti.ndarray(ti.f32, 3)
+        self.stats: dict = {}
+        self.reset()
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def _check_memory(self, capacity: int, dom) -> None:
+        cells = np.prod(np.ceil((np.subtract(dom.upper, dom.lower)) / self.h))
+        need = capacity * ParticleState.BYTES_PER_PARTICLE + cells * 4 * 2
+        avail = _available_memory_bytes()
+        if avail is not None and need > 0.8 * avail:
+            raise SolverError(
+                f"particle budget {capacity:,} needs about {need / 2**30:.1f} GiB, but only "
+                f"{avail / 2**30:.1f} GiB of memory is available: lower fluid.max_particles"
+            )
+
+    def _rock_sdf(self):
+        rock = self.scene.rock
+        if rock.mesh is None:
+            return None
+        from waterrock.solver.mesh_sdf import rock_sdf
+
+        return rock_sdf(
+            rock.mesh, rock.translate, rock.rotate_deg, rock.scale, rock.sdf_resolution, padding=2.0 * self.h
+        )
+
+    def initial_positions(self) -> np.ndarray:
+        """The scene's fluid blocks on a lattice, less what falls inside the rock."""
+        blocks = [lattice_in_box(b.lower, b.upper, self.spacing) for b in self.scene.fluid.blocks]
+        if not blocks:
+            return np.zeros((0, 3), np.float32)
+        x = np.concatenate(blocks)
+        sdf = self.boundary.rock_sdf
+        if sdf is not None and len(x):
+            x = x[sdf.sample(x) > 0.5 * self.spacing]
+        if len(x) > self.state.capacity:
+            log.warning(
+                "the fluid blocks hold %d particles, more than the budget of %d: the rest are left out",
+                len(x), self.state.capacity,
+            )
+            x = x[: self.state.capacity]
+        return x
+
+    def reset(self) -> None:
+        """Back to the scene's initial state: the blocks of water, the emitters restarted."""
+        self.state.load(self.initial_positions())
+        self.grid.build(self.state)
+        self.sources = Sources(self.scene.emitters, self.scene.sinks, self.spacing)
+        self.time = 0.0
+        self.frame = 0
+        self.substeps_total = 0
+        top = max((e.speed for e in self.scene.emitters), default=0.0)
+        self._max_speed = max(top, 1.0)
+        self.stats = {"max_speed": 0.0, "active": int(self.n_active())}
+
+    # --- stepping ----------------------------------------------------------------------------
+
+    def v_max(self, dt: float) -> float:
+        """The speed limit of a substep: no particle crosses more than half a support radius."""
+        return 0.5 * self.h / dt
+
+    def cfl_dt(self) -> float:
+        c = getattr(self.method, "sound_speed", 0.0)
+        return self.settings.cfl * self.spacing / max(self._max_speed + c, 1e-6)
+
+    def plan(self, frame_dt: float) -> tuple[int, float]:
+        """Substeps and their length for a frame: the CFL condition, bounded by max_substeps.
+        When the bound bites, the substeps stay CFL-stable and the water runs slower."""
+        s = self.settings
+        if s.time_step is not None:
+            return max(1, round(frame_dt / s.time_step)), s.time_step
+        dt_cfl = self.cfl_dt()
+        n = min(max(s.substeps, math.ceil(frame_dt / dt_cfl - 1e-9)), s.max_substeps)
+        return n, min(frame_dt / n, dt_cfl)
+
+    def substep(self, dt: float) -> None:
+        self.sources.retire(self.state)
+        self.method.substep(self, dt)
+        self.sources.emit(self.state, dt)
+        self.time += dt
+        self.substeps_total += 1
+
+    def advect(self, dt: float) -> None:
+        st = self.state
+        advect(st.x, st.v, st.flags, dt, self.v_max(dt), *self.boundary.args(), *self.obstacles.args())
+
+    def step(self, frame_dt: float | None = None) -> dict:
+        """Advance one frame (1 / frame_rate by default); returns the frame's statistics."""
+        frame_dt = 1.0 / self.settings.frame_rate if frame_dt is None else float(frame_dt)
+        if not (frame_dt > 0 and math.isfinite(frame_dt)):
+            raise ValueError(f"frame_dt must be a positive finite number of seconds, got {frame_dt}")
+        t0 = time.perf_counter()
+        n, dt = self.plan(frame_dt)
+        for _ in range(n):
+            self.substep(dt)
+        self.frame += 1
+        self.stats = self._end_frame(n, dt)
+        self.stats["wall_ms"] = 1e3 * (time.perf_counter() - t0)
+        return self.stats
+
+    def _end_frame(self, n: int, dt: float) -> dict:
+        st = self.state
+        max_speed(st.v, st.flags, self._stats_buf)
+        vmax = float(self._stats_buf.to_numpy()[2])
+        counters = self.sources.read_counters()
+        if counters[NONFINITE]:
+            log.warning("%d particles had non-finite position or velocity: retired and re-emitted",
+                        int(counters[NONFINITE]))
+        self._max_speed = vmax if math.isfinite(vmax) else self._max_speed
+        stats = {
+            "frame": self.frame, "time": self.time, "substeps": n, "dt": dt, "max_speed": vmax,
+            "nonfinite": int(counters[NONFINITE]), "retired": int(counters[RETIRED]),
+            "emitted": int(counters[EMITTED]), "starved": int(counters[STARVED]),
+        }
+        if hasattr(self.method, "end_frame"):
+            stats.update(self.method.end_frame())
+        return stats
+
+    # --- inputs and outputs ------------------------------------------------------------------
+
+    def set_obstacles(self, snapshot: ObstacleSnapshot | None) -> list[str]:
+        """Visitors for the next steps. Obstacles with NaN or absurd values are dropped with a
+        warning naming them; the others act. Returns the problems found."""
+        return self.obstacles.set(snapshot if snapshot is not None else ObstacleSnapshot.empty())
+
+    def n_active(self) -> int:
+        return int(np.count_nonzero(self.state.flags.to_numpy() & ACTIVE))
+
+    def snapshot(self) -> ParticleSnapshot:
+        """The active particles; the recycled flags are cleared for the next snapshot."""
+        st = self.state
+        flags = st.flags.to_numpy()
+        active = (flags & ACTIVE) != 0
+        snap = ParticleSnapshot(
+            frame=self.frame, time=self.time,
+            positions=st.x.to_numpy()[active], velocities=st.v.to_numpy()[active],
+            ids=st.ids.to_numpy()[active], recycled=(flags[active] & RECYCLED) != 0,
+        )
+        clear_recycled(st.flags)
+        return snap
+
+    def density(self) -> np.ndarray:
+        """rho of every active particle in the current state (builds the grid; for measurement)."""
+        st = self.state
+        self.grid.build(st)
+        b = self.boundary.args()
+        measure_density(st.x, st.flags, st.rho, self._stats_buf, *self.grid.args(), *b[:4], *b[5:],
+                        self.mass, self.rho0)
+        active = (st.flags.to_numpy() & ACTIVE) != 0
+        return st.rho.to_numpy()[active]
+
+    def density_error(self) -> float:
+        """Mean compression, mean(max(rho_i / rho0 - 1, 0)): the error DFSPH's solve bounds."""
+        rho = self.density()
+        return float(np.mean(np.maximum(rho / self.rho0 - 1.0, 0.0))) if len(rho) else 0.0
+
+    def pressure(self) -> np.ndarray:
+        """Pressure of every active particle, in Pa (DFSPH, WCSPH)."""
+        active = (self.state.flags.to_numpy() & ACTIVE) != 0
+        return self.method.pressure(self)[active]

@@ -1,0 +1,163 @@
+"""Emitters and sinks: the fixed particle budget cycles through them.
+
+An emitter is an opening (a disk or a rectangle) on a plane, facing ``direction``. It emits
+whole layers of particles on a square lattice of the particle spacing, so that the new water
+enters at rest density: by default one layer every ``spacing / speed`` seconds, which fills the
+opening at ``rate = speed * area / spacing^3`` particles per second; a higher ``rate`` packs the
+layers tighter. New particles take retired slots, which the neighbour grid's sort leaves at
+the end of the arrays from ``free_head`` on; when there are none left the emitter starves
+(counted) until a sink retires some water.
+
+A sink is a box: a particle that enters it is retired. A particle whose position or velocity is
+not finite is retired as well, before it can reach a neighbour sum, and the next layer of an
+emitter brings it back: a NaN is caught and re-emitted, never spread.
+"""
+
+import math
+
+import numpy as np
+import taichi as ti
+
+from waterrock.solver.state import ACTIVE, RECYCLED
+
+vec3 = ti.math.vec3
+nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
+nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
+nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
+nd_vec2 = ti.types.ndarray(dtype=ti.math.vec2, ndim=1)
+
+# counters, read once per frame
+NONFINITE, RETIRED, EMITTED, STARVED, N_COUNTERS = 0, 1, 2, 3, 4
+MAX_SINKS = 16
+
+
+@ti.func
+def is_finite3(a: vec3) -> bool:
+    # NaN fails every comparison; the bound also catches inf and values that overflow soon
+    return ti.abs(a.x) < 1e18 and ti.abs(a.y) < 1e18 and ti.abs(a.z) < 1e18
+
+
+@ti.kernel
+def retire(x: nd_vec3, v: nd_vec3, flags: nd_i32, sink_lower: nd_vec3, sink_upper: nd_vec3,
+           n_sinks: ti.i32, counters: nd_i32):
+    for i in x:
+        if flags[i] & ACTIVE:
+            p = x[i]
+            if not (is_finite3(p) and is_finite3(v[i])):
+                flags[i] = 0
+                x[i] = vec3(0.0)
+                v[i] = vec3(0.0)
+                ti.atomic_add(counters[NONFINITE], 1)
+            else:
+                for s in range(n_sinks):
+                    lo, hi = sink_lower[s], sink_upper[s]
+                    if lo.x <= p.x <= hi.x and lo.y <= p.y <= hi.y and lo.z <= p.z <= hi.z:
+                        flags[i] = 0
+                        ti.atomic_add(counters[RETIRED], 1)
+
+
+@ti.kernel
+def emit_layer(points: nd_vec3, first: ti.i32, count: ti.i32, shift: vec3, velocity: vec3, jitter: ti.f32,
+               x: nd_vec3, v: nd_vec3, x0: nd_vec3, kappa: nd_vec2, flags: nd_i32,
+               free_head: nd_i32, counters: nd_i32):
+    for k in range(count):
+        slot = ti.atomic_add(free_head[0], 1)
+        if slot < x.shape[0]:
+            # a small jitter breaks the lattice's symmetry, which SPH would otherwise keep
+            p = points[first + k] + shift + jitter * (vec3(ti.random(), ti.random(), ti.random()) - 0.5)
+            x[slot] = p
+            x0[slot] = p
+            v[slot] = velocity
+            kappa[slot] = ti.math.vec2(0.0)
+            flags[slot] = ACTIVE | RECYCLED
+            ti.atomic_add(counters[EMITTED], 1)
+        else:
+            ti.atomic_add(counters[STARVED], 1)
+
+
+def opening_lattice(emitter, spacing: float) -> np.ndarray:
+    """Points of one emitted layer: a square lattice of the spacing over the opening."""
+    d = np.asarray(emitter.direction, np.float64)
+    d /= np.linalg.norm(d)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(d[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    e1 = np.cross(d, helper)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(d, e1)
+    if emitter.shape == "disk":
+        half = emitter.radius
+    else:
+        half = 0.5 * max(emitter.size)
+    n = int(math.floor(half / spacing))
+    u, w = np.meshgrid(np.arange(-n, n + 1) * spacing, np.arange(-n, n + 1) * spacing, indexing="ij")
+    u, w = u.ravel(), w.ravel()
+    if emitter.shape == "disk":
+        keep = u**2 + w**2 <= emitter.radius**2 + 1e-12
+    else:
+        keep = (np.abs(u) <= 0.5 * emitter.size[0] + 1e-12) & (np.abs(w) <= 0.5 * emitter.size[1] + 1e-12)
+    if not keep.any():  # an opening smaller than the spacing still emits its centre
+        keep = (u == 0) & (w == 0)
+    c = np.asarray(emitter.center, np.float64)
+    return (c + np.outer(u[keep], e1) + np.outer(w[keep], e2)).astype(np.float32)
+
+
+class Sources:
+    """The scene's emitters and sinks, and the per-frame counters of the particle cycle."""
+
+    def __init__(self, emitters, sinks, spacing: float):
+        self.spacing = spacing
+        self.emitters = list(emitters)
+        layers = [opening_lattice(e, spacing) for e in self.emitters]
+        self.first = np.cumsum([0] + [len(p) for p in layers])[:-1].tolist()
+        self.count = [len(p) for p in layers]
+        pts = np.concatenate(layers) if layers else np.zeros((1, 3), np.float32)
+        self.points = ti.ndarray(vec3, len(pts))
+        self.points.from_numpy(pts)
+        self.direction = []
+        self.layers_per_second = []
+        for e, m in zip(self.emitters, self.count, strict=True):
+            d = np.asarray(e.direction, np.float64)
+            self.direction.append(d / np.linalg.norm(d))
+            rate = e.rate if e.rate is not None else m * e.speed / spacing
+            self.layers_per_second.append(rate / m)
+        self.phase = [1.0] * len(self.emitters)  # emit the first layer at once
+        if len(sinks) > MAX_SINKS:
+            raise ValueError(f"at most {MAX_SINKS} sinks")
+        lo = np.zeros((MAX_SINKS, 3), np.float32)
+        hi = np.zeros((MAX_SINKS, 3), np.float32)
+        for k, s in enumerate(sinks):
+            lo[k], hi[k] = s.lower, s.upper
+        self.n_sinks = len(sinks)
+        self.sink_lower = ti.ndarray(vec3, MAX_SINKS)
+        self.sink_lower.from_numpy(lo)
+        self.sink_upper = ti.ndarray(vec3, MAX_SINKS)
+        self.sink_upper.from_numpy(hi)
+        self.counters = ti.ndarray(ti.i32, N_COUNTERS)
+        self.counters.fill(0)
+
+    def rate(self) -> float:
+        """Particles per second that all emitters bring in."""
+        return float(sum(m * lps for m, lps in zip(self.count, self.layers_per_second, strict=True)))
+
+    def retire(self, state) -> None:
+        retire(state.x, state.v, state.flags, self.sink_lower, self.sink_upper, self.n_sinks, self.counters)
+
+    def emit(self, state, dt: float) -> None:
+        """Emit the layers due during a substep of length dt, each where it has got to by its end."""
+        for k, _e in enumerate(self.emitters):
+            e = self.emitters[k]
+            lps = self.layers_per_second[k]
+            self.phase[k] += dt * lps
+            while self.phase[k] >= 1.0:
+                self.phase[k] -= 1.0
+                age = self.phase[k] / lps  # how long ago this layer was due
+                shift = self.direction[k] * e.speed * age
+                emit_layer(
+                    self.points, self.first[k], self.count[k], vec3(*shift.tolist()),
+                    vec3(*(self.direction[k] * e.speed).tolist()), 1e-3 * self.spacing,
+                    state.x, state.v, state.x0, state.kappa, state.flags, state.free_head, self.counters,
+                )
+
+    def read_counters(self) -> np.ndarray:
+        c = self.counters.to_numpy()
+        self.counters.fill(0)
+        return c

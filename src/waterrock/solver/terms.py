@@ -1,0 +1,147 @@
+"""SPH terms shared by the pressure solvers, each a task for the one neighbour loop.
+
+    density        rho_i = sum_j m_j W_ij + rho_b(x_i)                      (Monaghan 1992, eq. 2.8)
+    XSPH           v_i <- v_i + c sum_j (m_j / rho_j) (v_j - v_i) W_ij       (Schechter & Bridson 2012, eq. 6;
+                                                                           Macklin & Mueller 2013, eq. 17)
+    grad sums      sum_j m_j grad W_ij and sum_j |m_j grad W_ij|^2, the denominators of PBF's
+                   lambda (Macklin & Mueller 2013, eq. 11) and of DFSPH's factor (Bender & Koschier
+                   2017, eq. 9)
+"""
+
+from typing import NamedTuple
+
+import taichi as ti
+
+from waterrock.solver.boundary import boundary_density
+from waterrock.solver.grid import for_each_neighbor
+from waterrock.solver.kernels import cubic_gradW, cubic_W
+
+vec3 = ti.math.vec3
+
+
+class Fluid(NamedTuple):
+    mass: object
+    rho0: object
+    h: object
+
+
+@ti.func
+def _density_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
+    ret += f.mass * cubic_W(r.norm(), f.h)
+
+
+@ti.func
+def density(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
+    """rho_i, and grad(rho_b) of the solid boundary at x_i (per unit rest density)."""
+    rho = f.mass * cubic_W(0.0, f.h)
+    for_each_neighbor(i, xi, g, _density_task, rho, f)
+    gamma_b, grad_b = boundary_density(xi, b)
+    return rho + f.rho0 * gamma_b, grad_b
+
+
+@ti.func
+def _grad_sums_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
+    gw = f.mass * cubic_gradW(r, f.h)
+    ret[0] += gw.x
+    ret[1] += gw.y
+    ret[2] += gw.z
+    ret[3] += gw.norm_sqr()
+
+
+@ti.func
+def grad_sums(i, xi: vec3, g: ti.template(), f: ti.template()):
+    """(sum_j m_j grad W_ij, sum_j |m_j grad W_ij|^2)."""
+    acc = ti.math.vec4(0.0)
+    for_each_neighbor(i, xi, g, _grad_sums_task, acc, f)
+    return vec3(acc[0], acc[1], acc[2]), acc[3]
+
+
+class XSPHArgs(NamedTuple):
+    v: object
+    rho: object
+    mass: object
+    h: object
+
+
+@ti.func
+def _xsph_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    ret += c.mass / c.rho[j] * (c.v[j] - c.v[i]) * cubic_W(r.norm(), c.h)
+
+
+@ti.func
+def xsph(i, xi: vec3, g: ti.template(), c: ti.template()):
+    """sum_j (m_j / rho_j) (v_j - v_i) W_ij: multiplied by the XSPH coefficient by the caller."""
+    acc = vec3(0.0)
+    for_each_neighbor(i, xi, g, _xsph_task, acc, c)
+    return acc
+
+
+# --- kernels shared by the SPH solvers -----------------------------------------------------------
+
+from waterrock.solver.boundary import BoundaryArgs, collide_solids  # noqa: E402
+from waterrock.solver.grid import GridArgs  # noqa: E402
+from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles  # noqa: E402
+from waterrock.solver.state import ACTIVE  # noqa: E402
+
+nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
+nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
+nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
+nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
+
+
+@ti.func
+def clamp_speed(v: vec3, v_max: ti.f32) -> vec3:
+    s = v.norm()
+    if s > v_max:
+        v *= v_max / s
+    return v
+
+
+@ti.kernel
+def advect(
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, dt: ti.f32, v_max: ti.f32,
+    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
+    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32,
+):
+    """Symplectic Euler's position update, then the solids and the obstacles push back."""
+    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count))
+    for i in x:
+        if flags[i] & ACTIVE:
+            vi = clamp_speed(v[i], v_max)
+            p = x[i] + dt * vi
+            p, vi = collide_solids(p, vi, b)
+            p, vi = collide_obstacles(p, vi, contact, friction, o)
+            x[i] = p
+            v[i] = vi
+
+
+@ti.kernel
+def measure_density(
+    x: nd_vec3, flags: nd_i32, rho: nd_f32, out: nd_f32,
+    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ti.math.ivec3, h: ti.f32,
+    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    mass: ti.f32, rho0: ti.f32,
+):
+    """rho_i for every active particle; out = (sum of max(rho_i/rho0 - 1, 0), active count, max speed)."""
+    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    f = ti.static(Fluid(mass, rho0, h))
+    out[0] = 0.0
+    out[1] = 0.0
+    for i in x:
+        if flags[i] & ACTIVE:
+            r, _ = density(i, x[i], g, b, f)
+            rho[i] = r
+            out[0] += ti.max(r / rho0 - 1.0, 0.0)
+            out[1] += 1.0
+
+
+@ti.kernel
+def max_speed(v: nd_vec3, flags: nd_i32, out: nd_f32):
+    out[2] = 0.0
+    for i in v:
+        if flags[i] & ACTIVE:
+            ti.atomic_max(out[2], v[i].norm())

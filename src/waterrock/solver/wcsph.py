@@ -1,0 +1,111 @@
+"""Weakly compressible SPH: Becker & Teschner 2007, "Weakly compressible SPH for free surface
+flows" (SCA). The reference baseline.
+
+    p_i   = B ((rho_i / rho0)^gamma - 1),  clamped at 0                               (eq. 7)
+    a_i   = g - sum_j m_j (p_i / rho_i^2 + p_j / rho_j^2) grad W_ij - (p_i / rho_i^2) grad rho_b   (eq. 6)
+
+with symplectic Euler, XSPH viscosity, and the density-map boundary of boundary.py (pressure
+mirrored as in Akinci et al. 2012, eq. 9). The speed of sound c = sqrt(B gamma / rho0) enters
+the CFL condition: dt <= cfl * spacing / (c + max speed).
+"""
+
+import math
+from typing import NamedTuple
+
+import taichi as ti
+
+from waterrock.solver.boundary import BoundaryArgs, boundary_density
+from waterrock.solver.grid import GridArgs, for_each_neighbor
+from waterrock.solver.kernels import cubic_gradW
+from waterrock.solver.state import ACTIVE
+from waterrock.solver.terms import Fluid, XSPHArgs, density, xsph
+
+vec3 = ti.math.vec3
+ivec3 = ti.math.ivec3
+nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
+nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
+nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
+nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
+
+
+@ti.kernel
+def density_and_pressure(
+    x: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32,
+    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    mass: ti.f32, rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32,
+):
+    """rho_i, and k_i = p_i / rho_i^2 from Tait's equation (eq. 7)."""
+    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    f = ti.static(Fluid(mass, rho0, h))
+    for i in x:
+        if flags[i] & ACTIVE:
+            rho_i, _ = density(i, x[i], g, b, f)
+            p = ti.max(stiffness * ((rho_i / rho0) ** exponent - 1.0), 0.0)
+            rho[i] = rho_i
+            k[i] = p / (rho_i * rho_i)
+
+
+class _Momentum(NamedTuple):
+    k: object
+    mass: object
+    h: object
+
+
+@ti.func
+def _pressure_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    ret -= c.mass * (c.k[i] + c.k[j]) * cubic_gradW(r, c.h)
+
+
+@ti.kernel
+def accelerate(
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, v_out: nd_vec3,
+    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: vec3, c_xsph: ti.f32,
+):
+    """v_i + dt a_i (eq. 6), smoothed by XSPH."""
+    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    c = ti.static(_Momentum(k, mass, h))
+    cx = ti.static(XSPHArgs(v, rho, mass, h))
+    for i in x:
+        vi = v[i]
+        if flags[i] & ACTIVE:
+            a = gravity
+            for_each_neighbor(i, x[i], g, _pressure_task, a, c)
+            _, grad_gamma = boundary_density(x[i], b)
+            a -= k[i] * rho0 * grad_gamma
+            vi += dt * a + c_xsph * xsph(i, x[i], g, cx)
+        v_out[i] = vi
+
+
+class WCSPH:
+    name = "wcsph"
+
+    def __init__(self, settings, fluid):
+        self.stiffness = settings.stiffness
+        self.exponent = settings.exponent
+        self.c_xsph = fluid.viscosity
+        self.sound_speed = math.sqrt(self.stiffness * self.exponent / fluid.rest_density)
+
+    def substep(self, s, dt: float) -> None:
+        st, grid = s.state, s.grid
+        b_all = s.boundary.args()
+        b_args = b_all[:4] + b_all[5:]
+        grid.build(st)
+        g_args = grid.args()
+        density_and_pressure(
+            st.x, st.flags, st.rho, st.aux, *g_args, *b_args, s.mass, s.rho0, self.stiffness, self.exponent
+        )
+        accelerate(st.x, st.v, st.flags, st.rho, st.aux, st.dv, *g_args, *b_args, s.mass, s.rho0, dt, s.gravity,
+                   self.c_xsph)
+        st.swap_velocity_scratch()
+        s.advect(dt)
+
+    def pressure(self, s):
+        rho = s.state.rho.to_numpy()
+        return s.state.aux.to_numpy() * rho * rho
