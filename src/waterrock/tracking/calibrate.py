@@ -169,12 +169,16 @@ class FloorHomography:
 
     def pixel_to_world(self, uv) -> np.ndarray:
         uv = np.atleast_2d(np.asarray(uv, np.float64))
+        if not uv.size:
+            return np.zeros((0, 3))
         xz = cv2.perspectiveTransform(uv.reshape(-1, 1, 2), self.matrix).reshape(-1, 2)
         return np.column_stack([xz[:, 0], np.full(len(xz), self.floor_y), xz[:, 1]])
 
     def world_to_pixel(self, points) -> np.ndarray:
         p = np.atleast_2d(np.asarray(points, np.float64))
         xz = p[:, [0, 2]] if p.shape[1] == 3 else p
+        if not len(xz):
+            return np.zeros((0, 2))
         inv = np.linalg.inv(self.matrix)
         return cv2.perspectiveTransform(xz.reshape(-1, 1, 2), inv).reshape(-1, 2)
 
@@ -246,3 +250,138 @@ def load_calibration(path: str | Path) -> Calibration:
 def default_calibration_path(scene_path: str | Path) -> Path:
     p = Path(scene_path)
     return p.with_name(p.stem + ".calibration.json")
+
+
+def depth_at(depth: np.ndarray, uv, window: int = 5) -> np.ndarray:
+    """Depth in metres at pixels: the median of the valid readings in a small window (a click is
+    never exactly on the pixel, and one pixel may have no reading)."""
+    out = []
+    h, w = depth.shape
+    r = window // 2
+    for u, v in np.atleast_2d(np.asarray(uv, np.float64)):
+        iu, iv = int(round(u)), int(round(v))
+        patch = depth[max(iv - r, 0) : min(iv + r + 1, h), max(iu - r, 0) : min(iu + r + 1, w)]
+        valid = patch[patch > 0]
+        if not valid.size:
+            raise ValueError(f"no depth reading near pixel ({u:.0f}, {v:.0f}): pick another point")
+        out.append(float(np.median(valid)) / 1000.0)
+    return np.array(out)
+
+
+def solve_from_clicks(
+    image_points,
+    world_points,
+    depth: np.ndarray | None = None,
+    intrinsics: Intrinsics | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> tuple[Calibration, float]:
+    """The calibration from clicked pixels and their scene points, and its RMS residual in metres.
+
+    With a depth image: the camera's pose (needs intrinsics, three or more points). Without:
+    a floor homography (four or more points on the floor or rock plane).
+    """
+    uv = np.asarray(image_points, np.float64).reshape(-1, 2)
+    w = np.asarray(world_points, np.float64).reshape(-1, 3)
+    if depth is not None:
+        if intrinsics is None:
+            raise ValueError("a depth calibration needs the sensor's intrinsics")
+        cal = solve_depth_calibration(intrinsics, uv, depth_at(depth, uv), w)
+        fit = cal.pixel_to_world(uv, depth_at(depth, uv))
+    else:
+        width, height = image_size or (0, 0)
+        cal = FloorHomography.from_points(uv, w, width=width, height=height)
+        fit = cal.pixel_to_world(uv)
+        fit[:, 1] = w[:, 1]  # the plane's height is taken, not fitted
+    residual = float(np.sqrt(np.mean(np.sum((fit - w) ** 2, axis=1))))
+    return cal, residual
+
+
+def _ask_point(i: int) -> tuple[float, float, float]:
+    while True:
+        text = input(f"scene point {i + 1} (x y z, metres): ")
+        try:
+            x, y, z = (float(t) for t in text.replace(",", " ").split())
+            return x, y, z
+        except ValueError:
+            print("  three numbers, please, e.g. 1.0 0 -0.5")
+
+
+def calibrate_command(
+    scene_path: str | Path, source_spec: str, world_points=None, out: str | Path | None = None
+) -> Path:
+    """`waterrock calibrate SCENE --source SPEC`: click point pairs on a live frame, save JSON.
+
+    Click a point in the image, then type its scene position (or give ``world_points`` in
+    order). Keys: Enter = solve and save, u / Backspace = undo the last click, Esc = cancel.
+    Needs a display (cv2 highgui). Saves beside the scene as <scene>.calibration.json unless
+    ``out`` is given; set the scene's [tracking] calibration to that file.
+    """
+    from waterrock.tracking.frame import CorruptFrame, check_frame
+    from waterrock.tracking.sources import open_source
+
+    source = open_source(source_spec, loop=True)
+    frame = None
+    for f in source:
+        try:
+            check_frame(f)
+        except CorruptFrame:
+            continue
+        frame = f
+        break
+    if frame is None:
+        raise RuntimeError(f"{source_spec}: no usable frame to calibrate on")
+    if frame.color is not None and frame.depth is None:
+        view = frame.color.copy()
+    else:
+        view = cv2.applyColorMap(cv2.convertScaleAbs(frame.depth, alpha=255.0 / 8000.0), cv2.COLORMAP_TURBO)
+    given = (
+        None if world_points is None else [tuple(p) for p in np.asarray(world_points, float).reshape(-1, 3)]
+    )
+    clicks: list[tuple[float, float]] = []
+    scene: list[tuple[float, float, float]] = []
+
+    def on_mouse(event, x, y, _flags, _param) -> None:
+        if event == cv2.EVENT_LBUTTONDOWN:
+            clicks.append((float(x), float(y)))
+
+    title = "waterrock calibrate: click points, Enter = save, u = undo, Esc = cancel"
+    cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+    cv2.setMouseCallback(title, on_mouse)
+    try:
+        while True:
+            while len(scene) < len(clicks):  # pair every new click with its scene point
+                i = len(scene)
+                scene.append(given[i] if given is not None and i < len(given) else _ask_point(i))
+            img = view.copy()
+            for i, (u, v) in enumerate(clicks):
+                cv2.circle(img, (int(u), int(v)), 5, (0, 0, 255), 2)
+                cv2.putText(
+                    img, str(i + 1), (int(u) + 6, int(v) - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255)
+                )
+            cv2.imshow(title, img)
+            key = cv2.waitKey(30) & 0xFF
+            if key == 27:
+                raise KeyboardInterrupt("calibration cancelled")
+            if key in (ord("u"), 8) and clicks:
+                clicks.pop()
+                scene = scene[: len(clicks)]
+            if key in (13, 10):
+                needed = 3 if frame.depth is not None else 4
+                if len(clicks) < needed:
+                    print(f"{needed} or more points, please ({len(clicks)} so far)")
+                    continue
+                break
+    finally:
+        cv2.destroyWindow(title)
+    intrinsics = getattr(source, "intrinsics", None)
+    if intrinsics is None and isinstance(source.calibration, DepthCalibration):
+        intrinsics = source.calibration.intrinsics
+    if intrinsics is None and frame.depth is not None:
+        h, w = frame.depth.shape
+        intrinsics = Intrinsics.from_fov(w, h, 70.0)
+        print("no intrinsics from the sensor: assuming a 70 degree horizontal field of view")
+    h, w = (frame.depth if frame.depth is not None else frame.color).shape[:2]
+    cal, residual = solve_from_clicks(clicks, scene, frame.depth, intrinsics, (w, h))
+    path = save_calibration(cal, out or default_calibration_path(scene_path))
+    print(f"saved {cal.kind} calibration to {path} (RMS residual {residual * 1000:.1f} mm)")
+    return path

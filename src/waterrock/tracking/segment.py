@@ -160,12 +160,15 @@ class ColorSegmenter:
         var_threshold: float = 32.0,
         open_px: int = 3,
         close_px: int = 7,
-        learning_rate: float = -1.0,
+        learning_rate: float | None = None,
     ) -> None:
         self.model = cv2.createBackgroundSubtractorMOG2(
             history=history, varThreshold=var_threshold, detectShadows=True
         )
-        self.learning_rate = learning_rate
+        # MOG2's own rate is 1/frames-seen until `history` frames: a visitor present in the first
+        # seconds would be half learned into the floor within a second. A steady rate instead:
+        # the first frame is the floor, and change is absorbed over `history` frames.
+        self.learning_rate = 1.0 / history if learning_rate is None else learning_rate
         self._open = _kernel(open_px)
         self._close = _kernel(close_px)
 
