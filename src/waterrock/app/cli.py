@@ -1,0 +1,323 @@
+"""The ``waterrock`` command.
+
+    waterrock [run] [--scene S] [--arch A] [--seconds T] [--screenshot PNG]   the installation
+    waterrock render --scene S --seconds T --out out.mp4|dir [--resolution W H] [--fps F]
+    waterrock record SOURCE OUT [--seconds T]        record a camera / sensor to replay later
+    waterrock calibrate --source SPEC [--scene S]    click point pairs, save the calibration
+    waterrock bench [solver|render|tracker] [ARGS]   the benchmarks in the repository
+
+Bad input (an unknown scene, an invalid scene file, an unknown backend) is one line on stderr
+and exit status 2; a crash while running is logged with its cause and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import sys
+from pathlib import Path
+
+from waterrock.app.logs import setup_logging
+
+log = logging.getLogger("waterrock")
+
+DEFAULT_SCENE = "default"
+BENCHMARKS = ("solver", "render", "tracker")
+ARCHES = ("cuda", "vulkan", "metal", "cpu", "x64", "arm64")
+
+
+class UsageError(Exception):
+    """Bad input from the operator: reported in one line, exit status 2."""
+
+
+def _default_scene() -> str:
+    from waterrock.resources import resource_dir
+
+    return DEFAULT_SCENE if (resource_dir("scenes") / f"{DEFAULT_SCENE}.toml").exists() else "dam_break"
+
+
+def _scene_option(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument(
+        "--scene",
+        "-s",
+        required=required,
+        default=None,
+        help="a scene file (.toml) or the name of a shipped scene (default: 'default')",
+    )
+
+
+def _arch_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--arch", default=None, help=f"Taichi backend: {', '.join(ARCHES[:4])} (default: best available)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="waterrock",
+        description="Real-time water over a rock; visitors become rocks the water flows around.",
+    )
+    parser.add_argument(
+        "--log-file", type=Path, default=None, help="also log to this file (rotated at 10 MB, 5 kept)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the installation in a window (the default command)")
+    _scene_option(run)
+    _arch_option(run)
+    run.add_argument(
+        "--seconds", type=float, default=None, help="stop after this long (from the first frame)"
+    )
+    run.add_argument(
+        "--screenshot", type=Path, default=None, help="PNG path for S, and saved on exit with --seconds"
+    )
+    run.add_argument("--headless", action="store_true", help="no window: print stats every second")
+    run.add_argument("--fullscreen", action="store_true", help="start fullscreen (F toggles)")
+    run.add_argument(
+        "--size", type=int, nargs=2, metavar=("W", "H"), default=None, help="window size in pixels"
+    )
+
+    render = sub.add_parser("render", help="draw a scene offscreen into a video file or a folder of PNGs")
+    _scene_option(render)
+    _arch_option(render)
+    render.add_argument("--seconds", type=float, required=True, help="seconds of water to render")
+    render.add_argument(
+        "--out", type=Path, required=True, help="out.mp4 (.avi .mov .mkv) or a folder for PNGs"
+    )
+    render.add_argument("--resolution", type=int, nargs=2, metavar=("W", "H"), default=None)
+    render.add_argument("--fps", type=float, default=60.0, help="output frames per second (default 60)")
+
+    record = sub.add_parser("record", help="record a camera or depth sensor to replay as a source")
+    record.add_argument(
+        "source", help="synthetic[:script], camera:N, video:FILE, rtsp://..., realsense, kinect"
+    )
+    record.add_argument("out", type=Path, help="a folder (PNG frames) or a .npz file")
+    record.add_argument("--seconds", type=float, default=10.0)
+    record.add_argument("--frames", type=int, default=None, help="stop after this many frames instead")
+
+    cal = sub.add_parser("calibrate", help="click point pairs on a camera frame; saves the calibration")
+    _scene_option(cal)
+    cal.add_argument("--source", required=True, help="the camera or sensor, as for record")
+    cal.add_argument(
+        "--out", type=Path, default=None, help="default: <scene>.calibration.json beside the scene"
+    )
+
+    bench = sub.add_parser("bench", help="run a benchmark from the repository's benchmarks/ folder")
+    bench.add_argument("which", nargs="?", choices=(*BENCHMARKS, "all"), default="all")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark's main()")
+    return parser
+
+
+# --- checks at the edge ---------------------------------------------------------------------------
+
+
+def _check_arch(arch: str | None) -> str | None:
+    wanted = arch or os.environ.get("TI_ARCH") or None
+    if wanted is not None and wanted.strip().lower() not in ARCHES:
+        source = "--arch" if arch else "TI_ARCH"
+        raise UsageError(
+            f"unknown Taichi backend {wanted!r} ({source}): choose one of {', '.join(ARCHES[:4])}"
+        )
+    return arch
+
+
+def _load(scene_arg: str | None):
+    from waterrock.scene import SceneError, load_scene
+
+    name = scene_arg or _default_scene()
+    try:
+        return load_scene(name)
+    except (SceneError, FileNotFoundError) as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        raise UsageError("; ".join(lines)) from None
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise UsageError(f"{name} must be a positive number, got {value}")
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+
+def display_problem() -> str | None:
+    """Why no window can open here, or None if one may."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+    return None
+
+
+def cmd_run(args) -> int:
+    scene = _load(args.scene)
+    arch = _check_arch(args.arch)
+    _positive("--seconds", args.seconds)
+    problem = None if not args.headless else "--headless"
+    if problem is None:
+        problem = display_problem()
+    if problem is None:
+        from waterrock.app.window import WindowError, run_window
+
+        try:
+            return run_window(
+                scene,
+                arch=arch,
+                seconds=args.seconds,
+                screenshot=args.screenshot,
+                fullscreen=args.fullscreen,
+                size=args.size,
+            )
+        except WindowError as err:
+            problem = str(err)
+    if problem != "--headless":
+        print(
+            f"waterrock: cannot open a window: {problem}; running headless (stats every second)",
+            file=sys.stderr,
+        )
+    from waterrock.app.session import run_headless
+
+    return run_headless(scene, arch=arch, seconds=args.seconds, screenshot=args.screenshot)
+
+
+def cmd_render(args) -> int:
+    scene = _load(args.scene)
+    arch = _check_arch(args.arch)
+    _positive("--seconds", args.seconds)
+    _positive("--fps", args.fps)
+    if args.resolution is not None:
+        from waterrock.render.command import MAX_RESOLUTION
+
+        w, h = args.resolution
+        if not (16 <= w <= MAX_RESOLUTION[0] and 16 <= h <= MAX_RESOLUTION[1]):
+            raise UsageError(f"--resolution {w} {h} outside 16x16 .. {MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}")
+    from waterrock.app.session import Inputs, stepped_snapshots
+    from waterrock.render.command import render_command
+    from waterrock.solver.solver import Solver
+
+    solver = Solver(scene, arch=arch)
+    inputs = Inputs(scene, solver, stepped=True)
+    try:
+        n = render_command(
+            scene.path,
+            args.seconds,
+            args.out,
+            tuple(args.resolution) if args.resolution else None,
+            args.fps,
+            snapshots=stepped_snapshots(scene, solver, args.fps, inputs),
+        )
+    finally:
+        inputs.close()
+    print(f"wrote {n} frames to {args.out}")
+    return 0
+
+
+def cmd_record(args) -> int:
+    from waterrock.tracking.record import record_command
+
+    _positive("--seconds", args.seconds)
+    try:
+        n = record_command(args.source, args.out, seconds=args.seconds, frames=args.frames)
+    except ValueError as err:  # an unknown source spec
+        raise UsageError(str(err)) from None
+    print(f"recorded {n} frames to {args.out}")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from waterrock.tracking.calibrate import calibrate_command
+
+    scene = _load(args.scene)
+    if display_problem():
+        raise UsageError(f"calibrate needs a window to click in: {display_problem()}")
+    try:
+        calibrate_command(scene.path, args.source, out=args.out)
+    except KeyboardInterrupt:
+        print("calibration cancelled", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return 0
+
+
+def benchmark_path(which: str) -> Path:
+    from waterrock.resources import REPO_ROOT
+
+    return REPO_ROOT / "benchmarks" / f"bench_{which}.py"
+
+
+def cmd_bench(args) -> int:
+    chosen = BENCHMARKS if args.which == "all" else (args.which,)
+    missing = [str(benchmark_path(w)) for w in chosen if not benchmark_path(w).is_file()]
+    if missing:
+        print(
+            f"waterrock: error: benchmark not found: {', '.join(missing)} "
+            "(benchmarks run from a source checkout)",
+            file=sys.stderr,
+        )
+        return 2
+    rc = 0
+    for which in chosen:
+        path = benchmark_path(which)
+        spec = importlib.util.spec_from_file_location(f"waterrock_bench_{which}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not hasattr(module, "main"):
+            print(f"waterrock: error: {path} has no main(argv)", file=sys.stderr)
+            return 2
+        print(f"== {path.name} {' '.join(args.args)}", flush=True)
+        rc = max(rc, int(module.main(list(args.args)) or 0))
+    return rc
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "render": cmd_render,
+    "record": cmd_record,
+    "calibrate": cmd_calibrate,
+    "bench": cmd_bench,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    argv = _with_command(argv)  # no subcommand: `waterrock` is `waterrock run`
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.log_file)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as err:
+        print(f"waterrock: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a known kind of bad input surfacing late: still one line, status 2
+        from waterrock.backend import BackendError
+        from waterrock.render.programs import ShaderError
+
+        if isinstance(err, (BackendError, ShaderError)):
+            print(f"waterrock: error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _with_command(argv: list[str]) -> list[str]:
+    """Insert 'run' after the global options (--log-file PATH, -v) unless a command or --help follows."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--log-file":
+            i += 2
+        elif a.startswith("--log-file=") or a == "--verbose" or (a.startswith("-v") and set(a[1:]) <= {"v"}):
+            i += 1
+        else:
+            break
+    if i < len(argv) and (argv[i] in COMMANDS or argv[i] in ("-h", "--help")):
+        return argv
+    return [*argv[:i], "run", *argv[i:]]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

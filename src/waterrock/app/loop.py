@@ -1,0 +1,385 @@
+"""The frame loop: obstacles -> solver -> snapshot -> renderer -> present, for window and headless.
+
+The simulation runs at the scene's fixed ``solver.frame_rate``, decoupled from the display by an
+accumulator (Fiedler, "Fix your timestep!", 2004): each displayed frame steps as many whole
+simulation frames as real time has made due, at most ``max_catchup``; what is due beyond that is
+dropped. A machine too slow for the scene therefore sees the water run slower, never stutter
+through a burst of catch-up frames or blow up on one long step.
+
+Every simulation frame is handed to the view (``view.update``), so trails sample the water at
+the simulation's rate whatever the display's: the lines look the same on a 30 Hz projector and
+a 144 Hz monitor. The picture itself is drawn once per displayed frame.
+
+Stages are timed (obstacles, solve, snapshot, render, present) with rolling averages that the
+debug overlay and the headless per-second report show.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from waterrock.snapshots import ObstacleSnapshot, ParticleSnapshot
+
+log = logging.getLogger(__name__)
+
+STAGES = ("obstacles", "solve", "snapshot", "render", "present")
+MAX_ELAPSED = 0.25  # s: a longer gap between displayed frames (a stall, a debugger) counts as this
+
+
+class View(Protocol):
+    """Where the frames go: a window, an offscreen target, or nothing (stats only)."""
+
+    def update(self, snapshot: ParticleSnapshot) -> None: ...  # one simulation frame's particles
+
+    def render(self) -> None: ...  # draw the picture
+
+    def present(self) -> None: ...  # show it (swap buffers), or nothing offscreen
+
+    def clear_trails(self) -> None: ...  # after a reset: no line joins the old water to the new
+
+
+class ObstacleProvider(Protocol):
+    def latest(self) -> ObstacleSnapshot: ...
+
+
+class StageTimes:
+    """Rolling average of each stage's milliseconds over the last ``window`` displayed frames."""
+
+    def __init__(self, window: int = 60):
+        self._samples = {name: collections.deque(maxlen=window) for name in STAGES}
+        self._current = dict.fromkeys(STAGES, 0.0)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self._current[stage] += seconds
+
+    def commit(self) -> None:
+        """End of a displayed frame: its per-stage sums become one sample each."""
+        for name, total in self._current.items():
+            self._samples[name].append(1e3 * total)
+            self._current[name] = 0.0
+
+    def ms(self) -> dict[str, float]:
+        return {name: (sum(s) / len(s) if s else 0.0) for name, s in self._samples.items()}
+
+
+class _Timed:
+    __slots__ = ("times", "stage", "t0")
+
+    def __init__(self, times: StageTimes, stage: str):
+        self.times, self.stage = times, stage
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.times.add(self.stage, time.perf_counter() - self.t0)
+
+
+class Obstacles:
+    """All the obstacle providers of a run (tracker, OSC, mouse, scripted) as one snapshot.
+
+    A provider that raises gives no obstacles this frame; the failure is logged with its cause
+    (once per distinct message every ``log_interval`` seconds), and the water runs on.
+    """
+
+    def __init__(self, providers: list | None = None, log_interval: float = 5.0):
+        self.providers = list(providers or [])
+        self._logged: dict[str, float] = {}
+        self._log_interval = log_interval
+        self.errors = 0
+
+    def add(self, provider) -> None:
+        self.providers.append(provider)
+
+    def _get(self, p) -> ObstacleSnapshot:
+        if hasattr(p, "latest"):
+            return p.latest()
+        if hasattr(p, "snapshot"):
+            return p.snapshot()
+        return p()
+
+    def latest(self) -> ObstacleSnapshot:
+        parts = []
+        for p in self.providers:
+            try:
+                parts.append(self._get(p))
+            except Exception as err:  # noqa: BLE001 - a broken input must not stop the water
+                self.errors += 1
+                key = f"{type(p).__name__}: {type(err).__name__}: {err}"
+                now = time.monotonic()
+                if now - self._logged.get(key, -math.inf) > self._log_interval:
+                    self._logged[key] = now
+                    log.error(
+                        "obstacle source %s failed; its obstacles are left out",
+                        type(p).__name__,
+                        exc_info=err,
+                    )
+        return ObstacleSnapshot.concat(parts)
+
+
+class SteppedTracker:
+    """A recorded or synthetic frame source run through the tracking pipeline in step with the
+    simulation's clock instead of a thread: deterministic, for offline renders and tests."""
+
+    def __init__(self, source, settings, sim_time: Callable[[], float]):
+        from waterrock.tracking.pipeline import pipeline_for
+
+        self._pipeline_for = pipeline_for
+        self.source, self.settings, self.sim_time = source, settings, sim_time
+        self._frames = iter(source)
+        self._next = next(self._frames, None)
+        self._pipeline = None
+        self._snap = ObstacleSnapshot.empty()
+
+    def latest(self) -> ObstacleSnapshot:
+        t = self.sim_time()
+        while self._next is not None and self._next.timestamp <= t:
+            frame = self._next
+            if self._pipeline is None:
+                self._pipeline = self._pipeline_for(self.settings, frame, self.source.calibration)
+            self._snap = self._pipeline.process(frame)
+            self._next = next(self._frames, None)
+        return self._snap
+
+
+class FrameLoop:
+    """Steps ``solver`` at its scene's frame rate and hands each frame to ``view``.
+
+    ``realtime=False`` steps exactly one simulation frame per displayed frame, whatever the
+    clock says (offline renders, tests). ``clock`` is injectable for tests of the accumulator.
+    """
+
+    def __init__(
+        self,
+        solver,
+        obstacles: ObstacleProvider | None = None,
+        view: View | None = None,
+        *,
+        max_catchup: int = 2,
+        realtime: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = time.sleep,
+        stats_window: int = 60,
+    ):
+        if max_catchup < 1:
+            raise ValueError("max_catchup must be at least 1")
+        self.solver = solver
+        self.obstacles = obstacles
+        self.view = view
+        self.sim_dt = 1.0 / float(solver.scene.solver.frame_rate)
+        self.max_catchup = int(max_catchup)
+        self.realtime = realtime
+        self.clock, self.sleep = clock, sleep
+        self.times = StageTimes(stats_window)
+        self.paused = False
+        self._stop = threading.Event()
+        self._reset_requested = False
+        self._acc = 0.0
+        self._last: float | None = None
+        self.frames_shown = 0
+        self.sim_frames = 0
+        self.dropped = 0  # simulation frames that were due but dropped (catch-up bound)
+        self.obstacle_count = 0
+        self.particles = 0
+        self.error: BaseException | None = None
+        self.last_stats: dict = {}
+        self._fps_frames: collections.deque = collections.deque(maxlen=stats_window + 1)
+
+    # --- control -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def toggle_pause(self) -> None:
+        self.paused = not self.paused
+        log.info("paused" if self.paused else "resumed")
+
+    def request_reset(self) -> None:
+        self._reset_requested = True
+
+    def _reset(self) -> None:
+        log.info("reset: the water starts again")
+        self.solver.reset()
+        self._acc = 0.0
+        if self.view is not None:
+            self.view.clear_trails()
+        self._reset_requested = False
+
+    # --- one displayed frame -------------------------------------------------------------------
+
+    def due_frames(self, now: float) -> int:
+        """Whole simulation frames made due since the last call, bounded by ``max_catchup``."""
+        if not self.realtime:
+            self._last = now
+            return 0 if self.paused else 1
+        if self._last is None:
+            self._last = now
+            return 0 if self.paused else 1  # the first frame: something to show at once
+        elapsed = min(max(now - self._last, 0.0), MAX_ELAPSED)
+        self._last = now
+        if self.paused:
+            return 0
+        self._acc += elapsed
+        n = int(self._acc / self.sim_dt + 1e-9)
+        self._acc -= n * self.sim_dt
+        if n > self.max_catchup:
+            self.dropped += n - self.max_catchup
+            n = self.max_catchup
+        return n
+
+    def step_simulation(self) -> None:
+        with _Timed(self.times, "obstacles"):
+            if self.obstacles is not None:
+                snap = self.obstacles.latest()
+                self.obstacle_count = len(snap)
+                self.solver.set_obstacles(snap)
+        with _Timed(self.times, "solve"):
+            self.last_stats = self.solver.step(self.sim_dt)
+        self.sim_frames += 1
+        if self.view is not None:
+            with _Timed(self.times, "snapshot"):
+                snapshot = self.solver.snapshot()
+                self.particles = len(snapshot)
+            with _Timed(self.times, "render"):
+                self.view.update(snapshot)
+
+    def tick(self) -> int:
+        """One displayed frame; returns the simulation frames it stepped."""
+        if self._reset_requested:
+            self._reset()
+        n = self.due_frames(self.clock())
+        for _ in range(n):
+            self.step_simulation()
+        if self.view is None and n:
+            self.particles = int(self.last_stats.get("active", 0)) or self.solver.n_active()
+        if self.view is not None:
+            with _Timed(self.times, "render"):
+                self.view.render()
+            with _Timed(self.times, "present"):
+                self.view.present()
+        self.times.commit()
+        self.frames_shown += 1
+        self._fps_frames.append(self.clock())
+        return n
+
+    def fps(self) -> float:
+        q = self._fps_frames
+        if len(q) < 2 or q[-1] <= q[0]:
+            return 0.0
+        return (len(q) - 1) / (q[-1] - q[0])
+
+    def wait_for_next(self) -> None:
+        """Sleep until the next simulation frame is due, so an idle loop does not spin."""
+        if not self.realtime or self._last is None:
+            return
+        rest = (1.0 / 30.0) if self.paused else self.sim_dt - self._acc - (self.clock() - self._last)
+        if rest > 0.0005:
+            self.sleep(min(rest, 0.1))
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def run(
+        self,
+        seconds: float | None = None,
+        poll: Callable[[], None] | None = None,
+        every_second: Callable[[FrameLoop], None] | None = None,
+        handle_signals: bool = True,
+    ) -> int:
+        """Run until stopped (``stop()``, SIGINT, SIGTERM) or ``seconds`` after the first frame
+        was shown (kernel compilation is not counted). Returns 0, or 1 after a crash, which is
+        logged with its cause. ``poll`` runs before each frame (window events)."""
+        previous = self._install_signals() if handle_signals else {}
+        start = last_report = None
+        try:
+            while not self._stop.is_set():
+                if poll is not None:
+                    poll()
+                    if self._stop.is_set():
+                        break
+                stepped = self.tick()
+                now = self.clock()
+                if start is None:
+                    start = last_report = now
+                    log.info("first frame shown; running")
+                if seconds is not None and now - start >= seconds:
+                    break
+                if every_second is not None and now - last_report >= 1.0:
+                    last_report = now
+                    every_second(self)
+                if not stepped:
+                    self.wait_for_next()
+        except Exception as err:  # noqa: BLE001 - logged with its cause; the caller releases resources
+            self.error = err
+            log.critical("the frame loop stopped: %s: %s", type(err).__name__, err, exc_info=err)
+            return 1
+        finally:
+            self._restore_signals(previous)
+        return 0
+
+    def _install_signals(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+
+        def handler(signum, _frame):
+            log.warning("received %s: stopping", signal.Signals(signum).name)
+            self.stop()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signals(previous: dict) -> None:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+    # --- what the overlay and the headless report show ------------------------------------------
+
+    def report(self) -> str:
+        ms = self.times.ms()
+        stages = " ".join(f"{k} {v:.1f}" for k, v in ms.items())
+        return (
+            f"t={self.solver.time:7.2f}s fps {self.fps():5.1f} sim {self.sim_frames} frames "
+            f"(dropped {self.dropped}) | ms {stages} | particles {self.particles} "
+            f"| obstacles {self.obstacle_count}{' | PAUSED' if self.paused else ''}"
+        )
+
+    def overlay_lines(self) -> list[str]:
+        ms = self.times.ms()
+        sim_rate = 1.0 / self.sim_dt
+        lines = [
+            f"fps {self.fps():5.1f}   sim {sim_rate:.0f} Hz   t {self.solver.time:7.2f} s"
+            + ("   PAUSED" if self.paused else ""),
+            f"particles {self.particles}   obstacles {self.obstacle_count}   dropped {self.dropped}",
+        ]
+        lines += [f"  {k:<9} {v:7.2f} ms" for k, v in ms.items()]
+        st = self.last_stats
+        if st:
+            lines.append(f"substeps {st.get('substeps', 0)}   max speed {st.get('max_speed', 0.0):.2f} m/s")
+        return lines
+
+
+def clear_snapshot(frame: int = 0, t: float = 0.0) -> ParticleSnapshot:
+    """An empty snapshot: given to the renderer, every trail drops to nothing."""
+    return ParticleSnapshot(
+        frame=frame,
+        time=t,
+        positions=np.zeros((0, 3), np.float32),
+        velocities=np.zeros((0, 3), np.float32),
+        ids=np.zeros((0,), np.int32),
+        recycled=np.zeros((0,), bool),
+    )

@@ -1,0 +1,169 @@
+"""What a run is made of: the scene's solver, its obstacle sources, and a view to draw into.
+
+Shared by the window, the headless fallback and ``waterrock render``, so the three differ only
+in where the picture goes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from waterrock.app.loop import FrameLoop, Obstacles, SteppedTracker, clear_snapshot
+from waterrock.scene import Scene
+from waterrock.snapshots import ParticleSnapshot
+
+log = logging.getLogger(__name__)
+
+
+class Inputs:
+    """The scene's visitors: the tracker on its thread (or stepped with the simulation), the OSC
+    server if the scene asks for it, and any extra provider (the mouse). ``close()`` stops them."""
+
+    def __init__(self, scene: Scene, solver=None, stepped: bool = False):
+        self.obstacles = Obstacles()
+        self.runner = None
+        self.osc = None
+        s = scene.tracking
+        if s.source != "none":
+            if stepped and s.source in ("synthetic", "depth_recording", "video"):
+                self.obstacles.add(self._stepped(s, solver))
+            else:
+                from waterrock.tracking.runner import TrackerRunner
+
+                self.runner = TrackerRunner.from_settings(s).start()
+                self.obstacles.add(self.runner)
+                log.info("tracker started: source %s", s.source)
+        if s.osc:
+            from waterrock.tracking.osc import OscObstacleServer
+
+            try:
+                self.osc = OscObstacleServer(s).start()
+                self.obstacles.add(self.osc)
+            except OSError as err:
+                log.error(
+                    "cannot listen for OSC on %s:%d (%s): running without it", s.osc_host, s.osc_port, err
+                )
+
+    @staticmethod
+    def _stepped(s, solver) -> SteppedTracker:
+        from waterrock.tracking.sources import source_from_settings
+
+        # an offline run must not wait for wall-clock time, nor loop a recording forever ahead
+        source = source_from_settings(s.model_copy(update={"realtime": False}))
+        return SteppedTracker(source, s, lambda: solver.time)
+
+    def tracker_state(self) -> str:
+        if self.runner is None:
+            return "tracker: stepped" if self.obstacles.providers else "tracker: none"
+        st = self.runner.state()
+        text = f"tracker: {st.status} {st.source} {st.fps:.0f} fps, {st.obstacles} obstacles"
+        if st.last_error:
+            text += f" (last error: {st.last_error})"
+        return text
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        if self.osc is not None:
+            self.osc.stop()
+
+
+class OffscreenView:
+    """The renderer drawing into an offscreen EGL target: the headless run's picture."""
+
+    def __init__(self, scene: Scene, size: tuple[int, int] | None = None):
+        from waterrock.render.command import scene_rock
+        from waterrock.render.renderer import Renderer
+        from waterrock.render.target import OffscreenTarget
+
+        self.size = tuple(int(v) for v in (size or scene.render.resolution))
+        self.target = OffscreenTarget(self.size)
+        try:
+            self.renderer = Renderer(
+                self.target.ctx, scene.render, self.size, scene_rock(scene), scene.fluid.max_particles
+            )
+        except Exception:
+            self.target.release()
+            raise
+
+    def update(self, snapshot: ParticleSnapshot) -> None:
+        self.renderer.update(snapshot)
+
+    def render(self) -> None:
+        self.renderer.render(self.target.framebuffer)
+
+    def present(self) -> None:
+        pass
+
+    def clear_trails(self) -> None:
+        self.renderer.update(clear_snapshot())
+
+    def read_pixels(self):
+        return self.renderer.read_pixels()
+
+    def release(self) -> None:
+        self.renderer.release()
+        self.target.release()
+
+
+def save_png(rgb, path: str | Path) -> Path:
+    import cv2
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), rgb[:, :, ::-1].copy()):
+        raise OSError(f"{path}: cannot write a PNG there")
+    return path
+
+
+def run_headless(
+    scene: Scene,
+    arch: str | None = None,
+    seconds: float | None = None,
+    screenshot: str | Path | None = None,
+    draw: bool = True,
+    print_stats=print,
+) -> int:
+    """The run without a window: per-second stats on stdout; the picture drawn offscreen when
+    EGL works (so its cost shows in the stats and ``--screenshot`` has something to save)."""
+    from waterrock.solver.solver import Solver
+
+    solver = Solver(scene, arch=arch)
+    view = None
+    if draw:
+        try:
+            view = OffscreenView(scene)
+        except Exception as err:  # noqa: BLE001 - no EGL: the water still runs
+            log.warning("no offscreen OpenGL (%s: %s): simulating without drawing", type(err).__name__, err)
+    inputs = Inputs(scene, solver)
+    loop = FrameLoop(solver, inputs.obstacles, view)
+
+    def report(lp: FrameLoop) -> None:
+        print_stats(f"{lp.report()} | {inputs.tracker_state()}")
+
+    try:
+        rc = loop.run(seconds=seconds, every_second=report)
+        report(loop)
+        if screenshot is not None and rc == 0:
+            if view is None:
+                log.error("no screenshot: nothing was drawn (no offscreen OpenGL)")
+                rc = 1
+            else:
+                print_stats(f"screenshot: {save_png(view.read_pixels(), screenshot)}")
+        return rc
+    finally:
+        inputs.close()
+        if view is not None:
+            view.release()
+
+
+def stepped_snapshots(scene: Scene, solver, fps: float, inputs: Inputs | None = None):
+    """Step the solver once per output frame (1 / fps of simulated time each) and yield its
+    snapshot: ``waterrock render``'s producer."""
+    frame_dt = 1.0 / fps
+    while True:
+        if inputs is not None:
+            solver.set_obstacles(inputs.obstacles.latest())
+        solver.step(frame_dt)
+        yield solver.snapshot()
