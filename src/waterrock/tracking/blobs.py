@@ -38,11 +38,19 @@ def find_blobs(
     max_area: int | None = None,
     depth: np.ndarray | None = None,
     connectivity: int = 8,
+    origin: tuple[int, int] = (0, 0),
 ) -> list[Blob]:
-    """The regions of a 0/255 (or bool) mask with ``min_area <= area <= max_area`` pixels."""
+    """The regions of a 0/255 (or bool) mask with ``min_area <= area <= max_area`` pixels.
+
+    ``mask`` may be a window of a larger image whose top-left pixel is ``origin``: the blobs
+    are then in the larger image's pixels (``depth`` is the window's depth).
+    """
     if mask.dtype != np.uint8:
         mask = mask.astype(np.uint8)
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=connectivity)
+    # Grana's block-based algorithm: the default one computes the stats ~2x slower on one core
+    n, labels, stats, centroids = cv2.connectedComponentsWithStatsWithAlgorithm(
+        mask, connectivity, cv2.CV_32S, cv2.CCL_GRANA
+    )
     out = []
     for i in range(1, n):  # label 0 is the background
         u, v, w, h, area = (int(x) for x in stats[i])
@@ -50,11 +58,16 @@ def find_blobs(
             continue
         region = labels[v : v + h, u : u + w] == i
         contours, _ = cv2.findContours(region.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        contour = max(contours, key=len).reshape(-1, 2) + (u, v)
         nearest = None
         if depth is not None:
             d = depth[v : v + h, u : u + w][region]
             d = d[d > 0]
             nearest = float(d.min()) if d.size else None
-        out.append(Blob(centroids[i].copy(), area, (u, v, w, h), region, contour.astype(np.int32), nearest))
+        ox, oy = origin
+        contour = max(contours, key=len).reshape(-1, 2) + (u + ox, v + oy)
+        out.append(
+            Blob(
+                centroids[i] + origin, area, (u + ox, v + oy, w, h), region, contour.astype(np.int32), nearest
+            )
+        )
     return out

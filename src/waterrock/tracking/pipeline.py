@@ -191,7 +191,8 @@ class DepthPipeline(Pipeline):
 
     def _measure_hands(self, depth: np.ndarray, touch: np.ndarray) -> np.ndarray:
         points = []
-        for blob in find_blobs(touch, self._min_px):
+        x, y, w, h = self.segmenter.touch_rect
+        for blob in find_blobs(touch[y : y + h, x : x + w], self._min_px, origin=(x, y)):
             pts, d = self._points(depth, blob)
             if len(pts) and float(np.sum(d * d)) * self._px_area >= self.s.min_hand_area:
                 points.append(pts.mean(0))

@@ -119,6 +119,7 @@ class DepthSegmenter:
         self._lo = np.where(seen, lo, _NEVER).astype(np.float32)
         self._hi = np.where(seen, hi, _NEVER).astype(np.float32)
         self._touch = None
+        self.touch_rect = (0, 0, 0, 0)  # x, y, w, h of the pixels that can see the touch band
         if touch_plane is not None:
             n = np.asarray(touch_plane[:3], np.float64)
             norm = np.linalg.norm(n)
@@ -133,6 +134,10 @@ class DepthSegmenter:
                 np.where(ok, 1000 * np.minimum(d1, d2), _NEVER).astype(np.float32),
                 np.where(ok, 1000 * np.maximum(d1, d2), -1).astype(np.float32),
             )
+            # only where the band lies in front of the background can a hand be seen in it:
+            # the touch mask is computed in that rectangle alone (a strip along a wall)
+            possible = ok & (self._touch[0] < bg - self._step) & (self._touch[1] > 0)
+            self.touch_rect = cv2.boundingRect(possible.astype(np.uint8))
         self._open = _kernel(open_px)
         self._close = _kernel(close_px)
 
@@ -145,9 +150,14 @@ class DepthSegmenter:
         body = clean_mask(body, self._open, self._close)
         touch = None
         if self._touch is not None:
-            near = cv2.bitwise_and(cv2.inRange(d, *self._touch), valid)
-            closer = cv2.compare(step, self._step, cv2.CMP_GT)
-            touch = clean_mask(cv2.bitwise_and(near, closer), self._open, None)
+            touch = np.zeros_like(body)
+            x, y, w, h = self.touch_rect
+            if w and h:
+                win = (slice(y, y + h), slice(x, x + w))
+                lo, hi = self._touch[0][win], self._touch[1][win]
+                near = cv2.bitwise_and(cv2.inRange(d[win], lo, hi), valid[win])
+                closer = cv2.compare(step[win], self._step[win], cv2.CMP_GT)
+                touch[win] = clean_mask(cv2.bitwise_and(near, closer), self._open, None)
         return body, touch
 
 
