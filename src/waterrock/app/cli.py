@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--screenshot", type=Path, default=None, help="PNG path for S, and saved on exit with --seconds"
     )
     run.add_argument("--headless", action="store_true", help="no window: print stats every second")
+    run.add_argument("--overlay", action="store_true", help="start with the debug overlay shown (D toggles)")
     run.add_argument("--fullscreen", action="store_true", help="start fullscreen (F toggles)")
     run.add_argument(
         "--size", type=int, nargs=2, metavar=("W", "H"), default=None, help="window size in pixels"
@@ -169,6 +170,7 @@ def cmd_run(args) -> int:
                 seconds=args.seconds,
                 screenshot=args.screenshot,
                 fullscreen=args.fullscreen,
+                overlay=args.overlay,
                 size=args.size,
             )
         except WindowError as err:

@@ -24,10 +24,12 @@ class Inputs:
         self.obstacles = Obstacles()
         self.runner = None
         self.osc = None
+        self.stepped = False
         s = scene.tracking
         if s.source != "none":
             if stepped and s.source in ("synthetic", "depth_recording", "video"):
                 self.obstacles.add(self._stepped(s, solver))
+                self.stepped = True
             else:
                 from waterrock.tracking.runner import TrackerRunner
 
@@ -55,7 +57,8 @@ class Inputs:
 
     def tracker_state(self) -> str:
         if self.runner is None:
-            return "tracker: stepped" if self.obstacles.providers else "tracker: none"
+            text = "tracker: stepped with the simulation" if self.stepped else "tracker: none"
+            return text + (", OSC on" if self.osc is not None else "")
         st = self.runner.state()
         text = f"tracker: {st.status} {st.source} {st.fps:.0f} fps, {st.obstacles} obstacles"
         if st.last_error:
