@@ -134,3 +134,13 @@ def test_render_writes_png_frames(tiny_scene, tmp_path):
     last = cv2.imread(str(frames[-1]))
     assert last.shape == (120, 160, 3)
     assert (last.max(axis=-1) > 40).sum() > 20  # water lines were drawn
+
+
+def test_bench_runs_a_benchmark_from_the_repository():
+    from waterrock.app.cli import benchmark_path
+
+    if not benchmark_path("render").is_file():
+        pytest.skip("benchmarks/bench_render.py is not there")
+    r = run_cli("bench", "render", "--sizes", "1000", "--resolution", "64", "64", "--repeat", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "bench_render.py" in r.stdout and "segments" in r.stdout

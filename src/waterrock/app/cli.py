@@ -271,7 +271,9 @@ def cmd_bench(args) -> int:
             print(f"waterrock: error: {path} has no main(argv)", file=sys.stderr)
             return 2
         print(f"== {path.name} {' '.join(args.args)}", flush=True)
-        rc = max(rc, int(module.main(list(args.args)) or 0))
+        result = module.main(list(args.args))  # some return their results (a dict), some a status
+        if isinstance(result, int) and not isinstance(result, bool):
+            rc = max(rc, result)
     return rc
 
 
