@@ -85,3 +85,48 @@ def test_run_window_overlay(tiny_scene, xvfb_display, tmp_path):
     for panel in (panel_left, panel_right):
         assert (panel.max(axis=-1) > 200).sum() > 50  # white text
     assert os.path.getsize(shot) > 0
+
+
+def test_sigterm_stops_the_window_cleanly(tiny_scene, xvfb_display, tmp_path):
+    """systemctl stop: SIGTERM ends the frame loop, the window closes, exit status 0."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log_file = tmp_path / "w.log"
+    env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
+    env["DISPLAY"] = xvfb_display
+    cmd = [
+        sys.executable,
+        "-m",
+        "waterrock.app.cli",
+        "--log-file",
+        str(log_file),
+        "-v",
+        "run",
+        "--scene",
+        str(tiny_scene),
+        "--arch",
+        "cpu",
+        "--size",
+        "160",
+        "120",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log_file.exists() and "first frame shown" in log_file.read_text():
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    text = log_file.read_text()
+    assert "received SIGTERM" in text and "stopped after" in text

@@ -297,14 +297,19 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"waterrock: error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:  # a known kind of bad input surfacing late: still one line, status 2
+    except KeyboardInterrupt:  # Ctrl-C before the frame loop took over the signal (while starting)
+        print("waterrock: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - bad input surfacing late (one line, 2) or a crash (logged, 1)
         from waterrock.backend import BackendError
         from waterrock.render.programs import ShaderError
 
         if isinstance(err, (BackendError, ShaderError)):
             print(f"waterrock: error: {err}", file=sys.stderr)
             return 2
-        raise
+        # anything else is a crash: its traceback goes to the log (and the log file), status 1
+        log.critical("waterrock %s failed: %s: %s", args.command, type(err).__name__, err, exc_info=err)
+        return 1
 
 
 def _with_command(argv: list[str]) -> list[str]:
