@@ -66,7 +66,15 @@ class FluidBlock(Box):
 class Fluid(_Section):
     particle_radius: Positive = 0.01
     rest_density: Positive = 1000.0
-    viscosity: float = Field(0.01, ge=0.0, le=1.0, description="XSPH coefficient (PBF) / artificial viscosity alpha (SPH)")
+    viscosity: float = Field(
+        0.01, ge=0.0, le=1.0, description="XSPH coefficient (PBF) / artificial viscosity alpha (SPH)"
+    )
+    wall_friction: float = Field(
+        40.0,
+        ge=0.0,
+        le=1000.0,
+        description="1/s: how fast water beside a wall or the rock loses its velocity relative to it",
+    )
     max_particles: int = Field(20000, ge=1, le=50_000_000, description="fixed particle budget")
     blocks: list[FluidBlock] = []
 
@@ -117,6 +125,9 @@ class SolverSettings(_Section):
         None, gt=0.0, le=0.1, description="a fixed substep length in seconds instead of the CFL condition"
     )
     gravity: Vec3 = (0.0, -9.81, 0.0)
+    max_speed: float = Field(
+        20.0, gt=0.0, le=1000.0, description="m/s: a safety limit on particle speed, far above a waterfall's"
+    )
     # PBF (Macklin & Mueller 2013)
     pbf_iterations: int = Field(4, ge=1, le=100)
     pbf_relaxation: Positive = Field(100.0, description="epsilon in eq. 11, constraint force mixing")
@@ -152,7 +163,10 @@ class Scene(_Section):
 
     @model_validator(mode="after")
     def _fits(self):
-        if min(u - lo for lo, u in zip(self.domain.lower, self.domain.upper, strict=True)) < 2 * self.fluid.support_radius:
+        if (
+            min(u - lo for lo, u in zip(self.domain.lower, self.domain.upper, strict=True))
+            < 2 * self.fluid.support_radius
+        ):
             raise ValueError("domain is thinner than 2 kernel support radii on some axis")
         return self
 
@@ -164,7 +178,9 @@ def _format_errors(path: Path | str, err: ValidationError) -> str:
         reason = e["msg"]
         if e["type"] == "extra_forbidden":
             reason = "unknown key"
-        lines.append(f"  [{key}] {reason} (got {e.get('input')!r})" if e["type"] != "missing" else f"  [{key}] {reason}")
+        lines.append(
+            f"  [{key}] {reason} (got {e.get('input')!r})" if e["type"] != "missing" else f"  [{key}] {reason}"
+        )
     return "\n".join(lines)
 
 
@@ -178,8 +194,12 @@ def parse_scene(data: dict, source: Path | str = "<scene>") -> Scene:
     if rock.mesh is not None and not rock.mesh.is_absolute():
         rock = rock.model_copy(update={"mesh": (base / rock.mesh).resolve()})
     return scene.model_copy(
-        update={"rock": rock, "path": Path(source) if source != "<scene>" else None,
-                "tracking": scene.tracking.resolved(base), "render": scene.render.resolved(base)}
+        update={
+            "rock": rock,
+            "path": Path(source) if source != "<scene>" else None,
+            "tracking": scene.tracking.resolved(base),
+            "render": scene.render.resolved(base),
+        }
     )
 
 

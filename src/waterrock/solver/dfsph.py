@@ -28,7 +28,7 @@ from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor
 from waterrock.solver.kernels import cubic_gradW
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, XSPHArgs, density, grad_sums, xsph
+from waterrock.solver.terms import Fluid, XSPHArgs, density, grad_sums, xsph, xsph_boundary
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -164,15 +164,18 @@ def start_solve(solve: nd_i32, kappa: nd_vec2, which: ti.i32):
 def non_pressure(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, v_out: nd_vec3,
     cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
-    mass: ti.f32, dt: ti.f32, gravity: vec3, c_xsph: ti.f32,
+    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    mass: ti.f32, dt: ti.f32, gravity: vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
-    """v* = v + dt g, smoothed by XSPH viscosity."""
+    """v* = v + dt g, smoothed by XSPH viscosity, with the solid as a neighbour at rest."""
     g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     cx = ti.static(XSPHArgs(v, rho, mass, h))
     for i in x:
         vi = v[i]
         if flags[i] & ACTIVE:
-            vi += dt * gravity + c_xsph * xsph(i, x[i], g, cx)
+            vi += dt * gravity + c_xsph * xsph(i, x[i], g, cx) + c_wall * xsph_boundary(x[i], vi, b)
         v_out[i] = vi
 
 
@@ -213,7 +216,8 @@ class DFSPH:
         g_args = grid.args()
         density_and_factor(st.x, st.flags, st.rho, st.aux, *g_args, *b_args, s.mass, s.rho0)
         self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args, b_args)
-        non_pressure(st.x, st.v, st.flags, st.rho, st.dv, *g_args, s.mass, dt, s.gravity, self.c_xsph)
+        non_pressure(st.x, st.v, st.flags, st.rho, st.dv, *g_args, *b_args, s.mass, dt, s.gravity, self.c_xsph,
+                     s.wall_xsph(dt))
         st.swap_velocity_scratch()
         self._solve(s, DENSITY, self.density_tolerance, dt, g_args, b_args)
         s.advect(dt)

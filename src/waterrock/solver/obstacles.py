@@ -1,7 +1,10 @@
 """Kinematic obstacles: visitors as capsules and spheres that push the water.
 
 An obstacle is a capsule (segment a-b, radius R; a sphere has a == b) moving with velocity u.
-A particle closer to its axis than R + r is projected onto its surface, and its velocity
+Between two snapshots an obstacle moves on with its velocity, so that a fast
+visitor sweeps through the water substep by substep instead of jumping once a frame (the
+extrapolation is capped at MAX_EXTRAPOLATION). A particle closer to its axis than R + r is
+projected onto its surface, and its velocity
 relative to the obstacle loses the part that points in, and a share of the sliding part: the
 moving obstacle pushes the water and hands it its own velocity, as a moving rigid boundary does
 (Ihmsen et al. 2010, "Boundary handling and adaptive time-stepping for PCISPH", sec. 3, with
@@ -19,6 +22,7 @@ from waterrock.snapshots import ObstacleSnapshot
 log = logging.getLogger(__name__)
 vec3 = ti.math.vec3
 MAX_OBSTACLES = 64
+MAX_EXTRAPOLATION = 0.1  # s
 
 
 class ObstacleArgs(NamedTuple):
@@ -27,6 +31,7 @@ class ObstacleArgs(NamedTuple):
     radius: object  # already scaled by the fade weight
     velocity: object
     count: object
+    elapsed: object  # seconds since the snapshot: obstacles move on with their velocity meanwhile
 
 
 @ti.func
@@ -48,7 +53,8 @@ def capsule_distance(p: vec3, a: vec3, b: vec3):
 @ti.func
 def collide_obstacles(p: vec3, v: vec3, contact: ti.f32, friction: ti.f32, o: ti.template()):
     for k in range(o.count):
-        dist, n = capsule_distance(p, o.a[k], o.b[k])
+        shift = o.velocity[k] * o.elapsed
+        dist, n = capsule_distance(p, o.a[k] + shift, o.b[k] + shift)
         reach = o.radius[k] + contact
         if dist < reach:
             p += (reach - dist) * n
@@ -72,6 +78,7 @@ class Obstacles:
         self.velocity = ti.ndarray(vec3, MAX_OBSTACLES)
         self.count = 0
         self.snapshot = ObstacleSnapshot.empty()
+        self.elapsed = 0.0
 
     def set(self, snapshot: ObstacleSnapshot) -> list[str]:
         """Upload a snapshot. Obstacles with NaN or absurd values are dropped with a warning
@@ -91,7 +98,8 @@ class Obstacles:
             self.velocity.from_numpy(np.pad(good.velocity, ((0, pad), (0, 0))))
         self.count = m
         self.snapshot = good
+        self.elapsed = 0.0
         return problems
 
     def args(self) -> tuple:
-        return (self.a, self.b, self.radius, self.velocity, self.count)
+        return (self.a, self.b, self.radius, self.velocity, self.count, min(self.elapsed, MAX_EXTRAPOLATION))

@@ -17,7 +17,6 @@ grad C_i (see boundary.py).
 from typing import NamedTuple
 
 import numpy as np
-
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids
@@ -25,7 +24,7 @@ from waterrock.solver.grid import GridArgs, for_each_neighbor
 from waterrock.solver.kernels import cubic_gradW, cubic_gradW_np, cubic_W, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, XSPHArgs, clamp_speed, density, grad_sums, xsph
+from waterrock.solver.terms import Fluid, XSPHArgs, clamp_speed, density, grad_sums, xsph, xsph_boundary
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -41,14 +40,33 @@ SCORR_DQ = 0.2  # |dq| / h
 
 @ti.kernel
 def predict(
-    x: nd_vec3, v: nd_vec3, x0: nd_vec3, flags: nd_i32, dt: ti.f32, gravity: vec3, v_max: ti.f32,
-    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
-    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
-    o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32,
+    x: nd_vec3,
+    v: nd_vec3,
+    x0: nd_vec3,
+    flags: nd_i32,
+    dt: ti.f32,
+    gravity: vec3,
+    v_max: ti.f32,
+    b_lower: vec3,
+    b_upper: vec3,
+    gamma: nd_f32,
+    area: nd_f32,
+    h: ti.f32,
+    sdf: nd_f32_3d,
+    sdf_origin: vec3,
+    sdf_inv_cell: ti.f32,
+    contact: ti.f32,
+    friction: ti.f32,
+    o_a: nd_vec3,
+    o_b: nd_vec3,
+    o_radius: nd_f32,
+    o_velocity: nd_vec3,
+    o_count: ti.i32,
+    o_elapsed: ti.f32,
 ):
     """Apply gravity and predict x* = x + dt v (Algorithm 1, lines 2-3), out of the solids."""
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
-    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count))
+    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in x:
         if flags[i] & ACTIVE:
             x0[i] = x[i]
@@ -62,11 +80,27 @@ def predict(
 
 @ti.kernel
 def constraint_lambda(
-    x: nd_vec3, flags: nd_i32, rho: nd_f32, lam: nd_f32,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
-    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
-    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
-    mass: ti.f32, rho0: ti.f32, relaxation: ti.f32,
+    x: nd_vec3,
+    flags: nd_i32,
+    rho: nd_f32,
+    lam: nd_f32,
+    cell_start: nd_i32,
+    g_lower: vec3,
+    g_inv_cell: ti.f32,
+    g_res: ivec3,
+    h: ti.f32,
+    b_lower: vec3,
+    b_upper: vec3,
+    gamma: nd_f32,
+    area: nd_f32,
+    sdf: nd_f32_3d,
+    sdf_origin: vec3,
+    sdf_inv_cell: ti.f32,
+    contact: ti.f32,
+    friction: ti.f32,
+    mass: ti.f32,
+    rho0: ti.f32,
+    relaxation: ti.f32,
 ):
     """lambda_i, eq. 11, with the boundary's share of rho_i and of grad_pi C_i."""
     g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
@@ -100,11 +134,28 @@ def _delta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 
 @ti.kernel
 def position_delta(
-    x: nd_vec3, flags: nd_i32, lam: nd_f32, dp: nd_vec3,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
-    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
-    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
-    mass: ti.f32, rho0: ti.f32, w_dq: ti.f32, scorr_scale: ti.f32,
+    x: nd_vec3,
+    flags: nd_i32,
+    lam: nd_f32,
+    dp: nd_vec3,
+    cell_start: nd_i32,
+    g_lower: vec3,
+    g_inv_cell: ti.f32,
+    g_res: ivec3,
+    h: ti.f32,
+    b_lower: vec3,
+    b_upper: vec3,
+    gamma: nd_f32,
+    area: nd_f32,
+    sdf: nd_f32_3d,
+    sdf_origin: vec3,
+    sdf_inv_cell: ti.f32,
+    contact: ti.f32,
+    friction: ti.f32,
+    mass: ti.f32,
+    rho0: ti.f32,
+    w_dq: ti.f32,
+    scorr_scale: ti.f32,
 ):
     """dp_i, eq. 12 with s_corr (eq. 14), plus lambda_i times the boundary's grad_pi C_i."""
     g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
@@ -121,14 +172,30 @@ def position_delta(
 
 @ti.kernel
 def apply_delta(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, dp: nd_vec3,
-    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
-    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
-    o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32,
+    x: nd_vec3,
+    v: nd_vec3,
+    flags: nd_i32,
+    dp: nd_vec3,
+    b_lower: vec3,
+    b_upper: vec3,
+    gamma: nd_f32,
+    area: nd_f32,
+    h: ti.f32,
+    sdf: nd_f32_3d,
+    sdf_origin: vec3,
+    sdf_inv_cell: ti.f32,
+    contact: ti.f32,
+    friction: ti.f32,
+    o_a: nd_vec3,
+    o_b: nd_vec3,
+    o_radius: nd_f32,
+    o_velocity: nd_vec3,
+    o_count: ti.i32,
+    o_elapsed: ti.f32,
 ):
     """x*_i += dp_i, then collision response on the positions (Algorithm 1, lines 13-15)."""
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
-    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count))
+    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in x:
         if flags[i] & ACTIVE:
             p, vi = collide_solids(x[i] + dp[i], v[i], b)
@@ -161,8 +228,17 @@ def _vorticity_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 
 @ti.kernel
 def vorticity(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, omega: nd_vec3,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32, mass: ti.f32,
+    x: nd_vec3,
+    v: nd_vec3,
+    flags: nd_i32,
+    rho: nd_f32,
+    omega: nd_vec3,
+    cell_start: nd_i32,
+    g_lower: vec3,
+    g_inv_cell: ti.f32,
+    g_res: ivec3,
+    h: ti.f32,
+    mass: ti.f32,
 ):
     """omega_i, eq. 15, with the SPH volume m_j / rho_j."""
     g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
@@ -181,12 +257,36 @@ def _eta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 
 @ti.kernel
 def confine_and_smooth(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, omega: nd_vec3, v_out: nd_vec3,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
-    mass: ti.f32, dt: ti.f32, epsilon: ti.f32, c_xsph: ti.f32,
+    x: nd_vec3,
+    v: nd_vec3,
+    flags: nd_i32,
+    rho: nd_f32,
+    omega: nd_vec3,
+    v_out: nd_vec3,
+    cell_start: nd_i32,
+    g_lower: vec3,
+    g_inv_cell: ti.f32,
+    g_res: ivec3,
+    h: ti.f32,
+    b_lower: vec3,
+    b_upper: vec3,
+    gamma: nd_f32,
+    area: nd_f32,
+    sdf: nd_f32_3d,
+    sdf_origin: vec3,
+    sdf_inv_cell: ti.f32,
+    contact: ti.f32,
+    friction: ti.f32,
+    mass: ti.f32,
+    dt: ti.f32,
+    epsilon: ti.f32,
+    c_xsph: ti.f32,
+    c_wall: ti.f32,
 ):
-    """Vorticity confinement (eq. 16, with eta = grad |omega|) and XSPH viscosity (eq. 17)."""
+    """Vorticity confinement (eq. 16, with eta = grad |omega|) and XSPH viscosity (eq. 17),
+    with the solid as a neighbour at rest."""
     g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     c = ti.static(_Vort(v, rho, omega, mass, h))
     cx = ti.static(XSPHArgs(v, rho, mass, h))
     for i in x:
@@ -198,6 +298,7 @@ def confine_and_smooth(
                 N = eta.normalized()
                 vi += dt * epsilon * N.cross(omega[i])
             vi += c_xsph * xsph(i, x[i], g, cx)
+            vi += c_wall * xsph_boundary(x[i], vi, b)
         v_out[i] = vi
 
 
@@ -231,12 +332,26 @@ class PBF:
         g_args = grid.args()
         for _ in range(self.iterations):
             constraint_lambda(st.x, st.flags, st.rho, st.aux, *g_args, *b_args_noh, s.mass, s.rho0, self.relaxation)
-            position_delta(st.x, st.flags, st.aux, st.dv, *g_args, *b_args_noh, s.mass, s.rho0, self.w_dq, self.scorr_scale)
+            position_delta(
+                st.x, st.flags, st.aux, st.dv, *g_args, *b_args_noh, s.mass, s.rho0, self.w_dq, self.scorr_scale
+            )
             apply_delta(st.x, st.v, st.flags, st.dv, *b_args, *obs.args())
         update_velocity(st.x, st.x0, st.v, st.flags, 1.0 / dt, s.v_max(dt))
         vorticity(st.x, st.v, st.flags, st.rho, st.omega, *g_args, s.mass)
         confine_and_smooth(
-            st.x, st.v, st.flags, st.rho, st.omega, st.dv, *g_args, s.mass, dt, self.vorticity_epsilon, self.c_xsph
+            st.x,
+            st.v,
+            st.flags,
+            st.rho,
+            st.omega,
+            st.dv,
+            *g_args,
+            *b_args_noh,
+            s.mass,
+            dt,
+            self.vorticity_epsilon,
+            self.c_xsph,
+            s.wall_xsph(dt),
         )
         st.swap_velocity_scratch()
 

@@ -144,8 +144,9 @@ class Solver:
     # --- stepping ----------------------------------------------------------------------------
 
     def v_max(self, dt: float) -> float:
-        """The speed limit of a substep: no particle crosses more than half a support radius."""
-        return 0.5 * self.h / dt
+        """The speed limit of a substep: no particle crosses more than half a support radius,
+        nor goes faster than the scene's max_speed (a runaway never shrinks the steps for ever)."""
+        return min(0.5 * self.h / dt, self.settings.max_speed)
 
     def cfl_dt(self) -> float:
         c = getattr(self.method, "sound_speed", 0.0)
@@ -162,11 +163,16 @@ class Solver:
         return n, min(frame_dt / n, dt_cfl)
 
     def substep(self, dt: float) -> None:
+        self.obstacles.elapsed += dt  # where the obstacles are at the end of this substep
         self.sources.retire(self.state)
         self.method.substep(self, dt)
         self.sources.emit(self.state, dt)
         self.time += dt
         self.substeps_total += 1
+
+    def wall_xsph(self, dt: float) -> float:
+        """The XSPH coefficient of the solid boundary for a substep (see terms.xsph_boundary)."""
+        return min(self.scene.fluid.wall_friction * dt, 1.0)
 
     def advect(self, dt: float) -> None:
         st = self.state
@@ -194,7 +200,7 @@ class Solver:
         if counters[NONFINITE]:
             log.warning("%d particles had non-finite position or velocity: retired and re-emitted",
                         int(counters[NONFINITE]))
-        self._max_speed = vmax if math.isfinite(vmax) else self._max_speed
+        self._max_speed = min(vmax, self.settings.max_speed) if math.isfinite(vmax) else self._max_speed
         stats = {
             "frame": self.frame, "time": self.time, "substeps": n, "dt": dt, "max_speed": vmax,
             "nonfinite": int(counters[NONFINITE]), "retired": int(counters[RETIRED]),

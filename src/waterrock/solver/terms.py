@@ -56,6 +56,14 @@ def grad_sums(i, xi: vec3, g: ti.template(), f: ti.template()):
     return vec3(acc[0], acc[1], acc[2]), acc[3]
 
 
+@ti.func
+def xsph_boundary(xi: vec3, vi: vec3, b: ti.template()) -> vec3:
+    """XSPH with the solid as the neighbour, at rest: sum_b V_b (0 - v_i) W_ib = -Gamma(d) v_i,
+    since the boundary's volume-weighted kernel sum is the density map's Gamma (boundary.py)."""
+    gamma_b, _ = boundary_density(xi, b)
+    return -gamma_b * vi
+
+
 class XSPHArgs(NamedTuple):
     v: object
     rho: object
@@ -102,11 +110,11 @@ def advect(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, dt: ti.f32, v_max: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
-    o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32,
+    o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
 ):
     """Symplectic Euler's position update, then the solids and the obstacles push back."""
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
-    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count))
+    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in x:
         if flags[i] & ACTIVE:
             vi = clamp_speed(v[i], v_max)

@@ -18,7 +18,7 @@ from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor
 from waterrock.solver.kernels import cubic_gradW
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, XSPHArgs, density, xsph
+from waterrock.solver.terms import Fluid, XSPHArgs, density, xsph, xsph_boundary
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -65,9 +65,9 @@ def accelerate(
     cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
-    mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: vec3, c_xsph: ti.f32,
+    mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
-    """v_i + dt a_i (eq. 6), smoothed by XSPH."""
+    """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest."""
     g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     c = ti.static(_Momentum(k, mass, h))
@@ -80,6 +80,7 @@ def accelerate(
             _, grad_gamma = boundary_density(x[i], b)
             a -= k[i] * rho0 * grad_gamma
             vi += dt * a + c_xsph * xsph(i, x[i], g, cx)
+            vi += c_wall * xsph_boundary(x[i], vi, b)
         v_out[i] = vi
 
 
@@ -102,7 +103,7 @@ class WCSPH:
             st.x, st.flags, st.rho, st.aux, *g_args, *b_args, s.mass, s.rho0, self.stiffness, self.exponent
         )
         accelerate(st.x, st.v, st.flags, st.rho, st.aux, st.dv, *g_args, *b_args, s.mass, s.rho0, dt, s.gravity,
-                   self.c_xsph)
+                   self.c_xsph, s.wall_xsph(dt))
         st.swap_velocity_scratch()
         s.advect(dt)
 
