@@ -1,0 +1,42 @@
+"""A visitor crossing the water at 5 m/s displaces it and gives it its velocity."""
+
+import numpy as np
+import pytest
+
+from tests.solver.conftest import make_scene
+from waterrock.snapshots import ObstacleSnapshot
+from waterrock.solver.solver import Solver
+
+
+@pytest.mark.parametrize("method", ["pbf", "dfsph"])
+def test_moving_obstacle_pushes_the_water(method):
+    scene = make_scene(
+        domain={"lower": [0, 0, 0], "upper": [0.8, 0.4, 0.3]},
+        fluid={"particle_radius": 0.01, "max_particles": 8000,
+               "blocks": [{"lower": [0, 0, 0], "upper": [0.8, 0.1, 0.3]}]},
+        solver={"method": method, "frame_rate": 100, "substeps": 2},
+    )
+    s = Solver(scene, arch="cpu")
+    for _ in range(20):
+        s.step()
+    before = s.snapshot()
+    speed, radius = 5.0, 0.06
+    x0 = 0.1
+    for k in range(10):  # crosses from x = 0.1 to 0.6 in 0.1 s
+        c = [x0 + speed * k * 0.01, 0.06, 0.15]
+        s.set_obstacles(ObstacleSnapshot.spheres([c], radius, velocities=[[speed, 0, 0]]))
+        s.step()
+    end = [c[0] + speed * 0.01, c[1], c[2]]  # it moves on with its velocity through the frame
+    after = s.snapshot()
+    x, v = after.positions, after.velocities
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(v))
+    assert np.linalg.norm(v, axis=1).max() < 3 * speed  # bounded
+    # nothing inside the obstacle where it stands now
+    assert np.linalg.norm(x - end, axis=1).min() > radius
+    # the water just ahead of it is pushed along +x
+    ahead = (np.abs(x[:, 0] - (end[0] + radius + 0.02)) < 0.03) & (np.abs(x[:, 2] - 0.15) < 0.05)
+    assert ahead.sum() > 5
+    assert v[ahead, 0].mean() > 0.5
+    # the path is cleared compared with before
+    path = lambda p: (np.abs(p[:, 2] - 0.15) < 0.04) & (p[:, 0] > 0.25) & (p[:, 0] < 0.45) & (p[:, 1] < 0.09)  # noqa: E731
+    assert path(after.positions).sum() < 0.7 * path(before.positions).sum()
