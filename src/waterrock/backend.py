@@ -40,7 +40,9 @@ def _try_init(name: str) -> bool:
 def init_backend(arch: str | None = None) -> str:
     """Start Taichi once per process and return the backend's name ('cuda', 'vulkan', 'metal', 'cpu')."""
     global _initialised
-    wanted = arch or os.environ.get("TI_ARCH") or None
+    # Taichi reads TI_ARCH itself and aborts on names it does not know ('cpu'): take it over.
+    env_arch = os.environ.pop("TI_ARCH", None)
+    wanted = arch or env_arch or None
     if wanted is not None:
         key = wanted.strip().lower()
         if key not in _ARCHES:
@@ -48,9 +50,7 @@ def init_backend(arch: str | None = None) -> str:
         wanted = _ARCHES[key]
     if _initialised is not None:
         if wanted is not None and wanted != _initialised:
-            raise BackendError(
-                f"Taichi already runs on {_initialised} in this process; cannot switch to {wanted}"
-            )
+            raise BackendError(f"Taichi already runs on {_initialised} in this process; cannot switch to {wanted}")
         return _initialised
     if wanted is not None:
         if not _try_init(wanted):
@@ -60,7 +60,11 @@ def init_backend(arch: str | None = None) -> str:
     for name in PREFERENCE:
         if _try_init(name):
             if name != PREFERENCE[0]:
-                log.warning("no %s: the solver runs on Taichi's %s backend", "/".join(PREFERENCE[: PREFERENCE.index(name)]), name)
+                log.warning(
+                    "no %s: the solver runs on Taichi's %s backend",
+                    "/".join(PREFERENCE[: PREFERENCE.index(name)]),
+                    name,
+                )
             _initialised = name
             return name
     raise BackendError("no Taichi backend could start, not even the CPU")  # pragma: no cover
