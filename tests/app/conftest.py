@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from app_helpers import TINY_SCENE
+
+from tests.app.app_helpers import TINY_SCENE
 
 
 @pytest.fixture(scope="session")

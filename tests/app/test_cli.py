@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import cv2
 import pytest
-from app_helpers import NO_DISPLAY, run_cli
 
+from tests.app.app_helpers import NO_DISPLAY, run_cli
 from waterrock.app.cli import _with_command, build_parser
 
 

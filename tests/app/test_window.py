@@ -7,7 +7,8 @@ import os
 import cv2
 import numpy as np
 import pytest
-from app_helpers import run_cli
+
+from tests.app.app_helpers import run_cli
 
 pytestmark = pytest.mark.gl
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_loop import FakeSolver
 
+from tests.app.test_loop import FakeSolver
 from waterrock.app.loop import FrameLoop
 from waterrock.render.projection import to_pixels
 from waterrock.scene import load_scene

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import sphere_rock, waterfall
 
+from tests.render.conftest import sphere_rock, waterfall
 from waterrock.render.command import render_command
 
 SCENE = """\

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import sphere_rock, waterfall
 
+from tests.render.conftest import sphere_rock, waterfall
 from waterrock.render.renderer import Renderer
 from waterrock.render.settings import RenderSettings
 from waterrock.render.target import OffscreenTarget

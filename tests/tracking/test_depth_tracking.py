@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import empty_background, nearest
 
+from tests.tracking.conftest import empty_background, nearest
 from waterrock.snapshots import ObstacleSnapshot
 from waterrock.tracking.frame import CorruptFrame, Frame
 from waterrock.tracking.pipeline import HAND_IDS_FROM, DepthPipeline

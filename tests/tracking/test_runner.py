@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ScriptedSource, empty_background
 
+from tests.tracking.conftest import ScriptedSource, empty_background
 from waterrock.tracking.frame import Frame
 from waterrock.tracking.pipeline import DepthPipeline
 from waterrock.tracking.runner import TrackerRunner
