@@ -28,7 +28,7 @@ from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor
 from waterrock.solver.kernels import cubic_gradW
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, XSPHArgs, density, grad_sums, xsph, xsph_boundary
+from waterrock.solver.terms import Fluid, XSPHArgs, density_and_grad_sums, xsph, xsph_boundary
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -58,8 +58,7 @@ def density_and_factor(
     for i in x:
         if flags[i] & ACTIVE:
             xi = x[i]
-            rho_i, grad_gamma = density(i, xi, g, b, f)
-            sum_grad, sum_sq = grad_sums(i, xi, g, f)
+            rho_i, grad_gamma, sum_grad, sum_sq = density_and_grad_sums(i, xi, g, b, f)
             denom = (sum_grad + rho0 * grad_gamma).norm_sqr() + sum_sq
             rho[i] = rho_i
             alpha[i] = 1.0 / denom if denom > 1e-6 else 0.0

@@ -24,7 +24,7 @@ from waterrock.solver.grid import GridArgs, for_each_neighbor
 from waterrock.solver.kernels import cubic_gradW, cubic_gradW_np, cubic_W, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, XSPHArgs, clamp_speed, density, grad_sums, xsph, xsph_boundary
+from waterrock.solver.terms import Fluid, XSPHArgs, clamp_speed, density_and_grad_sums, xsph, xsph_boundary
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -109,8 +109,7 @@ def constraint_lambda(
     for i in x:
         if flags[i] & ACTIVE:
             xi = x[i]
-            rho_i, grad_gamma = density(i, xi, g, b, f)
-            sum_grad, sum_sq = grad_sums(i, xi, g, f)
+            rho_i, grad_gamma, sum_grad, sum_sq = density_and_grad_sums(i, xi, g, b, f)
             grad_i = sum_grad / rho0 + grad_gamma  # grad_pi C_i
             denom = grad_i.norm_sqr() + sum_sq / (rho0 * rho0)
             C = ti.max(rho_i / rho0 - 1.0, 0.0)

@@ -3,7 +3,8 @@
     density        rho_i = sum_j m_j W_ij + rho_b(x_i)                      (Monaghan 1992, eq. 2.8)
     XSPH           v_i <- v_i + c sum_j (m_j / rho_j) (v_j - v_i) W_ij       (Schechter & Bridson 2012, eq. 6;
                                                                            Macklin & Mueller 2013, eq. 17)
-    grad sums      sum_j m_j grad W_ij and sum_j |m_j grad W_ij|^2, the denominators of PBF's
+    grad sums      sum_j m_j grad W_ij and sum_j |m_j grad W_ij|^2, in the same pass as the density:
+                   the denominators of PBF's
                    lambda (Macklin & Mueller 2013, eq. 11) and of DFSPH's factor (Bender & Koschier
                    2017, eq. 9)
 """
@@ -40,20 +41,23 @@ def density(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
 
 
 @ti.func
-def _grad_sums_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
+def _density_grad_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
     gw = f.mass * cubic_gradW(r, f.h)
-    ret[0] += gw.x
-    ret[1] += gw.y
-    ret[2] += gw.z
-    ret[3] += gw.norm_sqr()
+    ret[0] += f.mass * cubic_W(r.norm(), f.h)
+    ret[1] += gw.x
+    ret[2] += gw.y
+    ret[3] += gw.z
+    ret[4] += gw.norm_sqr()
 
 
 @ti.func
-def grad_sums(i, xi: vec3, g: ti.template(), f: ti.template()):
-    """(sum_j m_j grad W_ij, sum_j |m_j grad W_ij|^2)."""
-    acc = ti.math.vec4(0.0)
-    for_each_neighbor(i, xi, g, _grad_sums_task, acc, f)
-    return vec3(acc[0], acc[1], acc[2]), acc[3]
+def density_and_grad_sums(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
+    """In one neighbour pass: rho_i, grad(rho_b) / rho0 of the boundary, and
+    (sum_j m_j grad W_ij, sum_j |m_j grad W_ij|^2)."""
+    acc = ti.Vector([f.mass * cubic_W(0.0, f.h), 0.0, 0.0, 0.0, 0.0])
+    for_each_neighbor(i, xi, g, _density_grad_task, acc, f)
+    gamma_b, grad_b = boundary_density(xi, b)
+    return acc[0] + f.rho0 * gamma_b, grad_b, vec3(acc[1], acc[2], acc[3]), acc[4]
 
 
 @ti.func
