@@ -114,44 +114,39 @@ class ObstacleSnapshot:
             weight=np.concatenate([p.weight for p in parts]),
         )
 
-    def problems(self) -> list[str]:
-        """One message per obstacle that is not finite or not physically plausible."""
+    def _problems_of(self, i: int) -> list[str]:
+        """What is wrong with obstacle i: not finite, or not physically plausible."""
         out = []
-        for i in range(len(self)):
-            vals = {
-                "a": self.a[i], "b": self.b[i], "radius": self.radius[i],
-                "velocity": self.velocity[i], "weight": self.weight[i],
-            }
-            for name, v in vals.items():
-                if not np.all(np.isfinite(v)):
-                    out.append(f"obstacle {i} (id {self.ids[i]}): '{name}' is not finite: {v}")
-            if not (0.0 < self.radius[i] <= MAX_OBSTACLE_RADIUS):
-                out.append(
-                    f"obstacle {i} (id {self.ids[i]}): radius {self.radius[i]} m outside (0, {MAX_OBSTACLE_RADIUS}]"
-                )
-            speed = float(np.linalg.norm(self.velocity[i]))
-            if speed > MAX_OBSTACLE_SPEED:
-                out.append(
-                    f"obstacle {i} (id {self.ids[i]}): speed {speed:.1f} m/s above {MAX_OBSTACLE_SPEED} m/s"
-                )
-            if np.any(np.abs(self.a[i]) > MAX_OBSTACLE_COORD) or np.any(np.abs(self.b[i]) > MAX_OBSTACLE_COORD):
-                out.append(f"obstacle {i} (id {self.ids[i]}): position beyond {MAX_OBSTACLE_COORD} m")
-            if not (0.0 <= self.weight[i] <= 1.0):
-                out.append(f"obstacle {i} (id {self.ids[i]}): weight {self.weight[i]} outside [0, 1]")
+        tag = f"obstacle {i} (id {self.ids[i]})"
+        vals = {
+            "a": self.a[i], "b": self.b[i], "radius": self.radius[i],
+            "velocity": self.velocity[i], "weight": self.weight[i],
+        }
+        for name, v in vals.items():
+            if not np.all(np.isfinite(v)):
+                out.append(f"{tag}: '{name}' is not finite: {v}")
+        if not (0.0 < self.radius[i] <= MAX_OBSTACLE_RADIUS):
+            out.append(f"{tag}: radius {self.radius[i]} m outside (0, {MAX_OBSTACLE_RADIUS}]")
+        speed = float(np.linalg.norm(self.velocity[i]))
+        if speed > MAX_OBSTACLE_SPEED:
+            out.append(f"{tag}: speed {speed:.1f} m/s above {MAX_OBSTACLE_SPEED} m/s")
+        if np.any(np.abs(self.a[i]) > MAX_OBSTACLE_COORD) or np.any(np.abs(self.b[i]) > MAX_OBSTACLE_COORD):
+            out.append(f"{tag}: position beyond {MAX_OBSTACLE_COORD} m")
+        if not (0.0 <= self.weight[i] <= 1.0):
+            out.append(f"{tag}: weight {self.weight[i]} outside [0, 1]")
         return out
+
+    def problems(self) -> list[str]:
+        """One message per problem of any obstacle."""
+        return [msg for i in range(len(self)) for msg in self._problems_of(i)]
 
     def valid_only(self) -> tuple[ObstacleSnapshot, list[str]]:
         """This snapshot without the obstacles that have problems, and the problems."""
-        msgs = self.problems()
+        per_obstacle = [self._problems_of(i) for i in range(len(self))]
+        msgs = [m for p in per_obstacle for m in p]
         if not msgs:
             return self, []
-        keep = np.ones(len(self), bool)
-        for i in range(len(self)):
-            keep[i] = not ObstacleSnapshot(
-                a=self.a[i : i + 1], b=self.b[i : i + 1], radius=self.radius[i : i + 1],
-                velocity=self.velocity[i : i + 1], ids=self.ids[i : i + 1], weight=self.weight[i : i + 1],
-            ).problems()
-        return self.select(keep), msgs
+        return self.select(np.array([not p for p in per_obstacle], bool)), msgs
 
     def select(self, mask: np.ndarray) -> ObstacleSnapshot:
         return ObstacleSnapshot(

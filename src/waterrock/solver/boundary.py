@@ -156,6 +156,11 @@ class Boundary:
         self.sdf_origin = origin
         self.sdf_inv_cell = 1.0 / cell
 
+    def args_without_h(self) -> tuple:
+        """Kernel arguments in BoundaryArgs order less h, for kernels that take h with the grid's."""
+        a = self.args()
+        return a[:4] + a[5:]
+
     def args(self) -> tuple:
         """Kernel arguments in BoundaryArgs order."""
         return (

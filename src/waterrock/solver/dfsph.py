@@ -209,8 +209,7 @@ class DFSPH:
 
     def substep(self, s, dt: float) -> None:
         st, grid = s.state, s.grid
-        b_all = s.boundary.args()
-        b_args = b_all[:4] + b_all[5:]
+        b_args = s.boundary.args_without_h()
         grid.build(st)
         g_args = grid.args()
         density_and_factor(st.x, st.flags, st.rho, st.aux, *g_args, *b_args, s.mass, s.rho0)

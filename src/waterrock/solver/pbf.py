@@ -325,7 +325,7 @@ class PBF:
     def substep(self, s, dt: float) -> None:
         st, grid, bnd, obs = s.state, s.grid, s.boundary, s.obstacles
         b_args = bnd.args()
-        b_args_noh = b_args[:4] + b_args[5:]
+        b_args_noh = bnd.args_without_h()
         predict(st.x, st.v, st.x0, st.flags, dt, s.gravity, s.v_max(dt), *b_args, *obs.args())
         grid.build(st)
         g_args = grid.args()

@@ -133,7 +133,7 @@ class Solver:
         """Back to the scene's initial state: the blocks of water, the emitters restarted."""
         self.state.load(self.initial_positions())
         self.grid.build(self.state)
-        self.sources = Sources(self.scene.emitters, self.scene.sinks, self.spacing)
+        self.sources.restart()
         self.time = 0.0
         self.frame = 0
         self.substeps_total = 0
@@ -237,9 +237,10 @@ class Solver:
         """rho of every active particle in the current state (builds the grid; for measurement)."""
         st = self.state
         self.grid.build(st)
-        b = self.boundary.args()
-        measure_density(st.x, st.flags, st.rho, self._stats_buf, *self.grid.args(), *b[:4], *b[5:],
-                        self.mass, self.rho0)
+        measure_density(
+            st.x, st.flags, st.rho, self._stats_buf, *self.grid.args(), *self.boundary.args_without_h(),
+            self.mass, self.rho0,
+        )
         active = (st.flags.to_numpy() & ACTIVE) != 0
         return st.rho.to_numpy()[active]
 

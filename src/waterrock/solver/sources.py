@@ -119,7 +119,7 @@ class Sources:
             self.direction.append(d / np.linalg.norm(d))
             rate = e.rate if e.rate is not None else m * e.speed / spacing
             self.layers_per_second.append(rate / m)
-        self.phase = [1.0] * len(self.emitters)  # emit the first layer at once
+        self.phase: list[float] = []
         if len(sinks) > MAX_SINKS:
             raise ValueError(f"at most {MAX_SINKS} sinks")
         lo = np.zeros((MAX_SINKS, 3), np.float32)
@@ -132,6 +132,11 @@ class Sources:
         self.sink_upper = ti.ndarray(vec3, MAX_SINKS)
         self.sink_upper.from_numpy(hi)
         self.counters = ti.ndarray(ti.i32, N_COUNTERS)
+        self.restart()
+
+    def restart(self) -> None:
+        """Emitters start afresh (the first layer at once), counters at zero; nothing reallocated."""
+        self.phase = [1.0] * len(self.emitters)
         self.counters.fill(0)
 
     def rate(self) -> float:
@@ -143,8 +148,7 @@ class Sources:
 
     def emit(self, state, dt: float) -> None:
         """Emit the layers due during a substep of length dt, each where it has got to by its end."""
-        for k, _e in enumerate(self.emitters):
-            e = self.emitters[k]
+        for k, e in enumerate(self.emitters):
             lps = self.layers_per_second[k]
             self.phase[k] += dt * lps
             while self.phase[k] >= 1.0:

@@ -13,9 +13,11 @@ from typing import NamedTuple
 
 import taichi as ti
 
-from waterrock.solver.boundary import boundary_density
-from waterrock.solver.grid import for_each_neighbor
+from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids
+from waterrock.solver.grid import GridArgs, for_each_neighbor
 from waterrock.solver.kernels import cubic_gradW, cubic_W
+from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
+from waterrock.solver.state import ACTIVE
 
 vec3 = ti.math.vec3
 
@@ -90,10 +92,6 @@ def xsph(i, xi: vec3, g: ti.template(), c: ti.template()):
 
 # --- kernels shared by the SPH solvers -----------------------------------------------------------
 
-from waterrock.solver.boundary import BoundaryArgs, collide_solids  # noqa: E402
-from waterrock.solver.grid import GridArgs  # noqa: E402
-from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles  # noqa: E402
-from waterrock.solver.state import ACTIVE  # noqa: E402
 
 nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
