@@ -3,15 +3,23 @@
 Every section is a pydantic model with ``extra="forbid"``: an unknown key, a wrong type or an
 impossible value is rejected with the file, the key and the reason (:class:`SceneError`).
 Relative paths (the rock mesh, calibrations) are resolved against the scene file's folder.
+
+The one part written back is ``[projection]``, the projector outputs and their warps, which an
+operator calibrates at the venue: :func:`save_projection` replaces that section and keeps the
+rest of the file, comments included.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from waterrock.render.settings import RenderSettings
@@ -25,6 +33,9 @@ else:  # pragma: no cover
 
 Vec3 = tuple[float, float, float]
 Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Point2 = tuple[Annotated[float, Field(ge=-1.0, le=2.0)], Annotated[float, Field(ge=-1.0, le=2.0)]]
+IDENTITY_CORNERS: tuple[Point2, Point2, Point2, Point2] = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 
 
 class SceneError(ValueError):
@@ -134,7 +145,9 @@ class SolverSettings(_Section):
     vorticity_epsilon: float = Field(0.01, ge=0.0, le=1.0, description="vorticity confinement strength, eq. 16")
     # DFSPH (Bender & Koschier 2015)
     density_tolerance: float = Field(0.001, gt=0.0, le=0.1, description="mean relative density error")
-    divergence_tolerance: float = Field(0.01, gt=0.0, le=1.0, description="mean relative divergence error per second")
+    divergence_tolerance: float = Field(
+        0.001, gt=0.0, le=0.1, description="mean relative density change per substep, dt (D rho / Dt) / rho0"
+    )
     max_iterations: int = Field(100, ge=1, le=10000)
     # WCSPH (Becker & Teschner 2007)
     stiffness: Positive = Field(50000.0, description="B in Tait's equation, eq. 7, in Pa")
@@ -145,6 +158,65 @@ class SolverSettings(_Section):
     def _range(self):
         if self.max_substeps < self.substeps:
             raise ValueError(f"max_substeps ({self.max_substeps}) must be at least substeps ({self.substeps})")
+        return self
+
+
+class EdgeBlend(_Section):
+    """Soft edges where this projector's picture overlaps a neighbour's: over each edge's width
+    the light ramps from nothing to full (Bourke's curve, ``power``), so two overlapping ramps
+    add up to one; ``gamma`` undoes the projector's response so that they do so in light."""
+
+    left: float = Field(0.0, ge=0.0, le=0.5, description="share of the region's width blended at its left edge")
+    right: float = Field(0.0, ge=0.0, le=0.5, description="... at its right edge")
+    top: float = Field(0.0, ge=0.0, le=0.5, description="share of the region's height blended at its top edge")
+    bottom: float = Field(0.0, ge=0.0, le=0.5, description="... at its bottom edge")
+    gamma: float = Field(2.2, ge=1.0, le=4.0, description="the projector's gamma: light = value ** gamma")
+    power: float = Field(2.0, ge=1.0, le=8.0, description="the ramp's steepness at its middle (1: linear)")
+
+
+def _convex(corners) -> bool:
+    """True if the four corners, in order, make a convex quadrilateral that is not too thin."""
+    c = [complex(x, y) for x, y in corners]
+    crosses = [((c[(i + 1) % 4] - c[i]).conjugate() * (c[(i + 2) % 4] - c[(i + 1) % 4])).imag for i in range(4)]
+    area = 0.5 * abs(sum((c[i].conjugate() * c[(i + 1) % 4]).imag for i in range(4)))
+    return area > 1e-3 and (all(x > 0 for x in crosses) or all(x < 0 for x in crosses))
+
+
+class ProjectorOutput(_Section):
+    """One projector (a monitor output): which part of the picture it shows, and the corner-pin
+    warp that lands that part on the wall. Coordinates are shares of a width or height, from
+    the top-left corner, y down."""
+
+    monitor: int = Field(0, ge=0, le=63, description="the monitor, in `waterrock project --list-monitors` order")
+    region: tuple[Share, Share, Share, Share] = Field(
+        (0.0, 0.0, 1.0, 1.0), description="left, top, right, bottom of the picture part shown"
+    )
+    corners: tuple[Point2, Point2, Point2, Point2] = Field(
+        IDENTITY_CORNERS,
+        description="where the region's top-left, top-right, bottom-right, bottom-left land on the output",
+    )
+    blend: EdgeBlend = EdgeBlend()
+
+    @model_validator(mode="after")
+    def _shape(self):
+        x0, y0, x1, y1 = self.region
+        if x1 - x0 < 0.01 or y1 - y0 < 0.01:
+            raise ValueError(f"region {self.region} must have right > left and bottom > top")
+        if not _convex(self.corners):
+            raise ValueError(f"corners {self.corners} must be a convex quadrilateral, listed around it in order")
+        return self
+
+
+class ProjectionOutputs(_Section):
+    """``waterrock project``'s outputs; none listed: the whole picture on the primary monitor."""
+
+    outputs: list[ProjectorOutput] = []
+    vsync_output: int = Field(0, ge=0, description="the one output whose buffer swap waits for its refresh")
+
+    @model_validator(mode="after")
+    def _vsync(self):
+        if self.outputs and self.vsync_output >= len(self.outputs):
+            raise ValueError(f"vsync_output {self.vsync_output} but only {len(self.outputs)} outputs")
         return self
 
 
@@ -159,6 +231,7 @@ class Scene(_Section):
     solver: SolverSettings = SolverSettings()
     tracking: TrackingSettings = TrackingSettings()
     render: RenderSettings = RenderSettings()
+    projection: ProjectionOutputs = ProjectionOutputs()
     path: Path | None = Field(None, exclude=True, description="the file this scene was read from")
 
     @model_validator(mode="after")
@@ -213,3 +286,67 @@ def load_scene(path: str | Path) -> Scene:
     except tomllib.TOMLDecodeError as err:
         raise SceneError(f"{p}: not valid TOML: {err}") from None
     return parse_scene(data, p)
+
+
+def _drop_section(text: str, name: str) -> str:
+    """``text`` without the table ``[name]``, its sub-tables and its arrays of tables: every
+    block from such a header to the next header that is not one of them."""
+    header = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\s\"'-]+?)\s*\]\]?\s*(#.*)?$")
+    keep, dropping = [], False
+    for line in text.splitlines(keepends=True):
+        m = header.match(line)
+        if m:
+            key = m.group(1).replace(" ", "")
+            dropping = key == name or key.startswith(name + ".")
+        if not dropping:
+            keep.append(line)
+    return "".join(keep)
+
+
+def _toml_value(v) -> str:
+    """An inline TOML value: numbers and (nested) arrays of numbers are written as JSON writes
+    them, which is valid TOML and keeps a corner on one line; a table becomes an inline table."""
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, bool) or not isinstance(v, (int, float, list, tuple)):
+        raise TypeError(f"cannot write {v!r} in the projection section")
+    return json.dumps(v)
+
+
+def _projection_toml(section: dict) -> str:
+    """The ``[projection]`` section as an operator would write it: one line per setting."""
+    lines = ["[projection]"] + [f"{k} = {_toml_value(v)}" for k, v in section.items() if k != "outputs"]
+    for output in section["outputs"]:
+        lines += ["", "[[projection.outputs]]"] + [f"{k} = {_toml_value(v)}" for k, v in output.items()]
+    return "\n".join(lines) + "\n"
+
+
+def save_projection(path: str | Path, projection: ProjectionOutputs) -> Path:
+    """Write ``projection`` into the scene file at ``path`` as its ``[projection]`` section.
+
+    The rest of the file is kept as it was, comments and order included: the old section is
+    cut out line by line and the new one appended. Should that not give back exactly the old
+    scene with the new section (the section written inline, a header inside a multi-line
+    string), the whole file is rewritten from its data instead, without its comments. The
+    result is validated before it replaces the file (atomically; the old one stays as .bak).
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    section = projection.model_dump(mode="json")
+    rest = {k: v for k, v in data.items() if k != "projection"}
+    kept = _drop_section(text, "projection").rstrip("\n")
+    new_text = (kept + "\n\n" if kept else "") + _projection_toml(section)
+    try:
+        spliced = tomllib.loads(new_text)
+    except tomllib.TOMLDecodeError:
+        spliced = None
+    if spliced != {**rest, "projection": section}:
+        new_text = tomli_w.dumps({**rest, "projection": section})
+    parse_scene(tomllib.loads(new_text), path)  # never write a scene that would not load
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(new_text, encoding="utf-8")
+    backup = path.with_name(path.name + ".bak")
+    backup.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

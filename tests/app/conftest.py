@@ -1,4 +1,5 @@
-"""Fixtures for the app tests: a small scene written here and a private Xvfb display."""
+"""Fixtures for the app tests: a small scene written here, a private Xvfb display, and an
+offscreen OpenGL context (EGL; Mesa llvmpipe on CI)."""
 
 from __future__ import annotations
 
@@ -50,3 +51,15 @@ def xvfb_display():
         proc.wait(5)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def gl_ctx():
+    from waterrock.render.target import standalone_context
+
+    try:
+        ctx = standalone_context()
+    except Exception as err:  # noqa: BLE001 - no libEGL, no driver, no GL 3.3: nothing here can run
+        pytest.skip(f"no standalone EGL OpenGL 3.3 context can be created: {err}")
+    yield ctx
+    ctx.release()
