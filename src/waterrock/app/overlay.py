@@ -3,6 +3,9 @@
 Text is rasterised on the CPU (cv2.putText, a few hundred pixels square) and uploaded as a
 texture, then drawn by ``shaders/overlay.glsl`` with alpha blending over the finished picture.
 No font files, no GL text library: it runs on any OpenGL 3.3 context, llvmpipe included.
+
+The tracker panel (T) adds the tracker's own picture: its last camera or depth frame, with the
+pixels it took for visitors tinted, so an operator sees at a glance what the camera sees.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from waterrock.render.programs import load_program
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 TEXT_COLOR = (235, 240, 255, 255)
 PANEL_COLOR = (0, 0, 0, 170)
+FOREGROUND_TINT = np.array([255, 140, 0], np.float32)  # visitors' pixels in the tracker picture
 
 
 def text_image(lines: list[str], scale: float = 0.45, pad: int = 6) -> np.ndarray:
@@ -65,7 +69,17 @@ class Overlay:
         if not lines:
             return
         scale = max(0.35, 0.45 * size[1] / 720.0)
-        img = text_image(lines, scale)
+        self.draw_image(framebuffer, size, text_image(lines, scale), corner, margin)
+
+    def draw_image(
+        self,
+        framebuffer: moderngl.Framebuffer,
+        size: tuple[int, int],
+        img: np.ndarray,
+        corner: str = "top-left",
+        margin: int = 10,
+    ) -> None:
+        """An (H, W, 4) uint8 RGBA image, row 0 on top, at a ``corner``, blended over the picture."""
         tex = self._upload(img)
         w, h = size
         tw, th = min(img.shape[1], w), min(img.shape[0], h)
@@ -89,3 +103,45 @@ class Overlay:
             self._texture.release()
         self.vao.release()
         self.program.release()
+
+
+def tracker_picture(frame, foreground: np.ndarray | None, width: int = 320) -> np.ndarray:
+    """The tracker's view of ``frame`` as an RGBA image ``width`` pixels wide: depth as grey
+    (near is bright, no reading black), or the colour image, with ``foreground`` tinted orange."""
+    if frame.depth is not None:
+        d = frame.depth.astype(np.float32)
+        valid = d > 0
+        lo, hi = (float(d[valid].min()), float(d[valid].max())) if valid.any() else (0.0, 1.0)
+        grey = np.where(valid, 255.0 * (1.0 - 0.85 * (d - lo) / max(hi - lo, 1.0)), 0.0)
+        rgb = np.repeat(grey[..., None], 3, axis=-1)
+    else:
+        rgb = frame.color[..., ::-1].astype(np.float32)  # OpenCV's BGR to RGB
+    if foreground is not None and foreground.shape == rgb.shape[:2]:
+        rgb[foreground] = 0.4 * rgb[foreground] + 0.6 * FOREGROUND_TINT
+    h, w = rgb.shape[:2]
+    size = (int(width), max(1, round(h * width / w)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    out = np.empty((size[1], size[0], 4), np.uint8)
+    out[..., :3] = np.clip(small, 0, 255)
+    out[..., 3] = 255
+    return out
+
+
+def tracker_panel_lines(inputs, most: int = 8) -> list[str]:
+    """The tracker's state and the obstacles it sees now, one line each."""
+    lines = [inputs.tracker_state()]
+    snap = inputs.obstacles.latest()
+    for i in range(min(len(snap), most)):
+        a, r = snap.a[i], snap.radius[i]
+        lines.append(f"  id {snap.ids[i]}: ({a[0]:+.2f}, {a[1]:+.2f}, {a[2]:+.2f}) r {r:.2f} w {snap.weight[i]:.2f}")
+    return lines
+
+
+def draw_tracker_panel(overlay: Overlay, framebuffer, size: tuple[int, int], inputs) -> None:
+    """The T panel: the state and obstacles bottom-left, the camera's picture bottom-right."""
+    overlay.draw(framebuffer, size, tracker_panel_lines(inputs), "bottom-left")
+    picture = inputs.tracker_picture()
+    if picture is not None:
+        frame, foreground = picture
+        width = int(min(max(160, size[0] // 4), 480))
+        overlay.draw_image(framebuffer, size, tracker_picture(frame, foreground, width), "bottom-right")

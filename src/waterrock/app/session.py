@@ -65,6 +65,10 @@ class Inputs:
             text += f" (last error: {st.last_error})"
         return text
 
+    def tracker_picture(self):
+        """The live tracker's last frame and foreground mask, or None (no camera, none yet)."""
+        return None if self.runner is None else self.runner.latest_picture()
+
     def close(self) -> None:
         if self.runner is not None:
             self.runner.stop()

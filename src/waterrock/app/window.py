@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from waterrock.app.loop import FrameLoop, clear_snapshot
+from waterrock.app.overlay import Overlay, draw_tracker_panel
 from waterrock.app.pointer import pixel_to_scene, touch_plane, visitor_radius
 from waterrock.app.session import Inputs, save_png
 from waterrock.scene import Scene
@@ -127,7 +128,6 @@ class InstallationView:
     """The frame loop's view in a window: renderer to the screen, overlay, keys, mouse visitor."""
 
     def __init__(self, window: Window, scene: Scene, renderer, screenshot: Path | None = None):
-        from waterrock.app.overlay import Overlay
         from waterrock.tracking.virtual import VirtualVisitor
 
         self.window, self.scene, self.renderer = window, scene, renderer
@@ -220,15 +220,7 @@ class InstallationView:
                 lines.append(self.inputs.tracker_state())
             self.overlay.draw(screen, size, lines, "top-left")
         if self.show_tracker and self.inputs is not None:
-            lines = [self.inputs.tracker_state()]
-            snap = self.inputs.obstacles.latest()
-            for i in range(min(len(snap), 8)):
-                a, r = snap.a[i], snap.radius[i]
-                lines.append(
-                    f"  id {snap.ids[i]}: ({a[0]:+.2f}, {a[1]:+.2f}, {a[2]:+.2f}) r {r:.2f} "
-                    f"w {snap.weight[i]:.2f}"
-                )
-            self.overlay.draw(screen, size, lines, "bottom-left")
+            draw_tracker_panel(self.overlay, screen, size, self.inputs)
         if self.show_help:
             self.overlay.draw(screen, size, HELP, "top-right")
 

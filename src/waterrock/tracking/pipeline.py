@@ -42,6 +42,10 @@ class Pipeline:
     def process(self, frame: Frame) -> ObstacleSnapshot:
         raise NotImplementedError
 
+    def foreground(self) -> np.ndarray | None:
+        """The last frame's foreground mask (H, W) bool, for the tracker view; None before one."""
+        return None
+
 
 def _crown_centre(crown: np.ndarray) -> np.ndarray:
     """The centre under the crown of the head: a least-squares sphere through its points.
@@ -198,6 +202,12 @@ class DepthPipeline(Pipeline):
                 points.append(pts.mean(0))
         return np.array(points).reshape(-1, 3)
 
+    def foreground(self) -> np.ndarray | None:
+        if self.last_masks is None:
+            return None
+        body, touch = self.last_masks
+        return (body > 0) if touch is None else (body > 0) | (touch > 0)
+
     def process(self, frame: Frame) -> ObstacleSnapshot:
         shape = self.background.shape if self.background is not None else None
         if frame.depth is None:
@@ -242,6 +252,9 @@ class ColorPipeline(Pipeline):
         self.people = _tracker(settings, itertools.count(1))
         self.shape: tuple[int, int] | None = None
         self.last_mask: np.ndarray | None = None
+
+    def foreground(self) -> np.ndarray | None:
+        return None if self.last_mask is None else self.last_mask > 0
 
     def process(self, frame: Frame) -> ObstacleSnapshot:
         if frame.color is None:

@@ -59,6 +59,7 @@ class TrackerRunner:
         self.pipeline: Pipeline | None = None  # kept across reconnects: the background stays learned
         self._clock = clock
         self._published: tuple[ObstacleSnapshot, float] = (ObstacleSnapshot.empty(), -np.inf)
+        self._picture: tuple[Frame, np.ndarray | None] | None = None  # the last frame and its foreground
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._generation = 0
@@ -100,6 +101,11 @@ class TrackerRunner:
             snap.ids,
             snap.weight * np.float32(fade),
         )
+
+    def latest_picture(self) -> tuple[Frame, np.ndarray | None] | None:
+        """The last frame processed and its foreground mask (None while the background is being
+        learned), for the tracker view; None before the first frame. Never blocks."""
+        return self._picture
 
     def state(self) -> RunnerState:
         if not self.running:
@@ -215,6 +221,7 @@ class TrackerRunner:
                 return
         done = self._clock()
         self._published = (snap, done)
+        self._picture = (frame, self.pipeline.foreground())
         self._latency = done - arrived
         self._frames += 1
         # a smoothed rate for the overlay: the display needs a steady number, not each interval
