@@ -1,10 +1,11 @@
 """The ``waterrock`` command.
 
     waterrock [run] [--scene S] [--arch A] [--seconds T] [--screenshot PNG]   the installation
+    waterrock project [--scene S] [--monitor N ...] [--list-monitors]         on the projectors
     waterrock render --scene S --seconds T --out out.mp4|dir [--resolution W H] [--fps F]
     waterrock record SOURCE OUT [--seconds T]        record a camera / sensor to replay later
     waterrock calibrate --source SPEC [--scene S]    click point pairs, save the calibration
-    waterrock bench [solver|render|tracker] [ARGS]   the benchmarks in the repository
+    waterrock bench [solver|render|tracker|frame|all] [--sizes ...] [--json P] [--plot P] [--compare B]
 
 Bad input (an unknown scene, an invalid scene file, an unknown backend) is one line on stderr
 and exit status 2; a crash while running is logged with its cause and exits 1.
@@ -13,7 +14,6 @@ and exit status 2; a crash while running is logged with its cause and exits 1.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import sys
@@ -24,7 +24,7 @@ from waterrock.app.logs import setup_logging
 log = logging.getLogger("waterrock")
 
 DEFAULT_SCENE = "default"
-BENCHMARKS = ("solver", "render", "tracker")
+BENCHMARKS = ("solver", "render", "tracker", "frame")
 ARCHES = ("cuda", "vulkan", "metal", "cpu", "x64", "arm64")
 
 
@@ -83,6 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=int, nargs=2, metavar=("W", "H"), default=None, help="window size in pixels"
     )
 
+    project = sub.add_parser("project", help="the installation on its projectors: fullscreen outputs, warps, blends")
+    _scene_option(project)
+    _arch_option(project)
+    project.add_argument(
+        "--monitor",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="monitors to show on, one output each (default: the scene's outputs, or the primary monitor)",
+    )
+    project.add_argument("--list-monitors", action="store_true", help="print the monitors and their numbers, then exit")
+    project.add_argument("--seconds", type=float, default=None, help="stop after this long (from the first frame)")
+    project.add_argument(
+        "--screenshot", type=Path, default=None, help="PNG path for S (one per output), saved on exit with --seconds"
+    )
+    project.add_argument("--overlay", action="store_true", help="start with the debug overlay shown (D toggles)")
+
     render = sub.add_parser("render", help="draw a scene offscreen into a video file or a folder of PNGs")
     _scene_option(render)
     _arch_option(render)
@@ -108,9 +126,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="default: <scene>.calibration.json beside the scene"
     )
 
-    bench = sub.add_parser("bench", help="run a benchmark from the repository's benchmarks/ folder")
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks: the solver (with peers), the renderer, the tracker, the whole frame",
+        description="Measure, print tables, write JSON and a plot, compare with a baseline (exit 1 on a "
+        "regression of more than 20 %% in any ratio measured within the run).",
+    )
     bench.add_argument("which", nargs="?", choices=(*BENCHMARKS, "all"), default="all")
-    bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark's main()")
+    _arch_option(bench)
+    bench.add_argument(
+        "--sizes", nargs="+", default=None,
+        help="solver: particle counts (default 16000 64000; with a GPU up to 1M); render: segment counts; "
+        "tracker: WxH frame sizes",
+    )
+    bench.add_argument("--repeat", type=int, default=5, help="timed repeats per figure, after warm-up (default 5)")
+    bench.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results here")
+    bench.add_argument("--plot", type=Path, default=None, metavar="PATH", help="throughput against N, a PNG")
+    bench.add_argument("--compare", type=Path, default=None, metavar="BASELINE",
+                       help="a results JSON (benchmarks/baseline.json): flag figures more than 20 %% worse")
+    bench.add_argument("--results", type=Path, default=None, metavar="PATH",
+                       help="report (and --compare) an earlier run's JSON instead of measuring")
+    bench.add_argument("--methods", nargs="+", choices=("pbf", "dfsph", "wcsph"), default=["pbf", "dfsph", "wcsph"])
+    bench.add_argument("--resolution", nargs="+", default=None, metavar="WxH",
+                       help="render: output sizes (default 1280x720 1920x1080); frame: the first one")
+    bench.add_argument("--frames", type=int, default=120, help="frames of the default scene to time (0: skip)")
+    bench.add_argument("--no-fps-probe", action="store_true", help="skip the search for the largest N at 60 fps")
+    bench.add_argument("--no-peers", action="store_true", help="skip SPlisHSPlasH and Warp")
+    bench.add_argument("--peer-sizes", nargs="+", default=None, help="particle counts for the peers (16000 32000)")
+    bench.add_argument("--peer-seconds", type=float, default=0.05, help="simulated seconds per peer run (0.05)")
+    bench.add_argument("--radius", type=float, default=0.01, help="particle radius of the peers' dam break (0.01 m)")
     return parser
 
 
@@ -185,6 +229,45 @@ def cmd_run(args) -> int:
     return run_headless(scene, arch=arch, seconds=args.seconds, screenshot=args.screenshot)
 
 
+def cmd_project(args) -> int:
+    problem = display_problem()
+    if args.list_monitors:
+        if problem:
+            raise UsageError(f"cannot list monitors: {problem}")
+        from waterrock.app.projection import describe_monitors
+        from waterrock.app.window import WindowError
+
+        try:
+            print("\n".join(describe_monitors()) or "no monitors")
+        except WindowError as err:
+            raise UsageError(f"cannot list monitors: {err}") from None
+        return 0
+    scene = _load(args.scene)
+    arch = _check_arch(args.arch)
+    _positive("--seconds", args.seconds)
+    if args.monitor and min(args.monitor) < 0:
+        raise UsageError(f"--monitor takes monitor numbers 0, 1, ..., got {min(args.monitor)}")
+    # No headless fallback: a boot script wants the outputs or a failure (so that it restarts).
+    if problem is None:
+        from waterrock.app.projection import run_projection
+        from waterrock.app.window import WindowError
+
+        try:
+            return run_projection(
+                scene,
+                arch=arch,
+                monitors=args.monitor,
+                seconds=args.seconds,
+                screenshot=args.screenshot,
+                overlay=args.overlay,
+            )
+        except WindowError as err:
+            problem = str(err)
+    log.info("cannot open the projection outputs: %s", problem)  # for the log file; stderr has it below
+    print(f"waterrock: error: cannot open the projection outputs: {problem}", file=sys.stderr)
+    return 1
+
+
 def cmd_render(args) -> int:
     scene = _load(args.scene)
     arch = _check_arch(args.arch)
@@ -245,40 +328,16 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-def benchmark_path(which: str) -> Path:
-    from waterrock.resources import REPO_ROOT
-
-    return REPO_ROOT / "benchmarks" / f"bench_{which}.py"
-
-
 def cmd_bench(args) -> int:
-    chosen = BENCHMARKS if args.which == "all" else (args.which,)
-    missing = [str(benchmark_path(w)) for w in chosen if not benchmark_path(w).is_file()]
-    if missing:
-        print(
-            f"waterrock: error: benchmark not found: {', '.join(missing)} "
-            "(benchmarks run from a source checkout)",
-            file=sys.stderr,
-        )
-        return 2
-    rc = 0
-    for which in chosen:
-        path = benchmark_path(which)
-        spec = importlib.util.spec_from_file_location(f"waterrock_bench_{which}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        if not hasattr(module, "main"):
-            print(f"waterrock: error: {path} has no main(argv)", file=sys.stderr)
-            return 2
-        print(f"== {path.name} {' '.join(args.args)}", flush=True)
-        result = module.main(list(args.args))  # some return their results (a dict), some a status
-        if isinstance(result, int) and not isinstance(result, bool):
-            rc = max(rc, result)
-    return rc
+    from waterrock.bench.command import main as bench_main
+
+    _check_arch(args.arch)
+    return bench_main(args)
 
 
 COMMANDS = {
     "run": cmd_run,
+    "project": cmd_project,
     "render": cmd_render,
     "record": cmd_record,
     "calibrate": cmd_calibrate,
