@@ -1,0 +1,203 @@
+"""``waterrock bench [solver|render|tracker|frame|all]``: run, print the tables, write JSON and the
+plot, compare with a baseline. The CLI's parser lives in app/cli.py; this is what it calls."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+from waterrock.bench import compare as comparing
+from waterrock.bench.figures import figures
+from waterrock.bench.machine import machine_info
+
+WHICH = ("solver", "render", "tracker", "frame")
+SCHEMA = 1
+
+
+class BenchUsageError(ValueError):
+    """Bad options: one line, exit status 2."""
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise BenchUsageError(f"a resolution is WxH (like 1920x1080), not {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise BenchUsageError(f"resolution {text} outside 16x16 .. 8192x8192")
+    return w, h
+
+
+def _counts(values: list[str] | None, name: str) -> list[int] | None:
+    if values is None:
+        return None
+    try:
+        out = [int(float(v)) for v in values]
+    except ValueError:
+        raise BenchUsageError(f"{name} takes particle or segment counts, not {' '.join(values)}") from None
+    if any(v < 8 for v in out):
+        raise BenchUsageError(f"{name}: every count must be at least 8, got {out}")
+    return out
+
+
+def measure(args) -> dict:
+    """Run what ``args.which`` names; the results as one JSON-ready dict."""
+    which = WHICH if args.which == "all" else (args.which,)
+    if args.repeat < 1:
+        raise BenchUsageError(f"--repeat must be at least 1, got {args.repeat}")
+    gpu = args.arch in ("cuda", "vulkan", "metal")
+    results: dict = {"schema": SCHEMA, "command": "waterrock bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2
+                     else "waterrock bench", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "which": list(which)}
+    arch = None
+    if "solver" in which or "frame" in which:
+        from waterrock.backend import init_backend
+
+        arch = init_backend(args.arch)
+    results["machine"] = machine_info(arch, with_gl="render" in which or "frame" in which)
+    # --sizes: particle counts for the solver (alone or in `all`), segment counts for `render`, WxH for `tracker`
+    sizes = _counts(args.sizes, "--sizes") if args.which in ("solver", "render", "all") else None
+    if "solver" in which:
+        from waterrock.bench import solver
+
+        _log("== solver")
+        default = [16000, 64000, 256000, 1000000] if gpu else [16000, 64000]
+        results["solver"] = solver.run_solver(sizes or default, args.methods, args.repeat, arch,
+                                              frames=args.frames, fps_probe=not args.no_fps_probe, log=_log)
+        if not args.no_peers:
+            from waterrock.bench import peers
+
+            _log("== peers")
+            peer_sizes = _counts(args.peer_sizes, "--peer-sizes") or [16000, 32000]
+            results["peers"] = peers.compare_peers(peer_sizes, args.radius, args.peer_seconds, arch, log=_log)
+    if "render" in which:
+        from waterrock.bench import render
+
+        _log("== render")
+        resolutions = [_resolution(r) for r in (args.resolution or ["1280x720", "1920x1080"])]
+        default = [10_000, 100_000, 1_000_000] if gpu else [10_000, 100_000]
+        segs = (sizes if args.which == "render" else None) or default
+        results["render"] = [render.run_benchmark(segs, res, args.repeat) for res in resolutions]
+    if "tracker" in which:
+        from waterrock.bench import tracker
+
+        _log("== tracker")
+        frame_sizes = [_resolution(s) for s in (args.sizes if args.which == "tracker" and args.sizes else
+                                                 args.resolution or ["640x480", "1280x720"])]
+        results["tracker"] = tracker.run_benchmark(frame_sizes, max(10, 12 * args.repeat))
+    if "frame" in which:
+        from waterrock.bench import frame
+
+        _log("== frame")
+        res = _resolution(args.resolution[0]) if args.resolution else None
+        results["frame"] = frame.run_frame(frames=max(30, 12 * args.repeat), arch=arch, resolution=res)
+    results["figures"] = figures(results)
+    return results
+
+
+def tables(results: dict) -> str:
+    parts = []
+    m = results.get("machine") or {}
+    v = m.get("versions", {})
+    gl = (m.get("gl") or {}).get("renderer")
+    parts.append(f"machine: {m.get('cpu')}, {m.get('usable_cores')} of {m.get('cores')} cores, "
+                 f"GPU {', '.join(m.get('gpus') or []) or 'none'}, Taichi {m.get('taichi_arch')}, GL {gl}; "
+                 + ", ".join(f"{k} {val}" for k, val in v.items() if val))
+    if results.get("solver"):
+        from waterrock.bench.solver import table
+
+        parts.append(table(results["solver"]))
+    if results.get("peers") is not None:
+        parts.append(peers_table(results["peers"]))
+    for rep in results.get("render") or []:
+        from waterrock.bench.render import table
+
+        parts.append(table(rep))
+    if results.get("tracker"):
+        from waterrock.bench.tracker import table
+
+        parts.append(table(results["tracker"]))
+    if results.get("frame"):
+        from waterrock.bench.frame import table
+
+        parts.append(table(results["frame"]))
+    return "\n\n".join(parts)
+
+
+def _err(res: dict) -> str:
+    e = res.get("common", {}).get("density_error")
+    return "-" if e is None else f"{100 * e:.3f} %"
+
+
+def _iters(res: dict) -> str:
+    it = res.get("iterations")
+    return "-" if not it else f"{it['density_mean']:.1f}/{it['divergence_mean']:.1f}"
+
+
+def peers_table(p: dict) -> str:
+    lines = [f"peers: the dam break (r = {p['radius']} m, {p['seconds']} s simulated from rest, same dt and "
+             f"tolerance per pair), wall time after warm-up; density error of the final particles, one estimate "
+             f"for all (interior particles, fluid-only cubic-spline sum); DFSPH iterations are mean "
+             f"density/divergence per step",
+             f"{'solver':<26}{'method':>7}{'N':>8}{'dt':>8}{'steps':>7}{'wall s':>9}{'ms/step':>9}"
+             f"{'p-steps/s':>11}{'density err':>12}{'iters':>10}{'waterrock x':>12}"]
+    for reason in p["skipped"].values():
+        lines.append(f"  {reason}")
+    for run in p["runs"]:
+        for who, res in (("waterrock", run["waterrock"]), (run["peer_label"], run["result"])):
+            if "error" in res:
+                lines.append(f"{who:<26}{run['method']:>7}  {res['error']}")
+                continue
+            ratio = f"{run['speedup']:.2f}" if who != "waterrock" and "speedup" in run else ""
+            label = who + (" (1 thread)" if who == "Warp SPH" and "single" in res.get("note", "") else "")
+            lines.append(f"{label:<26}{run['method']:>7}{res['particles']:>8}{run['case']['time_step']:>8.0e}"
+                         f"{res['timed_steps']:>7}{res['wall_s']:>9.2f}{res['ms_per_step']:>9.2f}"
+                         f"{res['particle_substeps_per_s']:>11.3g}{_err(res):>12}{_iters(res):>10}{ratio:>12}")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    """The bench command: 0, 1 when --compare found a regression, 2 on bad options."""
+    try:
+        if args.plot and importlib.util.find_spec("matplotlib") is None:
+            raise BenchUsageError("--plot needs matplotlib: pip install 'waterrock[bench]'")
+        if args.results:
+            try:
+                results = json.loads(Path(args.results).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as err:
+                raise BenchUsageError(f"--results {args.results}: {err}") from None
+        else:
+            results = measure(args)
+        baseline = comparing.load_figures(args.compare) if args.compare else None
+    except (BenchUsageError, comparing.CompareError) as err:
+        print(f"waterrock: error: {err}", file=sys.stderr)
+        return 2
+    print(tables(results))
+    rc = 0
+    if baseline is not None:
+        report = comparing.compare(results.get("figures") or figures(results), baseline)
+        results["comparison"] = {"baseline": str(args.compare), **report}
+        print()
+        print(comparing.table(report))
+        if report["compared"] == 0:
+            print(f"waterrock: error: nothing in common with {args.compare} to compare (other sizes or parts?)",
+                  file=sys.stderr)
+            rc = 2
+        elif report["regressed"]:
+            print(f"REGRESSION: {', '.join(report['regressed'])}", file=sys.stderr)
+            rc = 1
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        print(f"results: {args.json}")
+    if args.plot:
+        from waterrock.bench.plot import plot
+
+        print(f"plot: {plot(results, args.plot)}")
+    return rc
