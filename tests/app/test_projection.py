@@ -161,8 +161,9 @@ def test_warp_edit_keys_on_the_output(projection_view, scene_file):
     assert glfw.get_input_mode(window.handle, glfw.CURSOR) == glfw.CURSOR_HIDDEN
     press = glfw.PRESS
 
+    assert view.direct()  # a plain output: drawn straight to the screen, no warp pass
     view.on_key(0, glfw.KEY_W, press)
-    assert view.editor.active == 0
+    assert view.editor.active == 0 and not view.direct()
     assert glfw.get_input_mode(window.handle, glfw.CURSOR) == glfw.CURSOR_NORMAL
     view.on_key(0, glfw.KEY_TAB, press)
     view.on_key(0, glfw.KEY_TAB, press)  # bottom-right
@@ -181,6 +182,7 @@ def test_warp_edit_keys_on_the_output(projection_view, scene_file):
     assert view.editor.active is None and not view.editor.dirty
     assert glfw.get_input_mode(window.handle, glfw.CURSOR) == glfw.CURSOR_HIDDEN
     assert load_scene(scene_file).projection.outputs[0].corners == corners
+    assert not view.direct()  # warped now
     view.on_key(0, glfw.KEY_Q, press)
     assert view.loop.stopping
 

@@ -26,7 +26,7 @@ from waterrock.app.overlay import Overlay, draw_tracker_panel
 from waterrock.app.session import Inputs, save_png
 from waterrock.app.warp_edit import EDIT_HELP, WarpEditor
 from waterrock.app.window import WindowError
-from waterrock.scene import ProjectionOutputs, ProjectorOutput, Scene
+from waterrock.scene import IDENTITY_CORNERS, ProjectionOutputs, ProjectorOutput, Scene
 from waterrock.snapshots import ParticleSnapshot
 
 log = logging.getLogger(__name__)
@@ -378,21 +378,43 @@ class ProjectionView:
     def clear_trails(self) -> None:
         self.update(clear_snapshot())
 
+    def direct(self) -> bool:
+        """One output showing the whole picture unwarped and unblended, not being edited: the
+        renderer draws straight to the screen, and the warp pass (a full-screen texture read,
+        milliseconds on a software renderer) is skipped."""
+        windows = self.outputs.windows
+        if len(windows) != 1 or self.editor.active is not None:
+            return False
+        out = self.editor.outputs[0]
+        plain = out.corners == IDENTITY_CORNERS and out.region == (0.0, 0.0, 1.0, 1.0)
+        b = out.blend
+        return (
+            plain
+            and b.left == b.right == b.top == b.bottom == 0.0
+            and windows[0].framebuffer_size() == self.picture_size
+        )
+
     def render(self) -> None:
         outs = self.outputs
         outs.main.make_current()
-        self.renderer.render(self.picture_fbo)
-        # switching contexts flushes this one, so the others see the finished picture
-        shots = []
-        for w, warp, overlay in zip(outs.windows, self.warps, self.overlays, strict=True):
-            w.make_current()
-            self.draw_output(w, warp, overlay)
-            if self._want_screenshot:
-                shots.append(self.read_output(w))
-        if self._want_screenshot:
+        shots = [] if self._want_screenshot else None
+        if self.direct():
+            self.renderer.render(outs.ctx.screen)
+            self.draw_overlays(outs.main, self.overlays[0])
+            if shots is not None:
+                shots.append(self.read_output(outs.main))
+        else:
+            self.renderer.render(self.picture_fbo)
+            # switching contexts flushes this one, so the others see the finished picture
+            for w, warp, overlay in zip(outs.windows, self.warps, self.overlays, strict=True):
+                w.make_current()
+                self.draw_output(w, warp, overlay)
+                if shots is not None:
+                    shots.append(self.read_output(w))
+            outs.main.make_current()
+        if shots is not None:
             self._want_screenshot = False
             self.save_screenshots(shots, self.screenshot_path or self.default_screenshot_name())
-        outs.main.make_current()
 
     def draw_output(self, w: OutputWindow, warp, overlay: Overlay) -> None:
         ed = self.editor
@@ -403,8 +425,14 @@ class ProjectionView:
         if editing:
             overlay.draw(screen, size, [ed.status(), *EDIT_HELP], "top-left")
             return
+        self.draw_overlays(w, overlay)
+
+    def draw_overlays(self, w: OutputWindow, overlay: Overlay) -> None:
+        """The debug, tracker and help panels, unwarped, on the main output."""
         if w is not self.outputs.main:
             return
+        size = w.framebuffer_size()
+        screen = self.outputs.ctx.screen
         if self.show_debug and self.loop is not None:
             lines = self.loop.overlay_lines()
             if self.inputs is not None:
@@ -443,18 +471,10 @@ class ProjectionView:
             print(f"screenshot: {p}", flush=True)
         return saved
 
-    def screenshot_now(self, path: Path) -> list[Path]:
+    def screenshot_now(self, path: Path) -> None:
         """Draw every output again and save it (the back buffers are undefined after a swap)."""
-        self._want_screenshot = False
-        self.outputs.main.make_current()
-        self.renderer.render(self.picture_fbo)
-        shots = []
-        for w, warp, overlay in zip(self.outputs.windows, self.warps, self.overlays, strict=True):
-            w.make_current()
-            self.draw_output(w, warp, overlay)
-            shots.append(self.read_output(w))
-        self.outputs.main.make_current()
-        return self.save_screenshots(shots, path)
+        self.screenshot_path, self._want_screenshot = Path(path), True
+        self.render()
 
     def release(self) -> None:
         for w, warp, overlay in zip(self.outputs.windows, self.warps, self.overlays, strict=True):
