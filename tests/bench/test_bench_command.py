@@ -1,0 +1,128 @@
+"""`waterrock bench`: the options parse, a tiny run writes the JSON it promises and a real PNG,
+the regression guard judges crafted results (no timing is asserted anywhere), and a peer that
+is not installed is skipped with a line saying how to install it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.app.app_helpers import run_cli
+from waterrock.app.cli import build_parser
+from waterrock.bench import compare, peers
+from waterrock.bench.cases import DamBreak
+from waterrock.bench.density import common_density_error
+
+REPO = Path(__file__).resolve().parents[2]
+STATS = {"median_ms", "iqr_ms", "min_ms", "max_ms", "n"}
+
+
+def test_options_parse():
+    a = build_parser().parse_args(
+        ["bench", "solver", "--arch", "cpu", "--sizes", "500", "2000", "--repeat", "2", "--methods", "wcsph",
+         "--json", "r.json", "--plot", "p.png", "--compare", "benchmarks/baseline.json"]
+    )
+    assert (a.command, a.which, a.arch, a.sizes, a.repeat, a.methods) == ("bench", "solver", "cpu", ["500", "2000"],
+                                                                         2, ["wcsph"])
+    assert a.json == Path("r.json") and a.plot == Path("p.png") and a.compare == Path("benchmarks/baseline.json")
+    assert build_parser().parse_args(["bench"]).which == "all"
+    for which in ("render", "tracker", "frame"):
+        assert build_parser().parse_args(["bench", which]).which == which
+
+
+def test_tiny_solver_run_writes_json_and_png(tmp_path):
+    out, png = tmp_path / "r.json", tmp_path / "r.png"
+    r = run_cli("bench", "solver", "--arch", "cpu", "--sizes", "300", "--repeat", "1", "--methods", "wcsph",
+                "--frames", "0", "--no-fps-probe", "--no-peers", "--json", str(out), "--plot", str(png), timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "ms/substep" in r.stdout and "numpy-wcsph" in r.stdout
+    res = json.loads(out.read_text())
+    m = res["machine"]
+    assert m["cpu"] and m["cores"] >= 1 and m["taichi_arch"] == "cpu" and "gpus" in m
+    assert m["versions"]["python"] and m["versions"]["taichi"] and m["versions"]["numpy"]
+    rows = {row["method"]: row for row in res["solver"]["rows"]}
+    assert set(rows) == {"wcsph", "numpy-wcsph"}
+    w = rows["wcsph"]
+    assert STATS <= set(w["stats"]) and w["stats"]["n"] == 1
+    assert w["n"] > 200 and w["particle_substeps_per_s"] > 0 and w["density_error"] >= 0
+    assert "solver.wcsph.n300.vs_numpy" in res["figures"]
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    import cv2
+
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[0] > 300 and img.shape[1] > 400
+
+
+def _results(**values: tuple[float, str]) -> dict:
+    return {"figures": {k: {"value": v, "better": b, "what": k, "floor": 0.0} for k, (v, b) in values.items()}}
+
+
+@pytest.mark.parametrize("factor, regressed", [(0.7, True), (0.9, False), (1.3, False)])
+def test_compare_flags_only_more_than_20_percent_worse(tmp_path, factor, regressed):
+    base = _results(speedup=(4.0, "higher"), err=(0.01, "lower"))
+    now = _results(speedup=(4.0 * factor, "higher"), err=(0.01, "lower"))
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "now.json").write_text(json.dumps(now))
+    r = run_cli("bench", "--results", str(tmp_path / "now.json"), "--compare", str(tmp_path / "base.json"))
+    assert r.returncode == (1 if regressed else 0), r.stdout + r.stderr
+    assert ("REGRESSION: speedup" in r.stderr) == regressed
+    assert "compared with the baseline: 2 figures" in r.stdout
+
+
+def test_compare_lower_is_better_and_floor():
+    base = _results(err=(0.010, "lower"))
+    assert compare.compare(_results(err=(0.013, "lower"))["figures"], base["figures"])["regressed"] == ["err"]
+    assert compare.compare(_results(err=(0.011, "lower"))["figures"], base["figures"])["regressed"] == []
+    floored = {"err": {**base["figures"]["err"], "floor": 0.01}}
+    assert compare.compare(_results(err=(0.013, "lower"))["figures"], floored)["regressed"] == []
+    report = compare.compare(_results(other=(1.0, "higher"))["figures"], base["figures"])
+    assert report["compared"] == 0 and {r["status"] for r in report["rows"]} == {"new", "not measured"}
+
+
+def test_committed_baseline_has_figures():
+    figs = compare.load_figures(REPO / "benchmarks" / "baseline.json")
+    assert any(k.startswith("solver.") and k.endswith(".vs_numpy") for k in figs)
+    assert all(f["better"] in ("higher", "lower") for f in figs.values())
+
+
+def test_missing_peer_is_skipped_with_a_clear_message(monkeypatch):
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name, *a: None)
+    said: list[str] = []
+    out = peers.compare_peers([1000], 0.01, 0.01, "cpu", log=said.append)
+    assert out["runs"] == [] and set(out["skipped"]) == {"splishsplash", "warp"}
+    for reason in out["skipped"].values():
+        assert "skipped" in reason and "not installed" in reason and "pip install" in reason
+    assert said == list(out["skipped"].values())
+
+
+def test_peer_crash_is_reported_not_raised(monkeypatch, tmp_path):
+    """A peer that dies (as pysplishsplash does on import without the preload) is an error row."""
+    script = tmp_path / "crash.py"
+    script.write_text("import os\nos.abort()\n")
+    monkeypatch.setattr(peers, "scripts_dir", lambda: tmp_path)
+    p = peers.Peer("crash", "Crasher", "json", "crash", "crash.py", ("wcsph",))
+    res = peers.run_peer(p, DamBreak(100, "wcsph", seconds=0.001))
+    assert "Crasher failed (signal" in res["error"]
+
+
+def test_common_density_error_of_a_lattice():
+    case = DamBreak(8000, "wcsph")
+    x = case.positions()
+    at_rest = common_density_error(x, case.radius, case.rest_density, case.lower, case.upper)
+    assert at_rest["interior"] > 0.2 * len(x) and at_rest["density_error"] < 1e-3
+    squeezed = x * 0.99  # 1 % closer in each direction: about 3 % denser
+    e = common_density_error(squeezed, case.radius, case.rest_density, case.lower, case.upper)["density_error"]
+    assert 0.02 < e < 0.04
+
+
+def test_the_peer_case_is_waterrocks_scene():
+    case = DamBreak(4000, "dfsph", seconds=0.02)
+    scene = case.scene()
+    assert scene.solver.time_step == case.time_step == 1e-3 and scene.solver.density_tolerance == 5e-4
+    assert scene.fluid.particle_radius == case.radius and case.steps == 20
+    assert len(case.positions()) == case.to_json()["particles"] == 4096
+    assert np.allclose(case.to_json()["upper"], [0.64, 0.48, 0.32])
