@@ -53,8 +53,26 @@ def xvfb_display():
         proc.kill()
 
 
-@pytest.fixture(scope="session")
+def _unbind_egl_context() -> None:
+    """Leave no EGL context current on this thread. Releasing moderngl's standalone context does
+    not unbind it, and a glfw (GLX) window opened later in the same process then dies in
+    glXMakeCurrent with an X BadAccess error, taking the test process with it."""
+    import ctypes
+
+    try:
+        egl = ctypes.CDLL("libEGL.so.1")
+    except OSError:
+        return
+    egl.eglGetCurrentDisplay.restype = ctypes.c_void_p
+    egl.eglMakeCurrent.argtypes = [ctypes.c_void_p] * 4
+    display = egl.eglGetCurrentDisplay()
+    if display:
+        egl.eglMakeCurrent(display, None, None, None)
+
+
+@pytest.fixture(scope="module")
 def gl_ctx():
+    """An offscreen context for one test module, unbound after it (see _unbind_egl_context)."""
     from waterrock.render.target import standalone_context
 
     try:
@@ -63,3 +81,4 @@ def gl_ctx():
         pytest.skip(f"no standalone EGL OpenGL 3.3 context can be created: {err}")
     yield ctx
     ctx.release()
+    _unbind_egl_context()

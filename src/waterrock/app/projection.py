@@ -423,7 +423,9 @@ class ProjectionView:
         editing = ed.active == w.index
         warp.draw(screen, size, self.picture, ed.outputs[w.index], edit=editing, selected=ed.corner)
         if editing:
-            overlay.draw(screen, size, [ed.status(), *EDIT_HELP], "top-left")
+            # the panel in the corner across from the picked one, so it never hides what is moved
+            away = ("bottom-right", "bottom-left", "top-left", "top-right")[ed.corner]
+            overlay.draw(screen, size, [ed.status(), *EDIT_HELP], away)
             return
         self.draw_overlays(w, overlay)
 

@@ -144,4 +144,5 @@ EDIT_HELP = [
     "  Ctrl+S           save into the scene",
     "  W, Enter         save and leave",
     "  Esc              leave, back to last saved",
+    "  Q                save, leave and quit",
 ]
