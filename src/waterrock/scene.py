@@ -146,7 +146,7 @@ class SolverSettings(_Section):
     # DFSPH (Bender & Koschier 2015)
     density_tolerance: float = Field(0.001, gt=0.0, le=0.1, description="mean relative density error")
     divergence_tolerance: float = Field(
-        0.001, gt=0.0, le=0.1, description="mean relative density change per substep, dt (D rho / Dt) / rho0"
+        0.0001, gt=0.0, le=0.1, description="mean relative density change per substep, dt (D rho / Dt) / rho0"
     )
     max_iterations: int = Field(100, ge=1, le=10000)
     # WCSPH (Becker & Teschner 2007)

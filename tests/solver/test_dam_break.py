@@ -19,6 +19,15 @@ T_EXP = np.array([0.41, 0.84, 1.19, 1.43, 1.63, 1.83, 1.98, 2.20, 2.32, 2.51, 2.
 Z_EXP = np.array([1.11, 1.22, 1.44, 1.67, 1.89, 2.11, 2.33, 2.56, 2.78, 3.00, 3.22, 3.44, 3.67, 3.89, 4.11])
 
 
+def surge_front(x, spacing, thickness=4):
+    """The leading edge of the connected surge: counted from the wall, the first slab one spacing
+    wide that holds fewer particles than the slab is thick (4, see dam_break.toml). Droplets and a
+    few particles skidding ahead, which an extreme of x would pick, do not move it."""
+    counts = np.bincount(np.floor(x / spacing).astype(int))
+    thin = np.flatnonzero(counts < thickness)
+    return (thin[0] if len(thin) else len(counts)) * spacing
+
+
 def test_surge_front_matches_martin_moyce():
     scene = load_scene("dam_break")
     a, g = 0.2, 9.81  # the column in dam_break.toml is 0.2 m wide and 0.4 m high
@@ -28,8 +37,7 @@ def test_surge_front_matches_martin_moyce():
         t = T / np.sqrt(2 * g / a)
         while s.time < t - 1e-9:
             s.step(min(0.01, t - s.time))
-        x = s.snapshot().positions[:, 0]
-        front = np.sort(x)[-3] + scene.fluid.particle_radius  # the leading edge, not a lone droplet
+        front = surge_front(s.snapshot().positions[:, 0], 2 * scene.fluid.particle_radius)
         if T >= 1.5:
             errors.append((T, front / a / Z - 1.0))
     worst = max(errors, key=lambda e: abs(e[1]))

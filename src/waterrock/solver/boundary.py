@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 import taichi as ti
 
-from waterrock.solver.kernels import half_space_tables
+from waterrock.solver.kernels import half_space_tables, lattice_wall_correction
 
 vec3 = ti.math.vec3
 FAR = 1.0e3  # distance reported outside the rock's SDF volume: no contribution, no contact
@@ -39,7 +39,7 @@ class BoundaryArgs(NamedTuple):
     sdf: object  # rock SDF values (nx, ny, nz), negative inside
     sdf_origin: object  # vec3
     sdf_inv_cell: object
-    contact: object  # contact distance: the particle radius
+    contact: object  # collision distance: half the particle radius
     friction: object  # share of sliding velocity lost on the rock
 
 
@@ -133,13 +133,18 @@ def collide_solids(p: vec3, v: vec3, b: ti.template()):
 class Boundary:
     """The domain box and the rock, as the arrays and scalars the kernels take."""
 
-    def __init__(self, lower, upper, h: float, contact: float, rock_sdf=None, friction: float = 0.2):
+    def __init__(self, lower, upper, h: float, spacing: float, rock_sdf=None, friction: float = 0.2):
         self.lower = np.asarray(lower, np.float32)
         self.upper = np.asarray(upper, np.float32)
         self.h = float(h)
-        self.contact = float(contact)
+        # the density map holds resting water half a spacing from a solid; the collision is the
+        # safety net for what comes closer than a quarter spacing (a hard wall at the rest distance
+        # would fight the pressure solve, which expects to compress the map a little)
+        self.contact = 0.25 * float(spacing)
         self.friction = float(friction)
         gamma, area = half_space_tables(self.h, TABLE_SAMPLES)
+        self.lattice_correction = lattice_wall_correction(self.h, float(spacing), gamma)
+        gamma, area = gamma * self.lattice_correction, area * self.lattice_correction
         self.gamma = ti.ndarray(ti.f32, TABLE_SAMPLES)
         self.gamma.from_numpy(gamma)
         self.area = ti.ndarray(ti.f32, TABLE_SAMPLES)

@@ -52,10 +52,12 @@ def capsule_distance(p: vec3, a: vec3, b: vec3):
 
 @ti.func
 def collide_obstacles(p: vec3, v: vec3, contact: ti.f32, friction: ti.f32, o: ti.template()):
+    """Push p out of every capsule and give it the capsule's velocity. An obstacle adds no density,
+    so it keeps the water a particle radius away: twice the solids' collision distance."""
     for k in range(o.count):
         shift = o.velocity[k] * o.elapsed
         dist, n = capsule_distance(p, o.a[k] + shift, o.b[k] + shift)
-        reach = o.radius[k] + contact
+        reach = o.radius[k] + 2.0 * contact
         if dist < reach:
             p += (reach - dist) * n
             u = o.velocity[k]

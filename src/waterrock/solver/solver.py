@@ -74,13 +74,16 @@ class Solver:
         self.h = float(fluid.support_radius)
         self.mass = float(fluid.particle_mass)
         self.gravity = ti.math.vec3(*scene.solver.gravity)
+        # p / rho^2 at the bottom of a domain full of water: the scale of the pressure parameters
+        height = float(np.max(np.subtract(dom.upper, dom.lower)))
+        self.k_hydrostatic = float(np.linalg.norm(scene.solver.gravity)) * height / self.rho0
         self.settings = scene.solver
         capacity = int(fluid.max_particles)
         self._check_memory(capacity, dom)
         self.state = ParticleState(capacity)
         self.grid = NeighborGrid(dom.lower, dom.upper, self.h, capacity)
         self.boundary = Boundary(
-            dom.lower, dom.upper, self.h, contact=fluid.particle_radius,
+            dom.lower, dom.upper, self.h, spacing=self.spacing,
             rock_sdf=self._rock_sdf(), friction=scene.rock.friction,
         )
         self.obstacles = Obstacles()
