@@ -3,8 +3,8 @@
 Dynamic (persistent) arrays, reordered by the neighbour grid's counting sort every substep:
   x      positions (m)                       v      velocities (m/s)
   x0     the position at the substep's start (PBF); scratch for the others
-  kappa  accumulated pressure parameters of DFSPH's two solves (density, divergence):
-         k = p / rho^2, kept as the warm start of the next substep
+  kappa  accumulated pressure parameters of DFSPH's two solves, [divergence, density]:
+         k dt and k = p / rho^2, kept as the warm start of the next substep (dfsph.warm_start)
   ids    stable particle ids, a permutation of 0..capacity-1 that never changes as a set
   flags  bit 0 ACTIVE, bit 1 RECYCLED (emitted since the last snapshot)
 
