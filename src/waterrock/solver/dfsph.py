@@ -30,7 +30,7 @@ from typing import NamedTuple
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density
-from waterrock.solver.grid import GridArgs, for_each_neighbor
+from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
 from waterrock.solver.kernels import cubic_gradW
 from waterrock.solver.state import ACTIVE
 from waterrock.solver.terms import Fluid, XSPHArgs, density_and_grad_sums, xsph, xsph_boundary
@@ -52,13 +52,13 @@ WARM_START = 0.5  # the share of the last substep's pressure a solve starts from
 @ti.kernel
 def density_and_factor(
     x: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
     """rho_i and the DFSPH factor alpha_i (2017, eq. 9), with the boundary's gradient."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
@@ -94,13 +94,13 @@ def density_rate(i, xi: vec3, g: ti.template(), b: ti.template(), c: ti.template
 def pressure_parameter(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32, k: nd_f32,
     solve: nd_i32, err: nd_f32, which: ti.i32, dt: ti.f32,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
     """k_i of one Jacobi iteration and the solve's summed error (relative to rho0)."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     c = ti.static(_Rate(v, mass, h))
     err[0] = 0.0
@@ -143,13 +143,13 @@ def pressure_acceleration(i, xi: vec3, k: ti.template(), g: ti.template(), b: ti
 def apply_pressure(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, k: nd_f32, kappa: nd_vec2,
     solve: nd_i32, err: nd_f32, free_head: nd_i32, which: ti.i32, tolerance: ti.f32, dt: ti.f32, scale: ti.f32,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
     """Decide on the device whether the solve converged; if not, v_i -= dt a_i^p (eq. 11/12)."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     if solve[DONE] == 0:
         mean_err = err[0] / ti.max(ti.cast(free_head[0], ti.f32), 1.0)
@@ -167,7 +167,7 @@ def apply_pressure(
 def warm_start(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, kappa: nd_vec2,
     solve: nd_i32, which: ti.template(), dt: ti.f32, scale: ti.f32, k_max: ti.f32,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
     mass: ti.f32, rho0: ti.f32,
@@ -179,7 +179,7 @@ def warm_start(
     solve's warm start is capped at k_max, the hydrostatic k of the domain's size: a visitor's
     impact is a spike of divergence pressure that moved on with the visitor, and restarting from
     half of it flings the water it left behind (measured: 19 m/s splashes from a 5 m/s sphere)."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     c = ti.static(_Rate(v, mass, h))
     solve[DONE] = 0
@@ -202,12 +202,12 @@ def warm_start(
 @ti.kernel
 def apply_warm_start(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, k: nd_f32, dt: ti.f32,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     for i in x:
         if flags[i] & ACTIVE:
@@ -217,13 +217,13 @@ def apply_warm_start(
 @ti.kernel
 def non_pressure(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, v_out: nd_vec3,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
     mass: ti.f32, dt: ti.f32, gravity: vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
     """v* = v + dt g, smoothed by XSPH viscosity, with the solid as a neighbour at rest."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     cx = ti.static(XSPHArgs(v, rho, mass, h))
     for i in x:

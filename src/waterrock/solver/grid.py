@@ -5,7 +5,14 @@ neighbors: interactive million-particle fluids"): every particle counts itself i
 (with an atomic that also hands it its rank inside the cell), an exclusive prefix sum of the
 counts gives each cell's first slot, and a scatter moves the particle data to
 ``cell_start[cell] + rank``. After the scatter, the particles of a cell, and of a row of cells
-along x, are contiguous in memory, which is what makes the neighbour loop cache-friendly.
+along x, are contiguous in memory, which is what makes the neighbour search cache-friendly.
+
+Neighbour lists (Ihmsen et al. 2011, "A parallel SPH implementation on multi-core CPUs", sec. 4):
+after the sort, one pass walks the 3x3x3 cells around each particle once and stores the indices
+of its neighbours within h. The cells of side h hold about 27 h^3 / spacing^3 = 216 candidates
+for about 33 neighbours, so every later pass of the substep (two per pressure iteration) walks
+the 33 instead of the 216. Positions change inside a substep only in PBF's iterations, which, as
+in Macklin & Mueller 2013 (Algorithm 1), keep the substep's neighbours.
 
 Retired (inactive) particles are counted into one extra bucket past the last cell, so the sort
 also compacts the active particles to the front: ``cell_start[n_cells]`` is the number of
@@ -21,24 +28,26 @@ from typing import NamedTuple
 import numpy as np
 import taichi as ti
 
-from waterrock.solver.state import ParticleState
+from waterrock.solver.state import ACTIVE, ParticleState
 
 SCAN_BLOCK = 1024
+# neighbours stored per particle: at rest about 33 lie within h = 2 spacings, 40 at 20 %
+# compression; a particle with more keeps the first MAX_NEIGHBORS and the grid counts it
+MAX_NEIGHBORS = 64
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
 nd_vec2 = ti.types.ndarray(dtype=ti.math.vec2, ndim=1)
+nd_nbr = ti.types.ndarray(dtype=ti.i32, ndim=2)  # the neighbour lists, [particle, slot]
 
 
 class GridArgs(NamedTuple):
     """What the neighbour loop needs, bundled inside a kernel with ``ti.static(GridArgs(...))``."""
 
     x: object  # positions, sorted by cell
-    cell_start: object  # first particle of each cell; cell_start[c + 1] is one past its last
-    lower: object  # grid origin (vec3)
-    inv_cell: object  # 1 / cell size
-    res: object  # cells per axis (ivec3)
+    nbr: object  # nbr[i, n]: the n-th neighbour of i
+    nbr_count: object  # how many of nbr[i, :] are set
     h: object  # support radius
 
 
@@ -56,26 +65,48 @@ def cell_index(c: ivec3, res: ivec3) -> ti.i32:
 
 @ti.func
 def for_each_neighbor(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template()):
-    """Call ``task(i, j, xi - x_j, ret, ctx)`` for every other particle j with |xi - x_j| < h.
+    """Call ``task(i, j, xi - x_j, ret, ctx)`` for every neighbour j of i within h.
 
-    The 3x3x3 block of cells around xi is walked as 9 rows along x; each row is one contiguous
-    range of sorted particles, so the 27 cell look-ups become 9 range loops.
+    j runs over the list built after this substep's sort; r is taken from the current positions,
+    and a pair that has drifted past h is skipped, so every task sees 0 < |r| < h.
     """
-    c = cell_coord(xi, g.lower, g.inv_cell, g.res)
-    x_lo = ti.max(c.x - 1, 0)
-    x_hi = ti.min(c.x + 1, g.res.x - 1)
     h2 = g.h * g.h
-    for dz in ti.static(range(-1, 2)):
-        for dy in ti.static(range(-1, 2)):
-            cy = c.y + dy
-            cz = c.z + dz
-            if 0 <= cy < g.res.y and 0 <= cz < g.res.z:
-                row = (cz * g.res.y + cy) * g.res.x
-                for j in range(g.cell_start[row + x_lo], g.cell_start[row + x_hi + 1]):
-                    if j != i:
-                        r = xi - g.x[j]
-                        if r.norm_sqr() < h2:
-                            task(i, j, r, ret, ctx)
+    for n in range(g.nbr_count[i]):
+        j = g.nbr[i, n]
+        r = xi - g.x[j]
+        if r.norm_sqr() < h2:
+            task(i, j, r, ret, ctx)
+
+
+@ti.kernel
+def _build_lists(
+    x: nd_vec3, flags: nd_i32, cell_start: nd_i32, lower: vec3, inv_cell: ti.f32, res: ivec3, h: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, most: nd_i32,
+):
+    """Every particle's neighbours within h, from the 3x3x3 cells around it, walked as 9 rows
+    along x: each row is one contiguous range of sorted particles. most[0] = the largest count."""
+    h2 = h * h
+    max_n = nbr.shape[1]
+    for i in x:
+        n = 0
+        if flags[i] & ACTIVE:
+            xi = x[i]
+            c = cell_coord(xi, lower, inv_cell, res)
+            x_lo = ti.max(c.x - 1, 0)
+            x_hi = ti.min(c.x + 1, res.x - 1)
+            for dz in ti.static(range(-1, 2)):
+                for dy in ti.static(range(-1, 2)):
+                    cy = c.y + dy
+                    cz = c.z + dz
+                    if 0 <= cy < res.y and 0 <= cz < res.z:
+                        row = (cz * res.y + cy) * res.x
+                        for j in range(cell_start[row + x_lo], cell_start[row + x_hi + 1]):
+                            if j != i and (xi - x[j]).norm_sqr() < h2:
+                                if n < max_n:
+                                    nbr[i, n] = j
+                                n += 1
+            ti.atomic_max(most[0], n)
+        nbr_count[i] = ti.min(n, max_n)
 
 
 @ti.kernel
@@ -144,9 +175,12 @@ def _set_free_head(start: nd_i32, n_cells: ti.i32, free_head: nd_i32):
 
 
 class NeighborGrid:
-    """A dense grid over the domain box, with cell size equal to the support radius h."""
+    """A dense grid over the domain box, with cell size equal to the support radius h, and the
+    particles' neighbour lists built from it."""
 
-    def __init__(self, lower, upper, h: float, capacity: int):
+    BYTES_PER_PARTICLE = 4 * (MAX_NEIGHBORS + 3)  # lists, count, cell id, rank
+
+    def __init__(self, lower, upper, h: float, capacity: int, max_neighbors: int = MAX_NEIGHBORS):
         self.lower = np.asarray(lower, np.float32)
         self.h = float(h)
         extent = np.asarray(upper, np.float64) - self.lower
@@ -161,14 +195,18 @@ class NeighborGrid:
         self.block_sums = ti.ndarray(ti.i32, math.ceil(n / SCAN_BLOCK))
         self.cell_id = ti.ndarray(ti.i32, capacity)
         self.rank = ti.ndarray(ti.i32, capacity)
+        self.nbr = ti.ndarray(ti.i32, (capacity, max_neighbors))
+        self.nbr_count = ti.ndarray(ti.i32, capacity)
+        self.most = ti.ndarray(ti.i32, 1)  # the largest neighbour count since the last read
+        self.most.fill(0)
 
     def args(self) -> tuple:
         """The grid's kernel arguments, in GridArgs order after the positions."""
-        return (self.cell_start, ti.math.vec3(*self.lower.tolist()), self.inv_cell,
-                ti.math.ivec3(*self.res.tolist()), self.h)
+        return (self.nbr, self.nbr_count, self.h)
 
     def build(self, state: ParticleState) -> None:
-        """Count, scan and scatter: sort the particle state by cell (four kernel launches)."""
+        """Count, scan and scatter: sort the particle state by cell (five kernel launches), then
+        build the neighbour lists (one more)."""
         n = self.n_cells + 1
         self.count.fill(0)
         _assign_cells(
@@ -186,6 +224,17 @@ class NeighborGrid:
         )
         state.swap()
         _set_free_head(self.cell_start, self.n_cells, state.free_head)
+        _build_lists(
+            state.x, state.flags, self.cell_start, ti.math.vec3(*self.lower.tolist()), self.inv_cell,
+            ti.math.ivec3(*self.res.tolist()), self.h, self.nbr, self.nbr_count, self.most,
+        )
+
+    def read_most_neighbors(self) -> int:
+        """The largest neighbour count found since the last read (a host read; once per frame).
+        Above the lists' width, the farthest-scanned neighbours of that particle were dropped."""
+        most = int(self.most.to_numpy()[0])
+        self.most.fill(0)
+        return most
 
     def cell_start_numpy(self) -> np.ndarray:
         return self.cell_start.to_numpy()

@@ -20,7 +20,7 @@ import numpy as np
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids
-from waterrock.solver.grid import GridArgs, for_each_neighbor
+from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
 from waterrock.solver.kernels import cubic_gradW, cubic_gradW_np, cubic_W, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE
@@ -84,10 +84,8 @@ def constraint_lambda(
     flags: nd_i32,
     rho: nd_f32,
     lam: nd_f32,
-    cell_start: nd_i32,
-    g_lower: vec3,
-    g_inv_cell: ti.f32,
-    g_res: ivec3,
+    nbr: nd_nbr,
+    nbr_count: nd_i32,
     h: ti.f32,
     b_lower: vec3,
     b_upper: vec3,
@@ -103,7 +101,7 @@ def constraint_lambda(
     relaxation: ti.f32,
 ):
     """lambda_i, eq. 11, with the boundary's share of rho_i and of grad_pi C_i."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
@@ -137,10 +135,8 @@ def position_delta(
     flags: nd_i32,
     lam: nd_f32,
     dp: nd_vec3,
-    cell_start: nd_i32,
-    g_lower: vec3,
-    g_inv_cell: ti.f32,
-    g_res: ivec3,
+    nbr: nd_nbr,
+    nbr_count: nd_i32,
     h: ti.f32,
     b_lower: vec3,
     b_upper: vec3,
@@ -157,7 +153,7 @@ def position_delta(
     scorr_scale: ti.f32,
 ):
     """dp_i, eq. 12 with s_corr (eq. 14), plus lambda_i times the boundary's grad_pi C_i."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     c = ti.static(_Delta(lam, mass, h, w_dq, scorr_scale))
     for i in x:
@@ -232,15 +228,13 @@ def vorticity(
     flags: nd_i32,
     rho: nd_f32,
     omega: nd_vec3,
-    cell_start: nd_i32,
-    g_lower: vec3,
-    g_inv_cell: ti.f32,
-    g_res: ivec3,
+    nbr: nd_nbr,
+    nbr_count: nd_i32,
     h: ti.f32,
     mass: ti.f32,
 ):
     """omega_i, eq. 15, with the SPH volume m_j / rho_j."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     c = ti.static(_Vort(v, rho, omega, mass, h))
     for i in x:
         if flags[i] & ACTIVE:
@@ -262,10 +256,8 @@ def confine_and_smooth(
     rho: nd_f32,
     omega: nd_vec3,
     v_out: nd_vec3,
-    cell_start: nd_i32,
-    g_lower: vec3,
-    g_inv_cell: ti.f32,
-    g_res: ivec3,
+    nbr: nd_nbr,
+    nbr_count: nd_i32,
     h: ti.f32,
     b_lower: vec3,
     b_upper: vec3,
@@ -284,7 +276,7 @@ def confine_and_smooth(
 ):
     """Vorticity confinement (eq. 16, with eta = grad |omega|) and XSPH viscosity (eq. 17),
     with the solid as a neighbour at rest."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     c = ti.static(_Vort(v, rho, omega, mass, h))
     cx = ti.static(XSPHArgs(v, rho, mass, h))

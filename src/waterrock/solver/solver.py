@@ -91,13 +91,14 @@ class Solver:
         self.method = METHODS[scene.solver.method](scene.solver, fluid)
         self._stats_buf = ti.ndarray(ti.f32, 3)
         self.stats: dict = {}
+        self._warned_neighbors = False
         self.reset()
 
     # --- set-up ------------------------------------------------------------------------------
 
     def _check_memory(self, capacity: int, dom) -> None:
         cells = np.prod(np.ceil((np.subtract(dom.upper, dom.lower)) / self.h))
-        need = capacity * ParticleState.BYTES_PER_PARTICLE + cells * 4 * 2
+        need = capacity * (ParticleState.BYTES_PER_PARTICLE + NeighborGrid.BYTES_PER_PARTICLE) + cells * 4 * 2
         avail = _available_memory_bytes()
         if avail is not None and need > 0.8 * avail:
             raise SolverError(
@@ -209,6 +210,13 @@ class Solver:
             "nonfinite": int(counters[NONFINITE]), "retired": int(counters[RETIRED]),
             "emitted": int(counters[EMITTED]), "starved": int(counters[STARVED]),
         }
+        most = self.grid.read_most_neighbors()
+        if most > self.grid.nbr.shape[1] and not self._warned_neighbors:
+            log.warning("a particle had %d neighbours, more than the %d its list holds: the fluid is "
+                        "compressed far past rest density (the extra neighbours were left out)",
+                        most, self.grid.nbr.shape[1])
+            self._warned_neighbors = True
+        stats["most_neighbors"] = most
         if hasattr(self.method, "end_frame"):
             stats.update(self.method.end_frame())
         return stats

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids
-from waterrock.solver.grid import GridArgs, for_each_neighbor
+from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
 from waterrock.solver.kernels import cubic_gradW, cubic_W
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE
@@ -130,13 +130,13 @@ def advect(
 @ti.kernel
 def measure_density(
     x: nd_vec3, flags: nd_i32, rho: nd_f32, out: nd_f32,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ti.math.ivec3, h: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
     """rho_i for every active particle; out = (sum of max(rho_i/rho0 - 1, 0), active count, max speed)."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     f = ti.static(Fluid(mass, rho0, h))
     out[0] = 0.0

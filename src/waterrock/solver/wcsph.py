@@ -15,7 +15,7 @@ from typing import NamedTuple
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density
-from waterrock.solver.grid import GridArgs, for_each_neighbor
+from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
 from waterrock.solver.kernels import cubic_gradW
 from waterrock.solver.state import ACTIVE
 from waterrock.solver.terms import Fluid, XSPHArgs, density, xsph, xsph_boundary
@@ -31,13 +31,13 @@ nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
 @ti.kernel
 def density_and_pressure(
     x: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
     mass: ti.f32, rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32,
 ):
     """rho_i, and k_i = p_i / rho_i^2 from Tait's equation (eq. 7)."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
@@ -62,13 +62,13 @@ def _pressure_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 @ti.kernel
 def accelerate(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, v_out: nd_vec3,
-    cell_start: nd_i32, g_lower: vec3, g_inv_cell: ti.f32, g_res: ivec3, h: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
     mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
     """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest."""
-    g = ti.static(GridArgs(x, cell_start, g_lower, g_inv_cell, g_res, h))
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     c = ti.static(_Momentum(k, mass, h))
     cx = ti.static(XSPHArgs(v, rho, mass, h))
