@@ -229,6 +229,10 @@ class NeighborGrid:
             ti.math.ivec3(*self.res.tolist()), self.h, self.nbr, self.nbr_count, self.most,
         )
 
+    @property
+    def max_neighbors(self) -> int:
+        return self.nbr.shape[1]
+
     def read_most_neighbors(self) -> int:
         """The largest neighbour count found since the last read (a host read; once per frame).
         Above the lists' width, the farthest-scanned neighbours of that particle were dropped."""

@@ -21,10 +21,10 @@ import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
-from waterrock.solver.kernels import cubic_gradW, cubic_gradW_np, cubic_W, cubic_W_np
+from waterrock.solver.kernels import cubic_gradW, cubic_gradW_np, cubic_W_gradW, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, XSPHArgs, clamp_speed, density_and_grad_sums, xsph, xsph_boundary
+from waterrock.solver.terms import Fluid, clamp_speed, density_and_grad_sums, xsph_boundary, xsph_pair
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -125,8 +125,9 @@ class _Delta(NamedTuple):
 
 @ti.func
 def _delta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    s_corr = -c.scorr_scale * (cubic_W(r.norm(), c.h) / c.w_dq) ** SCORR_N  # eq. 13
-    ret += c.mass * (c.lam[i] + c.lam[j] + s_corr) * cubic_gradW(r, c.h)
+    w, grad_w = cubic_W_gradW(r, c.h)
+    s_corr = -c.scorr_scale * (w / c.w_dq) ** SCORR_N  # eq. 13
+    ret += c.mass * (c.lam[i] + c.lam[j] + s_corr) * grad_w
 
 
 @ti.kernel
@@ -244,8 +245,12 @@ def vorticity(
 
 
 @ti.func
-def _eta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    ret += c.mass / c.rho[j] * (c.omega[j].norm() - c.omega[i].norm()) * cubic_gradW(r, c.h)
+def _eta_xsph_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    """One pass for both sums over j: ret[0:3] eta = grad |omega| (eq. 16), ret[3:6] XSPH (eq. 17)."""
+    w, grad_w = cubic_W_gradW(r, c.h)
+    e = c.mass / c.rho[j] * (c.omega[j].norm() - c.omega[i].norm()) * grad_w
+    s = xsph_pair(i, j, w, c)
+    ret += ti.Vector([e.x, e.y, e.z, s.x, s.y, s.z])
 
 
 @ti.kernel
@@ -279,16 +284,16 @@ def confine_and_smooth(
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
     c = ti.static(_Vort(v, rho, omega, mass, h))
-    cx = ti.static(XSPHArgs(v, rho, mass, h))
     for i in x:
         vi = v[i]
         if flags[i] & ACTIVE:
-            eta = vec3(0.0)
-            for_each_neighbor(i, x[i], g, _eta_task, eta, c)
+            sums = ti.Vector([0.0] * 6)
+            for_each_neighbor(i, x[i], g, _eta_xsph_task, sums, c)
+            eta = vec3(sums[0], sums[1], sums[2])
             if eta.norm() > 1e-9:
                 N = eta.normalized()
                 vi += dt * epsilon * N.cross(omega[i])
-            vi += c_xsph * xsph(i, x[i], g, cx)
+            vi += c_xsph * vec3(sums[3], sums[4], sums[5])
             vi += c_wall * xsph_boundary(x[i], vi, b)
         v_out[i] = vi
 

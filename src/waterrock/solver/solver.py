@@ -211,10 +211,10 @@ class Solver:
             "emitted": int(counters[EMITTED]), "starved": int(counters[STARVED]),
         }
         most = self.grid.read_most_neighbors()
-        if most > self.grid.nbr.shape[1] and not self._warned_neighbors:
+        if most > self.grid.max_neighbors and not self._warned_neighbors:
             log.warning("a particle had %d neighbours, more than the %d its list holds: the fluid is "
                         "compressed far past rest density (the extra neighbours were left out)",
-                        most, self.grid.nbr.shape[1])
+                        most, self.grid.max_neighbors)
             self._warned_neighbors = True
         stats["most_neighbors"] = most
         if hasattr(self.method, "end_frame"):

@@ -15,7 +15,7 @@ import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
-from waterrock.solver.kernels import cubic_gradW, cubic_W
+from waterrock.solver.kernels import cubic_W, cubic_W_gradW
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE
 
@@ -44,8 +44,9 @@ def density(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
 
 @ti.func
 def _density_grad_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
-    gw = f.mass * cubic_gradW(r, f.h)
-    ret[0] += f.mass * cubic_W(r.norm(), f.h)
+    w, gw = cubic_W_gradW(r, f.h)
+    gw *= f.mass
+    ret[0] += f.mass * w
     ret[1] += gw.x
     ret[2] += gw.y
     ret[3] += gw.z
@@ -78,8 +79,15 @@ class XSPHArgs(NamedTuple):
 
 
 @ti.func
+def xsph_pair(i, j, w_ij, c: ti.template()) -> vec3:
+    """One neighbour's XSPH term, (m_j / rho_j) (v_j - v_i) W_ij; c is an XSPHArgs. For tasks
+    that fold the smoothing into another pass over the same neighbours."""
+    return c.mass / c.rho[j] * (c.v[j] - c.v[i]) * w_ij
+
+
+@ti.func
 def _xsph_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    ret += c.mass / c.rho[j] * (c.v[j] - c.v[i]) * cubic_W(r.norm(), c.h)
+    ret += xsph_pair(i, j, cubic_W(r.norm(), c.h), c)
 
 
 @ti.func

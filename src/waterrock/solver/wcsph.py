@@ -16,9 +16,9 @@ import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
-from waterrock.solver.kernels import cubic_gradW
+from waterrock.solver.kernels import cubic_W_gradW
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, XSPHArgs, density, xsph, xsph_boundary
+from waterrock.solver.terms import Fluid, density, xsph_boundary, xsph_pair
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -50,13 +50,20 @@ def density_and_pressure(
 
 class _Momentum(NamedTuple):
     k: object
+    v: object  # the XSPH arguments follow (terms.XSPHArgs)
+    rho: object
     mass: object
     h: object
 
 
 @ti.func
-def _pressure_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    ret -= c.mass * (c.k[i] + c.k[j]) * cubic_gradW(r, c.h)
+def _momentum_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    """One pass for both sums over j: ret[0:3] the pressure acceleration (eq. 6),
+    ret[3:6] the XSPH term."""
+    w, grad_w = cubic_W_gradW(r, c.h)
+    a = -c.mass * (c.k[i] + c.k[j]) * grad_w
+    s = xsph_pair(i, j, w, c)
+    ret += ti.Vector([a.x, a.y, a.z, s.x, s.y, s.z])
 
 
 @ti.kernel
@@ -70,16 +77,15 @@ def accelerate(
     """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
-    c = ti.static(_Momentum(k, mass, h))
-    cx = ti.static(XSPHArgs(v, rho, mass, h))
+    c = ti.static(_Momentum(k, v, rho, mass, h))
     for i in x:
         vi = v[i]
         if flags[i] & ACTIVE:
-            a = gravity
-            for_each_neighbor(i, x[i], g, _pressure_task, a, c)
+            sums = ti.Vector([0.0] * 6)
+            for_each_neighbor(i, x[i], g, _momentum_task, sums, c)
             _, grad_gamma = boundary_density(x[i], b)
-            a -= k[i] * rho0 * grad_gamma
-            vi += dt * a + c_xsph * xsph(i, x[i], g, cx)
+            a = gravity + vec3(sums[0], sums[1], sums[2]) - k[i] * rho0 * grad_gamma
+            vi += dt * a + c_xsph * vec3(sums[3], sums[4], sums[5])
             vi += c_wall * xsph_boundary(x[i], vi, b)
         v_out[i] = vi
 
