@@ -31,16 +31,35 @@ TABLE_SAMPLES = 256
 
 
 class BoundaryArgs(NamedTuple):
-    lower: object  # domain box (vec3)
-    upper: object
+    params: object  # the constants below, in one f32 array: a vec3 kernel argument costs Taichi
+    # 1.7 about 23 us of Python per launch, an array about 4 us
     gamma: object  # Gamma(d), d in [-h, h]
     area: object  # A(d) = -dGamma/dd
     h: object
     sdf: object  # rock SDF values (nx, ny, nz), negative inside
-    sdf_origin: object  # vec3
-    sdf_inv_cell: object
-    contact: object  # collision distance: half the particle radius
-    friction: object  # share of sliding velocity lost on the rock
+
+
+# the layout of BoundaryArgs.params
+LOWER, UPPER, SDF_ORIGIN = 0, 3, 6  # the domain box's corners and the SDF's origin (3 each)
+SDF_INV_CELL, CONTACT, FRICTION = 9, 10, 11  # 1 / SDF cell; collision distance; the rock's friction
+N_PARAMS = 12
+
+
+@ti.func
+def _vec(b: ti.template(), k: ti.template()) -> vec3:
+    return vec3(b.params[k], b.params[k + 1], b.params[k + 2])
+
+
+@ti.func
+def contact(b: ti.template()) -> ti.f32:
+    """The collision distance: a quarter spacing."""
+    return b.params[CONTACT]
+
+
+@ti.func
+def friction(b: ti.template()) -> ti.f32:
+    """The share of sliding velocity lost on the rock."""
+    return b.params[FRICTION]
 
 
 @ti.func
@@ -55,7 +74,7 @@ def _table(t: ti.template(), d: ti.f32, h: ti.f32) -> ti.f32:
 @ti.func
 def rock_distance(p: vec3, b: ti.template()):
     """Signed distance to the rock and its gradient, by trilinear interpolation of the SDF."""
-    u = (p - b.sdf_origin) * b.sdf_inv_cell
+    u = (p - _vec(b, SDF_ORIGIN)) * b.params[SDF_INV_CELL]
     nx, ny, nz = b.sdf.shape[0], b.sdf.shape[1], b.sdf.shape[2]
     d = FAR
     n = vec3(0.0, 1.0, 0.0)
@@ -93,11 +112,11 @@ def boundary_density(p: vec3, b: ti.template()):
     for a in ti.static(range(3)):
         n = vec3(0.0)
         n[a] = 1.0
-        d_lo = p[a] - b.lower[a]
+        d_lo = p[a] - b.params[LOWER + a]
         if d_lo < b.h:
             gamma += _table(b.gamma, d_lo, b.h)
             grad -= _table(b.area, d_lo, b.h) * n
-        d_hi = b.upper[a] - p[a]
+        d_hi = b.params[UPPER + a] - p[a]
         if d_hi < b.h:
             gamma += _table(b.gamma, d_hi, b.h)
             grad += _table(b.area, d_hi, b.h) * n
@@ -111,8 +130,8 @@ def boundary_density(p: vec3, b: ti.template()):
 @ti.func
 def collide_solids(p: vec3, v: vec3, b: ti.template()):
     """Project p out of the walls and the rock to the contact distance; v loses what goes in."""
-    lo = b.lower + b.contact
-    hi = b.upper - b.contact
+    lo = _vec(b, LOWER) + contact(b)
+    hi = _vec(b, UPPER) - contact(b)
     for a in ti.static(range(3)):
         if p[a] < lo[a]:
             p[a] = lo[a]
@@ -121,12 +140,12 @@ def collide_solids(p: vec3, v: vec3, b: ti.template()):
             p[a] = hi[a]
             v[a] = ti.min(v[a], 0.0)
     d, n = rock_distance(p, b)
-    if d < b.contact:
-        p += (b.contact - d) * n
+    if d < contact(b):
+        p += (contact(b) - d) * n
         vn = v.dot(n)
         if vn < 0.0:
             v -= vn * n
-        v -= b.friction * (v - v.dot(n) * n)
+        v -= friction(b) * (v - v.dot(n) * n)
     return p, v
 
 
@@ -160,15 +179,17 @@ class Boundary:
         self.sdf.from_numpy(values)
         self.sdf_origin = origin
         self.sdf_inv_cell = 1.0 / cell
+        params = np.zeros(N_PARAMS, np.float32)
+        params[LOWER:LOWER + 3], params[UPPER:UPPER + 3] = self.lower, self.upper
+        params[SDF_ORIGIN:SDF_ORIGIN + 3] = origin
+        params[[SDF_INV_CELL, CONTACT, FRICTION]] = self.sdf_inv_cell, self.contact, self.friction
+        self.params = ti.ndarray(ti.f32, N_PARAMS)
+        self.params.from_numpy(params)
 
     def args_without_h(self) -> tuple:
         """Kernel arguments in BoundaryArgs order less h, for kernels that take h with the grid's."""
-        a = self.args()
-        return a[:4] + a[5:]
+        return (self.params, self.gamma, self.area, self.sdf)
 
     def args(self) -> tuple:
         """Kernel arguments in BoundaryArgs order."""
-        return (
-            vec3(*self.lower.tolist()), vec3(*self.upper.tolist()), self.gamma, self.area, self.h,
-            self.sdf, vec3(*self.sdf_origin.tolist()), self.sdf_inv_cell, self.contact, self.friction,
-        )
+        return (self.params, self.gamma, self.area, self.h, self.sdf)

@@ -39,6 +39,7 @@ ivec3 = ti.math.ivec3
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
 nd_vec2 = ti.types.ndarray(dtype=ti.math.vec2, ndim=1)
+nd_ivec3 = ti.types.ndarray(dtype=ivec3, ndim=1)
 nd_nbr = ti.types.ndarray(dtype=ti.i32, ndim=2)  # the neighbour lists, [particle, slot]
 
 
@@ -80,13 +81,15 @@ def for_each_neighbor(i, xi: vec3, g: ti.template(), task: ti.template(), ret: t
 
 @ti.kernel
 def _build_lists(
-    x: nd_vec3, flags: nd_i32, cell_start: nd_i32, lower: vec3, inv_cell: ti.f32, res: ivec3, h: ti.f32,
+    x: nd_vec3, flags: nd_i32, cell_start: nd_i32, origin: nd_vec3, inv_cell: ti.f32, shape: nd_ivec3, h: ti.f32,
     nbr: nd_nbr, nbr_count: nd_i32, most: nd_i32,
 ):
     """Every particle's neighbours within h, from the 3x3x3 cells around it, walked as 9 rows
     along x: each row is one contiguous range of sorted particles. most[0] = the largest count."""
+    lower, res = origin[0], shape[0]
     h2 = h * h
     max_n = nbr.shape[1]
+    most_here = 0  # a kernel-local maximum, reduced per thread (see dfsph.pressure_parameter)
     for i in x:
         n = 0
         if flags[i] & ACTIVE:
@@ -105,15 +108,17 @@ def _build_lists(
                                 if n < max_n:
                                     nbr[i, n] = j
                                 n += 1
-            ti.atomic_max(most[0], n)
+            ti.atomic_max(most_here, n)
         nbr_count[i] = ti.min(n, max_n)
+    most[0] = ti.max(most[0], most_here)
 
 
 @ti.kernel
 def _assign_cells(
     x: nd_vec3, flags: nd_i32, cell_id: nd_i32, rank: nd_i32, count: nd_i32,
-    lower: vec3, inv_cell: ti.f32, res: ivec3, n_cells: ti.i32,
+    origin: nd_vec3, inv_cell: ti.f32, shape: nd_ivec3, n_cells: ti.i32,
 ):
+    lower, res = origin[0], shape[0]
     for i in x:
         c = n_cells  # the bucket of retired particles, after every real cell
         if flags[i] & 1:
@@ -189,6 +194,11 @@ class NeighborGrid:
         if self.n_cells > 2**31 - 2:
             raise ValueError(f"neighbour grid of {self.res.tolist()} cells is too large; raise the particle radius")
         self.inv_cell = 1.0 / self.h
+        # the origin and the cells per axis, as one-element arrays (see boundary.BoundaryArgs.params)
+        self.origin = ti.ndarray(vec3, 1)
+        self.origin.from_numpy(self.lower[None, :])
+        self.shape = ti.ndarray(ivec3, 1)
+        self.shape.from_numpy(self.res[None, :].astype(np.int32))
         n = self.n_cells + 1  # + the bucket of retired particles
         self.count = ti.ndarray(ti.i32, n)
         self.cell_start = ti.ndarray(ti.i32, n + 1)
@@ -211,7 +221,7 @@ class NeighborGrid:
         self.count.fill(0)
         _assign_cells(
             state.x, state.flags, self.cell_id, self.rank, self.count,
-            ti.math.vec3(*self.lower.tolist()), self.inv_cell, ti.math.ivec3(*self.res.tolist()), self.n_cells,
+            self.origin, self.inv_cell, self.shape, self.n_cells,
         )
         _block_sums(self.count, n, self.block_sums)
         _scan_block_sums(self.block_sums)
@@ -225,8 +235,8 @@ class NeighborGrid:
         state.swap()
         _set_free_head(self.cell_start, self.n_cells, state.free_head)
         _build_lists(
-            state.x, state.flags, self.cell_start, ti.math.vec3(*self.lower.tolist()), self.inv_cell,
-            ti.math.ivec3(*self.res.tolist()), self.h, self.nbr, self.nbr_count, self.most,
+            state.x, state.flags, self.cell_start, self.origin, self.inv_cell, self.shape, self.h,
+            self.nbr, self.nbr_count, self.most,
         )
 
     @property

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import taichi as ti
 
-from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids
+from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids, contact, friction
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
 from waterrock.solver.kernels import cubic_gradW, cubic_gradW_np, cubic_W_gradW, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
@@ -45,18 +45,13 @@ def predict(
     x0: nd_vec3,
     flags: nd_i32,
     dt: ti.f32,
-    gravity: vec3,
+    gravity: nd_vec3,
     v_max: ti.f32,
-    b_lower: vec3,
-    b_upper: vec3,
+    b_params: nd_f32,
     gamma: nd_f32,
     area: nd_f32,
     h: ti.f32,
     sdf: nd_f32_3d,
-    sdf_origin: vec3,
-    sdf_inv_cell: ti.f32,
-    contact: ti.f32,
-    friction: ti.f32,
     o_a: nd_vec3,
     o_b: nd_vec3,
     o_radius: nd_f32,
@@ -65,15 +60,15 @@ def predict(
     o_elapsed: ti.f32,
 ):
     """Apply gravity and predict x* = x + dt v (Algorithm 1, lines 2-3), out of the solids."""
-    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in x:
         if flags[i] & ACTIVE:
             x0[i] = x[i]
-            vi = clamp_speed(v[i] + dt * gravity, v_max)
+            vi = clamp_speed(v[i] + dt * gravity[0], v_max)
             p = x[i] + dt * vi
             p, vi = collide_solids(p, vi, b)
-            p, vi = collide_obstacles(p, vi, contact, friction, o)
+            p, vi = collide_obstacles(p, vi, contact(b), friction(b), o)
             x[i] = p
             v[i] = vi
 
@@ -87,22 +82,17 @@ def constraint_lambda(
     nbr: nd_nbr,
     nbr_count: nd_i32,
     h: ti.f32,
-    b_lower: vec3,
-    b_upper: vec3,
+    b_params: nd_f32,
     gamma: nd_f32,
     area: nd_f32,
     sdf: nd_f32_3d,
-    sdf_origin: vec3,
-    sdf_inv_cell: ti.f32,
-    contact: ti.f32,
-    friction: ti.f32,
     mass: ti.f32,
     rho0: ti.f32,
     relaxation: ti.f32,
 ):
     """lambda_i, eq. 11, with the boundary's share of rho_i and of grad_pi C_i."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
         if flags[i] & ACTIVE:
@@ -139,15 +129,10 @@ def position_delta(
     nbr: nd_nbr,
     nbr_count: nd_i32,
     h: ti.f32,
-    b_lower: vec3,
-    b_upper: vec3,
+    b_params: nd_f32,
     gamma: nd_f32,
     area: nd_f32,
     sdf: nd_f32_3d,
-    sdf_origin: vec3,
-    sdf_inv_cell: ti.f32,
-    contact: ti.f32,
-    friction: ti.f32,
     mass: ti.f32,
     rho0: ti.f32,
     w_dq: ti.f32,
@@ -155,7 +140,7 @@ def position_delta(
 ):
     """dp_i, eq. 12 with s_corr (eq. 14), plus lambda_i times the boundary's grad_pi C_i."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Delta(lam, mass, h, w_dq, scorr_scale))
     for i in x:
         if flags[i] & ACTIVE:
@@ -172,16 +157,11 @@ def apply_delta(
     v: nd_vec3,
     flags: nd_i32,
     dp: nd_vec3,
-    b_lower: vec3,
-    b_upper: vec3,
+    b_params: nd_f32,
     gamma: nd_f32,
     area: nd_f32,
     h: ti.f32,
     sdf: nd_f32_3d,
-    sdf_origin: vec3,
-    sdf_inv_cell: ti.f32,
-    contact: ti.f32,
-    friction: ti.f32,
     o_a: nd_vec3,
     o_b: nd_vec3,
     o_radius: nd_f32,
@@ -190,12 +170,12 @@ def apply_delta(
     o_elapsed: ti.f32,
 ):
     """x*_i += dp_i, then collision response on the positions (Algorithm 1, lines 13-15)."""
-    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in x:
         if flags[i] & ACTIVE:
             p, vi = collide_solids(x[i] + dp[i], v[i], b)
-            p, vi = collide_obstacles(p, vi, contact, friction, o)
+            p, vi = collide_obstacles(p, vi, contact(b), friction(b), o)
             x[i] = p
             v[i] = vi
 
@@ -264,15 +244,10 @@ def confine_and_smooth(
     nbr: nd_nbr,
     nbr_count: nd_i32,
     h: ti.f32,
-    b_lower: vec3,
-    b_upper: vec3,
+    b_params: nd_f32,
     gamma: nd_f32,
     area: nd_f32,
     sdf: nd_f32_3d,
-    sdf_origin: vec3,
-    sdf_inv_cell: ti.f32,
-    contact: ti.f32,
-    friction: ti.f32,
     mass: ti.f32,
     dt: ti.f32,
     epsilon: ti.f32,
@@ -282,7 +257,7 @@ def confine_and_smooth(
     """Vorticity confinement (eq. 16, with eta = grad |omega|) and XSPH viscosity (eq. 17),
     with the solid as a neighbour at rest."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Vort(v, rho, omega, mass, h))
     for i in x:
         vi = v[i]

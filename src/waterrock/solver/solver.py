@@ -73,7 +73,8 @@ class Solver:
         self.spacing = float(fluid.spacing)
         self.h = float(fluid.support_radius)
         self.mass = float(fluid.particle_mass)
-        self.gravity = ti.math.vec3(*scene.solver.gravity)
+        self.gravity = ti.ndarray(ti.math.vec3, 1)  # an array: see boundary.BoundaryArgs.params
+        self.gravity.from_numpy(np.asarray([scene.solver.gravity], np.float32))
         # p / rho^2 at the bottom of a domain full of water: the scale of the pressure parameters
         height = float(np.max(np.subtract(dom.upper, dom.lower)))
         self.k_hydrostatic = float(np.linalg.norm(scene.solver.gravity)) * height / self.rho0

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import taichi as ti
 
-from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids
+from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids, contact, friction
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
 from waterrock.solver.kernels import cubic_W, cubic_W_gradW
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
@@ -118,19 +118,18 @@ def clamp_speed(v: vec3, v_max: ti.f32) -> vec3:
 @ti.kernel
 def advect(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, dt: ti.f32, v_max: ti.f32,
-    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
-    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
     o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
 ):
     """Symplectic Euler's position update, then the solids and the obstacles push back."""
-    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in x:
         if flags[i] & ACTIVE:
             vi = clamp_speed(v[i], v_max)
             p = x[i] + dt * vi
             p, vi = collide_solids(p, vi, b)
-            p, vi = collide_obstacles(p, vi, contact, friction, o)
+            p, vi = collide_obstacles(p, vi, contact(b), friction(b), o)
             x[i] = p
             v[i] = vi
 
@@ -139,27 +138,29 @@ def advect(
 def measure_density(
     x: nd_vec3, flags: nd_i32, rho: nd_f32, out: nd_f32,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
-    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
-    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
     """rho_i for every active particle; out = (sum of max(rho_i/rho0 - 1, 0), active count, max speed)."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
-    out[0] = 0.0
-    out[1] = 0.0
+    compression = 0.0  # kernel-local sums, reduced per thread (see dfsph.pressure_parameter)
+    count = 0.0
     for i in x:
         if flags[i] & ACTIVE:
             r, _ = density(i, x[i], g, b, f)
             rho[i] = r
-            out[0] += ti.max(r / rho0 - 1.0, 0.0)
-            out[1] += 1.0
+            compression += ti.max(r / rho0 - 1.0, 0.0)
+            count += 1.0
+    out[0] = compression
+    out[1] = count
 
 
 @ti.kernel
 def max_speed(v: nd_vec3, flags: nd_i32, out: nd_f32):
-    out[2] = 0.0
+    fastest = 0.0
     for i in v:
         if flags[i] & ACTIVE:
-            ti.atomic_max(out[2], v[i].norm())
+            ti.atomic_max(fastest, v[i].norm())
+    out[2] = fastest

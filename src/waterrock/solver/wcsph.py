@@ -32,13 +32,12 @@ nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
 def density_and_pressure(
     x: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
-    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
-    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
+    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32,
 ):
     """rho_i, and k_i = p_i / rho_i^2 from Tait's equation (eq. 7)."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
         if flags[i] & ACTIVE:
@@ -70,13 +69,12 @@ def _momentum_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 def accelerate(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, v_out: nd_vec3,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
-    b_lower: vec3, b_upper: vec3, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
-    sdf_origin: vec3, sdf_inv_cell: ti.f32, contact: ti.f32, friction: ti.f32,
-    mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: vec3, c_xsph: ti.f32, c_wall: ti.f32,
+    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
     """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_lower, b_upper, gamma, area, h, sdf, sdf_origin, sdf_inv_cell, contact, friction))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Momentum(k, v, rho, mass, h))
     for i in x:
         vi = v[i]
@@ -84,7 +82,7 @@ def accelerate(
             sums = ti.Vector([0.0] * 6)
             for_each_neighbor(i, x[i], g, _momentum_task, sums, c)
             _, grad_gamma = boundary_density(x[i], b)
-            a = gravity + vec3(sums[0], sums[1], sums[2]) - k[i] * rho0 * grad_gamma
+            a = gravity[0] + vec3(sums[0], sums[1], sums[2]) - k[i] * rho0 * grad_gamma
             vi += dt * a + c_xsph * vec3(sums[3], sums[4], sums[5])
             vi += c_wall * xsph_boundary(x[i], vi, b)
         v_out[i] = vi
