@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import taichi as ti
 
-from waterrock.solver.boundary import BoundaryArgs, boundary_density
+from waterrock.solver.boundary import BoundaryArgs
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
 from waterrock.solver.kernels import cubic_gradW
 from waterrock.solver.state import ACTIVE
@@ -38,6 +38,7 @@ from waterrock.solver.terms import Fluid, XSPHArgs, density_and_grad_sums, xsph,
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
 nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
+nd_vec4 = ti.types.ndarray(dtype=ti.math.vec4, ndim=1)
 nd_vec2 = ti.types.ndarray(dtype=ti.math.vec2, ndim=1)
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
@@ -51,21 +52,24 @@ WARM_START = 0.5  # the share of the last substep's pressure a solve starts from
 
 @ti.kernel
 def density_and_factor(
-    x: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32,
+    x: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32, wall: nd_vec4,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
-    """rho_i and the DFSPH factor alpha_i (2017, eq. 9), with the boundary's gradient."""
+    """rho_i and the DFSPH factor alpha_i (2017, eq. 9), with the boundary's gradient; the
+    solids' density map at x_i, which the substep's later passes read (positions are fixed until
+    the advection)."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
         if flags[i] & ACTIVE:
             xi = x[i]
-            rho_i, grad_gamma, sum_grad, sum_sq = density_and_grad_sums(i, xi, g, b, f)
-            denom = (sum_grad + rho0 * grad_gamma).norm_sqr() + sum_sq
+            rho_i, wall_i, sum_grad, sum_sq = density_and_grad_sums(i, xi, g, b, f)
+            denom = (sum_grad + rho0 * wall_i.xyz).norm_sqr() + sum_sq
             rho[i] = rho_i
+            wall[i] = wall_i
             alpha[i] = 1.0 / denom if denom > 1e-6 else 0.0
 
 
@@ -81,31 +85,28 @@ def _rate_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 
 
 @ti.func
-def density_rate(i, xi: vec3, g: ti.template(), b: ti.template(), c: ti.template(), rho0: ti.f32):
+def density_rate(i, xi: vec3, g: ti.template(), grad_gamma: vec3, c: ti.template(), rho0: ti.f32):
     """(D rho / Dt)_i, eq. 5, the solid at rest."""
     acc = 0.0
     for_each_neighbor(i, xi, g, _rate_task, acc, c)
-    _, grad_gamma = boundary_density(xi, b)
     return acc + rho0 * c.v[i].dot(grad_gamma)
 
 
 @ti.kernel
 def pressure_parameter(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32, k: nd_f32,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, alpha: nd_f32, k: nd_f32,
     solve: nd_i32, err: nd_f32, which: ti.i32, dt: ti.f32,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
     """k_i of one Jacobi iteration and the solve's summed error (relative to rho0)."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Rate(v, mass, h))
     total = 0.0  # a kernel-local sum: Taichi reduces it per thread (into err[0] at once, the
     # thread-contended atomic costs 1.3 ms per 16k particles on 2 CPU cores)
     for i in x:
         if solve[DONE] == 0 and flags[i] & ACTIVE:
-            rate = density_rate(i, x[i], g, b, c, rho0)
+            rate = density_rate(i, x[i], g, wall[i].xyz, c, rho0)
             if which == DIVERGENCE:
                 # only compression counts: an expanding free surface is no error
                 e = ti.max(rate, 0.0)
@@ -130,33 +131,30 @@ def _pressure_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 
 
 @ti.func
-def pressure_acceleration(i, xi: vec3, k: ti.template(), g: ti.template(), b: ti.template(), mass, h, rho0):
+def pressure_acceleration(i, xi: vec3, k: ti.template(), g: ti.template(), grad_gamma: vec3, mass, h, rho0):
     """-a_i^p = sum_j m_j (k_i + k_j) grad W_ij + k_i grad rho_b  (eq. 11, 12; the solid's term once)."""
     c = ti.static(_Pressure(k, mass, h))
     acc = vec3(0.0)
     for_each_neighbor(i, xi, g, _pressure_task, acc, c)
-    _, grad_gamma = boundary_density(xi, b)
     return acc + k[i] * rho0 * grad_gamma
 
 
 @ti.kernel
 def apply_pressure(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, k: nd_f32, kappa: nd_vec2,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, k: nd_f32, kappa: nd_vec2,
     solve: nd_i32, err: nd_f32, free_head: nd_i32, which: ti.i32, tolerance: ti.f32, dt: ti.f32, scale: ti.f32,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
     """Decide on the device whether the solve converged; if not, v_i -= dt a_i^p (eq. 11/12)."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     if solve[DONE] == 0:
         mean_err = err[0] / ti.max(ti.cast(free_head[0], ti.f32), 1.0)
         if mean_err <= tolerance:
             solve[DONE] = 1
     for i in x:
         if solve[DONE] == 0 and flags[i] & ACTIVE:
-            v[i] -= dt * pressure_acceleration(i, x[i], k, g, b, mass, h, rho0)
+            v[i] -= dt * pressure_acceleration(i, x[i], k, g, wall[i].xyz, mass, h, rho0)
             kappa[i][which] += k[i] * scale
     if solve[DONE] == 0:
         solve[ITERS] += 1
@@ -164,10 +162,9 @@ def apply_pressure(
 
 @ti.kernel
 def warm_start(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, kappa: nd_vec2,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, k: nd_f32, kappa: nd_vec2,
     solve: nd_i32, which: ti.template(), dt: ti.f32, scale: ti.f32, k_max: ti.f32,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
     """Start a solve from half the last substep's pressure parameter, where the fluid is still
@@ -178,14 +175,13 @@ def warm_start(
     impact is a spike of divergence pressure that moved on with the visitor, and restarting from
     half of it flings the water it left behind (measured: 19 m/s splashes from a 5 m/s sphere)."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Rate(v, mass, h))
     solve[DONE] = 0
     solve[ITERS] = 0
     for i in x:
         ki = 0.0
         if flags[i] & ACTIVE:
-            rate = density_rate(i, x[i], g, b, c, rho0)
+            rate = density_rate(i, x[i], g, wall[i].xyz, c, rho0)
             e = rate
             if ti.static(which == DENSITY):
                 e = rho[i] + dt * rate - rho0
@@ -199,33 +195,29 @@ def warm_start(
 
 @ti.kernel
 def apply_warm_start(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, k: nd_f32, dt: ti.f32,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, k: nd_f32, dt: ti.f32,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     for i in x:
         if flags[i] & ACTIVE:
-            v[i] -= dt * pressure_acceleration(i, x[i], k, g, b, mass, h, rho0)
+            v[i] -= dt * pressure_acceleration(i, x[i], k, g, wall[i].xyz, mass, h, rho0)
 
 
 @ti.kernel
 def non_pressure(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, v_out: nd_vec3,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, v_out: nd_vec3,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
     """v* = v + dt g, smoothed by XSPH viscosity, with the solid as a neighbour at rest."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     cx = ti.static(XSPHArgs(v, rho, mass, h))
     for i in x:
         vi = v[i]
         if flags[i] & ACTIVE:
-            vi += dt * gravity[0] + c_xsph * xsph(i, x[i], g, cx) + c_wall * xsph_boundary(x[i], vi, b)
+            vi += dt * gravity[0] + c_xsph * xsph(i, x[i], g, cx) + c_wall * xsph_boundary(wall[i].w, vi)
         v_out[i] = vi
 
 
@@ -245,20 +237,20 @@ class DFSPH:
         self.launch = [8, 8]
         self.used = [0, 0]
 
-    def _solve(self, s, which: int, tolerance: float, dt: float, g_args, b_args) -> None:
+    def _solve(self, s, which: int, tolerance: float, dt: float, g_args) -> None:
         st = s.state
         scale = dt if which == DIVERGENCE else 1.0
-        warm_start(st.x, st.v, st.flags, st.rho, st.aux2, st.kappa, self.solve[which], which, dt, scale,
-                   s.k_hydrostatic, *g_args, *b_args, s.mass, s.rho0)
-        apply_warm_start(st.x, st.v, st.flags, st.aux2, dt, *g_args, *b_args, s.mass, s.rho0)
+        warm_start(st.x, st.v, st.flags, st.wall, st.rho, st.aux2, st.kappa, self.solve[which], which, dt, scale,
+                   s.k_hydrostatic, *g_args, s.mass, s.rho0)
+        apply_warm_start(st.x, st.v, st.flags, st.wall, st.aux2, dt, *g_args, s.mass, s.rho0)
         for _ in range(self.launch[which]):
             pressure_parameter(
-                st.x, st.v, st.flags, st.rho, st.aux, st.aux2, self.solve[which], self.err, which, dt,
-                *g_args, *b_args, s.mass, s.rho0,
+                st.x, st.v, st.flags, st.wall, st.rho, st.aux, st.aux2, self.solve[which], self.err, which, dt,
+                *g_args, s.mass, s.rho0,
             )
             apply_pressure(
-                st.x, st.v, st.flags, st.aux2, st.kappa, self.solve[which], self.err, st.free_head,
-                which, tolerance, dt, scale, *g_args, *b_args, s.mass, s.rho0,
+                st.x, st.v, st.flags, st.wall, st.aux2, st.kappa, self.solve[which], self.err, st.free_head,
+                which, tolerance, dt, scale, *g_args, s.mass, s.rho0,
             )
 
     def substep(self, s, dt: float) -> None:
@@ -266,12 +258,12 @@ class DFSPH:
         b_args = s.boundary.args_without_h()
         grid.build(st)
         g_args = grid.args()
-        density_and_factor(st.x, st.flags, st.rho, st.aux, *g_args, *b_args, s.mass, s.rho0)
-        self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args, b_args)
-        non_pressure(st.x, st.v, st.flags, st.rho, st.dv, *g_args, *b_args, s.mass, dt, s.gravity, self.c_xsph,
+        density_and_factor(st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args, s.mass, s.rho0)
+        self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args)
+        non_pressure(st.x, st.v, st.flags, st.wall, st.rho, st.dv, *g_args, s.mass, dt, s.gravity, self.c_xsph,
                      s.wall_xsph(dt))
         st.swap_velocity_scratch()
-        self._solve(s, DENSITY, self.density_tolerance, dt, g_args, b_args)
+        self._solve(s, DENSITY, self.density_tolerance, dt, g_args)
         s.advect(dt)
 
     def end_frame(self) -> dict:

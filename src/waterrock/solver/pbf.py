@@ -29,6 +29,7 @@ from waterrock.solver.terms import Fluid, clamp_speed, density_and_grad_sums, xs
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
 nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
+nd_vec4 = ti.types.ndarray(dtype=ti.math.vec4, ndim=1)
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
 nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
@@ -79,6 +80,7 @@ def constraint_lambda(
     flags: nd_i32,
     rho: nd_f32,
     lam: nd_f32,
+    wall: nd_vec4,
     nbr: nd_nbr,
     nbr_count: nd_i32,
     h: ti.f32,
@@ -90,15 +92,17 @@ def constraint_lambda(
     rho0: ti.f32,
     relaxation: ti.f32,
 ):
-    """lambda_i, eq. 11, with the boundary's share of rho_i and of grad_pi C_i."""
+    """lambda_i, eq. 11, with the boundary's share of rho_i and of grad_pi C_i; the solids'
+    density map at x*_i, which position_delta reads at the same positions."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
         if flags[i] & ACTIVE:
             xi = x[i]
-            rho_i, grad_gamma, sum_grad, sum_sq = density_and_grad_sums(i, xi, g, b, f)
-            grad_i = sum_grad / rho0 + grad_gamma  # grad_pi C_i
+            rho_i, wall_i, sum_grad, sum_sq = density_and_grad_sums(i, xi, g, b, f)
+            wall[i] = wall_i
+            grad_i = sum_grad / rho0 + wall_i.xyz  # grad_pi C_i
             denom = grad_i.norm_sqr() + sum_sq / (rho0 * rho0)
             C = ti.max(rho_i / rho0 - 1.0, 0.0)
             rho[i] = rho_i
@@ -125,14 +129,11 @@ def position_delta(
     x: nd_vec3,
     flags: nd_i32,
     lam: nd_f32,
+    wall: nd_vec4,
     dp: nd_vec3,
     nbr: nd_nbr,
     nbr_count: nd_i32,
     h: ti.f32,
-    b_params: nd_f32,
-    gamma: nd_f32,
-    area: nd_f32,
-    sdf: nd_f32_3d,
     mass: ti.f32,
     rho0: ti.f32,
     w_dq: ti.f32,
@@ -140,15 +141,13 @@ def position_delta(
 ):
     """dp_i, eq. 12 with s_corr (eq. 14), plus lambda_i times the boundary's grad_pi C_i."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Delta(lam, mass, h, w_dq, scorr_scale))
     for i in x:
         if flags[i] & ACTIVE:
             xi = x[i]
             acc = vec3(0.0)
             for_each_neighbor(i, xi, g, _delta_task, acc, c)
-            _, grad_gamma = boundary_density(xi, b)
-            dp[i] = acc / rho0 + lam[i] * grad_gamma
+            dp[i] = acc / rho0 + lam[i] * wall[i].xyz
 
 
 @ti.kernel
@@ -269,7 +268,8 @@ def confine_and_smooth(
                 N = eta.normalized()
                 vi += dt * epsilon * N.cross(omega[i])
             vi += c_xsph * vec3(sums[3], sums[4], sums[5])
-            vi += c_wall * xsph_boundary(x[i], vi, b)
+            gamma_b, _ = boundary_density(x[i], b)
+            vi += c_wall * xsph_boundary(gamma_b, vi)
         v_out[i] = vi
 
 
@@ -302,10 +302,10 @@ class PBF:
         grid.build(st)
         g_args = grid.args()
         for _ in range(self.iterations):
-            constraint_lambda(st.x, st.flags, st.rho, st.aux, *g_args, *b_args_noh, s.mass, s.rho0, self.relaxation)
-            position_delta(
-                st.x, st.flags, st.aux, st.dv, *g_args, *b_args_noh, s.mass, s.rho0, self.w_dq, self.scorr_scale
+            constraint_lambda(
+                st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args_noh, s.mass, s.rho0, self.relaxation
             )
+            position_delta(st.x, st.flags, st.aux, st.wall, st.dv, *g_args, s.mass, s.rho0, self.w_dq, self.scorr_scale)
             apply_delta(st.x, st.v, st.flags, st.dv, *b_args, *obs.args())
         update_velocity(st.x, st.x0, st.v, st.flags, 1.0 / dt, s.v_max(dt))
         vorticity(st.x, st.v, st.flags, st.rho, st.omega, *g_args, s.mass)

@@ -11,7 +11,8 @@ Dynamic (persistent) arrays, reordered by the neighbour grid's counting sort eve
 Scratch arrays, recomputed every substep and never reordered:
   rho    density (kg/m^3)                    aux    a per-particle scalar of the pressure solver
   aux2   a second one                        dv     a vec3 buffer (position corrections, new velocities)
-  omega  vorticity (PBF)
+  omega  vorticity (PBF)                     wall   the solids' density map at x_i, (grad Gamma, Gamma):
+         sampled once where a substep's positions are fixed, read by its later passes
 
 Nothing here grows: emitters take retired particles back, so memory stays flat for days.
 """
@@ -42,9 +43,8 @@ class _Persistent:
 
 
 class ParticleState:
-    # bytes per particle: 2 x (4 vec3 + vec2 + 2 i32) persistent, 3 f32 + 2 vec3 scratch,
-    # 2 i32 in the grid
-    BYTES_PER_PARTICLE = 2 * (4 * 12 + 8 + 8) + 3 * 4 + 2 * 12 + 8
+    # bytes per particle: 2 x (4 vec3 + vec2 + 2 i32) persistent, 3 f32 + 2 vec3 + vec4 scratch
+    BYTES_PER_PARTICLE = 2 * (4 * 12 + 8 + 8) + 3 * 4 + 2 * 12 + 16
 
     def __init__(self, capacity: int):
         if capacity < 1:
@@ -57,6 +57,7 @@ class ParticleState:
         self.aux2 = ti.ndarray(ti.f32, capacity)
         self.dv = ti.ndarray(vec3, capacity)
         self.omega = ti.ndarray(vec3, capacity)
+        self.wall = ti.ndarray(ti.math.vec4, capacity)
         # first retired slot: set by the grid's sort, advanced by the emitters (on the device)
         self.free_head = ti.ndarray(ti.i32, 1)
         self.clear()

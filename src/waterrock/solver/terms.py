@@ -35,11 +35,11 @@ def _density_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
 
 @ti.func
 def density(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
-    """rho_i, and grad(rho_b) of the solid boundary at x_i (per unit rest density)."""
+    """rho_i, and the solids' density map at x_i, (grad Gamma, Gamma) (see ParticleState.wall)."""
     rho = f.mass * cubic_W(0.0, f.h)
     for_each_neighbor(i, xi, g, _density_task, rho, f)
     gamma_b, grad_b = boundary_density(xi, b)
-    return rho + f.rho0 * gamma_b, grad_b
+    return rho + f.rho0 * gamma_b, ti.math.vec4(grad_b, gamma_b)
 
 
 @ti.func
@@ -55,19 +55,18 @@ def _density_grad_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
 
 @ti.func
 def density_and_grad_sums(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
-    """In one neighbour pass: rho_i, grad(rho_b) / rho0 of the boundary, and
+    """In one neighbour pass: rho_i, the solids' density map (grad Gamma, Gamma) at x_i, and
     (sum_j m_j grad W_ij, sum_j |m_j grad W_ij|^2)."""
     acc = ti.Vector([f.mass * cubic_W(0.0, f.h), 0.0, 0.0, 0.0, 0.0])
     for_each_neighbor(i, xi, g, _density_grad_task, acc, f)
     gamma_b, grad_b = boundary_density(xi, b)
-    return acc[0] + f.rho0 * gamma_b, grad_b, vec3(acc[1], acc[2], acc[3]), acc[4]
+    return acc[0] + f.rho0 * gamma_b, ti.math.vec4(grad_b, gamma_b), vec3(acc[1], acc[2], acc[3]), acc[4]
 
 
 @ti.func
-def xsph_boundary(xi: vec3, vi: vec3, b: ti.template()) -> vec3:
+def xsph_boundary(gamma_b: ti.f32, vi: vec3) -> vec3:
     """XSPH with the solid as the neighbour, at rest: sum_b V_b (0 - v_i) W_ib = -Gamma(d) v_i,
     since the boundary's volume-weighted kernel sum is the density map's Gamma (boundary.py)."""
-    gamma_b, _ = boundary_density(xi, b)
     return -gamma_b * vi
 
 
@@ -149,7 +148,7 @@ def measure_density(
     count = 0.0
     for i in x:
         if flags[i] & ACTIVE:
-            r, _ = density(i, x[i], g, b, f)
+            r, _wall = density(i, x[i], g, b, f)
             rho[i] = r
             compression += ti.max(r / rho0 - 1.0, 0.0)
             count += 1.0

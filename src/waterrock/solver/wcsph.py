@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import taichi as ti
 
-from waterrock.solver.boundary import BoundaryArgs, boundary_density
+from waterrock.solver.boundary import BoundaryArgs
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
 from waterrock.solver.kernels import cubic_W_gradW
 from waterrock.solver.state import ACTIVE
@@ -23,6 +23,7 @@ from waterrock.solver.terms import Fluid, density, xsph_boundary, xsph_pair
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
 nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
+nd_vec4 = ti.types.ndarray(dtype=ti.math.vec4, ndim=1)
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
 nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
@@ -30,20 +31,21 @@ nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
 
 @ti.kernel
 def density_and_pressure(
-    x: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32,
+    x: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, wall: nd_vec4,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32,
 ):
-    """rho_i, and k_i = p_i / rho_i^2 from Tait's equation (eq. 7)."""
+    """rho_i, and k_i = p_i / rho_i^2 from Tait's equation (eq. 7); the solids' map at x_i."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
         if flags[i] & ACTIVE:
-            rho_i, _ = density(i, x[i], g, b, f)
+            rho_i, wall_i = density(i, x[i], g, b, f)
             p = ti.max(stiffness * ((rho_i / rho0) ** exponent - 1.0), 0.0)
             rho[i] = rho_i
+            wall[i] = wall_i
             k[i] = p / (rho_i * rho_i)
 
 
@@ -67,24 +69,21 @@ def _momentum_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 
 @ti.kernel
 def accelerate(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, v_out: nd_vec3,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, wall: nd_vec4, v_out: nd_vec3,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
     """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Momentum(k, v, rho, mass, h))
     for i in x:
         vi = v[i]
         if flags[i] & ACTIVE:
             sums = ti.Vector([0.0] * 6)
             for_each_neighbor(i, x[i], g, _momentum_task, sums, c)
-            _, grad_gamma = boundary_density(x[i], b)
-            a = gravity[0] + vec3(sums[0], sums[1], sums[2]) - k[i] * rho0 * grad_gamma
+            a = gravity[0] + vec3(sums[0], sums[1], sums[2]) - k[i] * rho0 * wall[i].xyz
             vi += dt * a + c_xsph * vec3(sums[3], sums[4], sums[5])
-            vi += c_wall * xsph_boundary(x[i], vi, b)
+            vi += c_wall * xsph_boundary(wall[i].w, vi)
         v_out[i] = vi
 
 
@@ -103,9 +102,9 @@ class WCSPH:
         grid.build(st)
         g_args = grid.args()
         density_and_pressure(
-            st.x, st.flags, st.rho, st.aux, *g_args, *b_args, s.mass, s.rho0, self.stiffness, self.exponent
+            st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args, s.mass, s.rho0, self.stiffness, self.exponent
         )
-        accelerate(st.x, st.v, st.flags, st.rho, st.aux, st.dv, *g_args, *b_args, s.mass, s.rho0, dt, s.gravity,
+        accelerate(st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.dv, *g_args, s.mass, s.rho0, dt, s.gravity,
                    self.c_xsph, s.wall_xsph(dt))
         st.swap_velocity_scratch()
         s.advect(dt)
