@@ -19,21 +19,23 @@ carries about 1.5x the hydrostatic k (measured), so pressure is read away from t
 
 Warm start (2017, sec. 4.3): each solve starts from half the last substep's pressure where the
 fluid is still compressed, as SPlisHSPlasH does; it cuts the density solve to a few iterations.
+The divergence solve's test for compression rides on the factor's neighbour pass.
 
 No host round trip inside a substep: each iteration's mean error is summed on the device, and
-the iteration decides there whether the solve has converged; the host launches as many
-iterations as the previous frame needed plus a margin, and later ones return at once.
+the iteration decides there whether the solve has converged. The host launches as many
+iterations as the most any substep of the previous frame needed, plus two (twice as many if one
+ran out), and later ones return at once; the counts are read once per frame.
 """
 
 from typing import NamedTuple
 
 import taichi as ti
 
-from waterrock.solver.boundary import BoundaryArgs
+from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
-from waterrock.solver.kernels import cubic_gradW
+from waterrock.solver.kernels import cubic_gradW, cubic_W, cubic_W_gradW
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, XSPHArgs, density_and_grad_sums, xsph, xsph_boundary
+from waterrock.solver.terms import XSPHArgs, xsph, xsph_boundary
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -44,39 +46,70 @@ nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
 nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
 
-# the device-side state of the two solves: [converged, iterations, active particles]
-DONE, ITERS = 0, 1
+# the device-side state of each solve: converged, and iterations applied, in this substep; then,
+# summed over the frame until the host reads them: the most iterations a substep applied, the
+# iterations in all, and how many substeps ran out of launched iterations before converging
+DONE, ITERS, MOST, TOTAL, MISSED = 0, 1, 2, 3, 4
 DIVERGENCE, DENSITY = 0, 1
 WARM_START = 0.5  # the share of the last substep's pressure a solve starts from
-
-
-@ti.kernel
-def density_and_factor(
-    x: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32, wall: nd_vec4,
-    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
-    mass: ti.f32, rho0: ti.f32,
-):
-    """rho_i and the DFSPH factor alpha_i (2017, eq. 9), with the boundary's gradient; the
-    solids' density map at x_i, which the substep's later passes read (positions are fixed until
-    the advection)."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
-    f = ti.static(Fluid(mass, rho0, h))
-    for i in x:
-        if flags[i] & ACTIVE:
-            xi = x[i]
-            rho_i, wall_i, sum_grad, sum_sq = density_and_grad_sums(i, xi, g, b, f)
-            denom = (sum_grad + rho0 * wall_i.xyz).norm_sqr() + sum_sq
-            rho[i] = rho_i
-            wall[i] = wall_i
-            alpha[i] = 1.0 / denom if denom > 1e-6 else 0.0
+NO_CAP = 3.0e38
 
 
 class _Rate(NamedTuple):
     v: object
     mass: object
     h: object
+
+
+@ti.func
+def _factor_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    """ret: rho_i, sum_j m_j grad W_ij (3), sum_j |m_j grad W_ij|^2, and (D rho / Dt)_i (eq. 5)."""
+    w, grad_w = cubic_W_gradW(r, c.h)
+    gw = c.mass * grad_w
+    ret += ti.Vector([c.mass * w, gw.x, gw.y, gw.z, gw.norm_sqr(), (c.v[i] - c.v[j]).dot(gw)])
+
+
+@ti.func
+def warm_start_k(e: ti.f32, kappa_i: ti.f32, scale: ti.f32, k_max: ti.f32) -> ti.f32:
+    """A solve's first k_i: half the last substep's, where the fluid is still compressed (e > 0)."""
+    k = 0.0
+    if e > 0.0:
+        k = ti.min(WARM_START * kappa_i / scale, k_max)
+    return k
+
+
+@ti.kernel
+def density_and_factor(
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32, wall: nd_vec4,
+    k: nd_f32, kappa: nd_vec2, solve: nd_i32, dt: ti.f32, k_max: ti.f32,
+    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
+    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    mass: ti.f32, rho0: ti.f32,
+):
+    """rho_i and the DFSPH factor alpha_i (2017, eq. 9), with the boundary's gradient; the
+    solids' density map at x_i, which the substep's later passes read (positions are fixed until
+    the advection); and, from the density rate of the same pass, the divergence solve's warm
+    start (see warm_start)."""
+    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+    c = ti.static(_Rate(v, mass, h))
+    solve[DONE] = 0
+    solve[ITERS] = 0
+    for i in x:
+        ki = 0.0
+        if flags[i] & ACTIVE:
+            sums = ti.Vector([mass * cubic_W(0.0, h), 0.0, 0.0, 0.0, 0.0, 0.0])
+            for_each_neighbor(i, x[i], g, _factor_task, sums, c)
+            gamma_b, grad_b = boundary_density(x[i], b)
+            sum_grad = vec3(sums[1], sums[2], sums[3])
+            denom = (sum_grad + rho0 * grad_b).norm_sqr() + sums[4]
+            rho[i] = sums[0] + rho0 * gamma_b
+            wall[i] = ti.math.vec4(grad_b, gamma_b)
+            alpha[i] = 1.0 / denom if denom > 1e-6 else 0.0
+            rate = sums[5] + rho0 * v[i].dot(grad_b)
+            ki = warm_start_k(rate, kappa[i][DIVERGENCE], dt, k_max)
+        k[i] = ki
+        kappa[i][DIVERGENCE] = ki * dt
 
 
 @ti.func
@@ -163,17 +196,19 @@ def apply_pressure(
 @ti.kernel
 def warm_start(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, k: nd_f32, kappa: nd_vec2,
-    solve: nd_i32, which: ti.template(), dt: ti.f32, scale: ti.f32, k_max: ti.f32,
+    solve: nd_i32, dt: ti.f32, k_max: ti.f32,
     nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
-    """Start a solve from half the last substep's pressure parameter, where the fluid is still
-    compressed (Bender & Koschier 2017, sec. 4.3; halved as SPlisHSPlasH does).
+    """Start the density solve from half the last substep's pressure parameter, where the fluid is
+    still compressed (Bender & Koschier 2017, sec. 4.3; halved as SPlisHSPlasH does); the
+    divergence solve starts the same way, from density_and_factor's pass.
     kappa is stored as k * scale (scale = dt for the divergence solve, whose k goes as 1/dt, and
-    1 for the density solve, whose k = p / rho^2), so it survives a change of step. The divergence
-    solve's warm start is capped at k_max, the hydrostatic k of the domain's size: a visitor's
-    impact is a spike of divergence pressure that moved on with the visitor, and restarting from
-    half of it flings the water it left behind (measured: 19 m/s splashes from a 5 m/s sphere)."""
+    1 for the density solve, whose k = p / rho^2), so it survives a change of step. The warm start
+    is capped at k_max: for the divergence solve the hydrostatic k of the domain's size, as a
+    visitor's impact is a spike of divergence pressure that moved on with the visitor, and
+    restarting from half of it flings the water it left behind (measured: 19 m/s splashes from a
+    5 m/s sphere); for the density solve no cap."""
     g = ti.static(GridArgs(x, nbr, nbr_count, h))
     c = ti.static(_Rate(v, mass, h))
     solve[DONE] = 0
@@ -182,15 +217,18 @@ def warm_start(
         ki = 0.0
         if flags[i] & ACTIVE:
             rate = density_rate(i, x[i], g, wall[i].xyz, c, rho0)
-            e = rate
-            if ti.static(which == DENSITY):
-                e = rho[i] + dt * rate - rho0
-            if e > 0.0:
-                ki = WARM_START * kappa[i][which] / scale
-                if ti.static(which == DIVERGENCE):
-                    ki = ti.min(ki, k_max)
+            ki = warm_start_k(rho[i] + dt * rate - rho0, kappa[i][DENSITY], 1.0, k_max)
         k[i] = ki
-        kappa[i][which] = ki * scale
+        kappa[i][DENSITY] = ki
+
+
+@ti.kernel
+def close_solve(solve: nd_i32):
+    """Fold a substep's solve into the frame's counts, which the host reads once per frame."""
+    solve[MOST] = ti.max(solve[MOST], solve[ITERS])
+    solve[TOTAL] += solve[ITERS]
+    if solve[DONE] == 0:
+        solve[MISSED] += 1
 
 
 @ti.kernel
@@ -231,17 +269,17 @@ class DFSPH:
         self.divergence_tolerance = settings.divergence_tolerance
         self.max_iterations = settings.max_iterations
         self.c_xsph = fluid.viscosity
-        self.solve = [ti.ndarray(ti.i32, 2), ti.ndarray(ti.i32, 2)]
+        self.solve = [ti.ndarray(ti.i32, 5), ti.ndarray(ti.i32, 5)]
+        for solve in self.solve:
+            solve.fill(0)
         self.err = ti.ndarray(ti.f32, 1)
-        # iterations launched per solve: what the last frame needed, plus a margin
+        # iterations launched per solve: the most a substep of the last frame needed, plus a margin
         self.launch = [8, 8]
-        self.used = [0, 0]
 
     def _solve(self, s, which: int, tolerance: float, dt: float, g_args) -> None:
+        """The Jacobi iterations of one solve, after its warm start."""
         st = s.state
         scale = dt if which == DIVERGENCE else 1.0
-        warm_start(st.x, st.v, st.flags, st.wall, st.rho, st.aux2, st.kappa, self.solve[which], which, dt, scale,
-                   s.k_hydrostatic, *g_args, s.mass, s.rho0)
         apply_warm_start(st.x, st.v, st.flags, st.wall, st.aux2, dt, *g_args, s.mass, s.rho0)
         for _ in range(self.launch[which]):
             pressure_parameter(
@@ -252,32 +290,39 @@ class DFSPH:
                 st.x, st.v, st.flags, st.wall, st.aux2, st.kappa, self.solve[which], self.err, st.free_head,
                 which, tolerance, dt, scale, *g_args, s.mass, s.rho0,
             )
+        close_solve(self.solve[which])
 
     def substep(self, s, dt: float) -> None:
         st, grid = s.state, s.grid
         b_args = s.boundary.args_without_h()
         grid.build(st)
         g_args = grid.args()
-        density_and_factor(st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args, s.mass, s.rho0)
+        density_and_factor(st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.aux2, st.kappa, self.solve[DIVERGENCE],
+                           dt, s.k_hydrostatic, *g_args, *b_args, s.mass, s.rho0)
         self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args)
         non_pressure(st.x, st.v, st.flags, st.wall, st.rho, st.dv, *g_args, s.mass, dt, s.gravity, self.c_xsph,
                      s.wall_xsph(dt))
         st.swap_velocity_scratch()
+        warm_start(st.x, st.v, st.flags, st.wall, st.rho, st.aux2, st.kappa, self.solve[DENSITY], dt, NO_CAP,
+                   *g_args, s.mass, s.rho0)
         self._solve(s, DENSITY, self.density_tolerance, dt, g_args)
         s.advect(dt)
 
-    def end_frame(self) -> dict:
-        """Read the iteration counts once per frame and size the next frame's launches."""
+    def end_frame(self, substeps: int) -> dict:
+        """Read the frame's iteration counts (one host read per solve) and size the next frame's
+        launches: the most any substep needed plus two, twice as many where one ran out."""
         stats = {}
         for which, name in ((DIVERGENCE, "divergence"), (DENSITY, "density")):
-            done, iters = self.solve[which].to_numpy().tolist()
-            self.used[which] = iters
-            if not done:  # ran out of launched iterations: give the next frame twice as many
+            counts = self.solve[which].to_numpy()
+            most, missed = int(counts[MOST]), int(counts[MISSED])
+            if missed:
                 self.launch[which] = min(self.max_iterations, 2 * self.launch[which])
             else:
-                self.launch[which] = min(self.max_iterations, max(4, 2 * iters + 2))
-            stats[f"{name}_iterations"] = iters
-            stats[f"{name}_converged"] = bool(done)
+                self.launch[which] = min(self.max_iterations, most + 2)
+            self.solve[which].fill(0)
+            stats[f"{name}_iterations"] = float(counts[TOTAL]) / max(substeps, 1)
+            stats[f"{name}_iterations_max"] = most
+            stats[f"{name}_converged"] = missed == 0
         return stats
 
     def pressure(self, s):

@@ -219,7 +219,7 @@ class Solver:
             self._warned_neighbors = True
         stats["most_neighbors"] = most
         if hasattr(self.method, "end_frame"):
-            stats.update(self.method.end_frame())
+            stats.update(self.method.end_frame(n))
         return stats
 
     # --- inputs and outputs ------------------------------------------------------------------
