@@ -7,7 +7,8 @@ very lattice waterrock starts from (same count, same positions). Boundary: Kosch
 2017 density maps (boundaryHandlingMethod 1), the model waterrock's boundary follows; map cells
 one support radius wide, as in SPlisHSPlasH's DamBreakModel scene. WCSPH's stiffness and exponent
 are nested under "WCSPH" (at the top level they are ignored and a stiffness of 50 is used
-without a word); DFSPH's tolerance is maxError in percent. Viscosity: SPlisHSPlasH's standard
+without a word); DFSPH's tolerances are maxError and maxErrorV in percent (both the mean
+relative density error, maxErrorV's per step, as waterrock's). Viscosity: SPlisHSPlasH's standard
 viscosity with the benchmark's coefficient.
 
 Timing: the simulator's own loop (SimulatorBase.run, no GUI) with a time-step callback; the
@@ -69,7 +70,8 @@ def scene_json(case: dict, box_path: str) -> dict:
             "stopAt": case["steps"] * case["time_step"],
             "WCSPH": {"stiffness": case["stiffness"], "exponent": case["exponent"]},
             "DFSPH": {"minIterations": 2, "maxIterations": 100, "maxError": 100.0 * case["tolerance"],
-                      "maxIterationsV": 100, "maxErrorV": 0.1, "enableDivergenceSolver": True},
+                      "maxIterationsV": 100, "maxErrorV": 100.0 * case["divergence_tolerance"],
+                      "enableDivergenceSolver": True},
         },
         "Materials": [{"id": "Fluid", "density0": case["rest_density"], "viscosityMethod": 1,
                        "Standard viscosity": {"viscosity": case["viscosity"]}}],
