@@ -91,7 +91,8 @@ class DamBreak:
                       "viscosity": self.viscosity, "max_particles": max_particles or n,
                       "blocks": [{"lower": list(lo), "upper": list(hi)}]},
             "solver": {"method": self.method, "time_step": self.time_step, "density_tolerance": self.tolerance,
-                       "divergence_tolerance": self.divergence_tolerance, "stiffness": self.stiffness, "exponent": self.exponent, "max_substeps": 100000,
+                       "divergence_tolerance": self.divergence_tolerance, "stiffness": self.stiffness,
+                       "exponent": self.exponent, "max_substeps": 100000,
                        **(solver or {})},
         })
 

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density
-from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
+from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
 from waterrock.solver.kernels import cubic_gradW, cubic_W, cubic_W_gradW
 from waterrock.solver.state import ACTIVE
 from waterrock.solver.terms import XSPHArgs, xsph, xsph_boundary
@@ -82,7 +82,7 @@ def warm_start_k(e: ti.f32, kappa_i: ti.f32, scale: ti.f32, k_max: ti.f32) -> ti
 def density_and_factor(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32, wall: nd_vec4,
     k: nd_f32, kappa: nd_vec2, solve: nd_i32, dt: ti.f32, k_max: ti.f32,
-    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
@@ -90,7 +90,7 @@ def density_and_factor(
     solids' density map at x_i, which the substep's later passes read (positions are fixed until
     the advection); and, from the density rate of the same pass, the divergence solve's warm
     start (see warm_start)."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Rate(v, mass, h))
     solve[DONE] = 0
@@ -129,11 +129,11 @@ def density_rate(i, xi: vec3, g: ti.template(), grad_gamma: vec3, c: ti.template
 def pressure_parameter(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, alpha: nd_f32, k: nd_f32,
     solve: nd_i32, err: nd_f32, which: ti.i32, dt: ti.f32,
-    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
     """k_i of one Jacobi iteration and the solve's summed error (relative to rho0)."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     c = ti.static(_Rate(v, mass, h))
     total = 0.0  # a kernel-local sum: Taichi reduces it per thread (into err[0] at once, the
     # thread-contended atomic costs 1.3 ms per 16k particles on 2 CPU cores)
@@ -176,11 +176,11 @@ def pressure_acceleration(i, xi: vec3, k: ti.template(), g: ti.template(), grad_
 def apply_pressure(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, k: nd_f32, kappa: nd_vec2,
     solve: nd_i32, err: nd_f32, free_head: nd_i32, which: ti.i32, tolerance: ti.f32, dt: ti.f32, scale: ti.f32,
-    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
     """Decide on the device whether the solve converged; if not, v_i -= dt a_i^p (eq. 11/12)."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     if solve[DONE] == 0:
         mean_err = err[0] / ti.max(ti.cast(free_head[0], ti.f32), 1.0)
         if mean_err <= tolerance:
@@ -197,7 +197,7 @@ def apply_pressure(
 def warm_start(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, k: nd_f32, kappa: nd_vec2,
     solve: nd_i32, dt: ti.f32, k_max: ti.f32,
-    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
     """Start the density solve from half the last substep's pressure parameter, where the fluid is
@@ -209,7 +209,7 @@ def warm_start(
     visitor's impact is a spike of divergence pressure that moved on with the visitor, and
     restarting from half of it flings the water it left behind (measured: 19 m/s splashes from a
     5 m/s sphere); for the density solve no cap."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     c = ti.static(_Rate(v, mass, h))
     solve[DONE] = 0
     solve[ITERS] = 0
@@ -234,10 +234,10 @@ def close_solve(solve: nd_i32):
 @ti.kernel
 def apply_warm_start(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, k: nd_f32, dt: ti.f32,
-    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     for i in x:
         if flags[i] & ACTIVE:
             v[i] -= dt * pressure_acceleration(i, x[i], k, g, wall[i].xyz, mass, h, rho0)
@@ -246,11 +246,11 @@ def apply_warm_start(
 @ti.kernel
 def non_pressure(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, v_out: nd_vec3,
-    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
     """v* = v + dt g, smoothed by XSPH viscosity, with the solid as a neighbour at rest."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     cx = ti.static(XSPHArgs(v, rho, mass, h))
     for i in x:
         vi = v[i]
@@ -275,6 +275,7 @@ class DFSPH:
         self.err = ti.ndarray(ti.f32, 1)
         # iterations launched per solve: the most a substep of the last frame needed, plus a margin
         self.launch = [8, 8]
+        self.last_dt = 1.0
 
     def _solve(self, s, which: int, tolerance: float, dt: float, g_args) -> None:
         """The Jacobi iterations of one solve, after its warm start."""
@@ -293,6 +294,7 @@ class DFSPH:
         close_solve(self.solve[which])
 
     def substep(self, s, dt: float) -> None:
+        self.last_dt = dt
         st, grid = s.state, s.grid
         b_args = s.boundary.args_without_h()
         grid.build(st)
@@ -326,5 +328,9 @@ class DFSPH:
         return stats
 
     def pressure(self, s):
+        """p_i = (k_i of the density solve + k_i of the divergence solve) rho_i^2, as of the last
+        substep: both solves push with pressure, and in a column at rest the divergence solve
+        carries about a tenth of rho g h (measured: the density solve's alone reads 10 % low)."""
         rho = s.state.rho.to_numpy()
-        return s.state.kappa.to_numpy()[:, DENSITY] * rho * rho
+        kappa = s.state.kappa.to_numpy()
+        return (kappa[:, DENSITY] + kappa[:, DIVERGENCE] / self.last_dt) * rho * rho

@@ -1,25 +1,26 @@
-"""The neighbour grid: a dense uniform grid of cell size h, rebuilt every substep by counting sort.
+"""The neighbour grid: a dense uniform grid rebuilt every substep by counting sort.
 
 Build (Green 2010, "Particle simulation using CUDA"; Hoetzlein 2014, "Fast fixed-radius nearest
 neighbors: interactive million-particle fluids"): every particle counts itself into its cell
 (with an atomic that also hands it its rank inside the cell), an exclusive prefix sum of the
 counts gives each cell's first slot, and a scatter moves the particle data to
 ``cell_start[cell] + rank``. After the scatter, the particles of a cell, and of a row of cells
-along x, are contiguous in memory, which is what makes the neighbour search cache-friendly.
+along x, are contiguous in memory, which is what makes the neighbour loop cache-friendly.
 
-Neighbour lists (Ihmsen et al. 2011, "A parallel SPH implementation on multi-core CPUs", sec. 4):
-after the sort, one pass walks the 3x3x3 cells around each particle once and stores the indices
-of its neighbours within h. The cells of side h hold about 27 h^3 / spacing^3 = 216 candidates
-for about 33 neighbours, so every later pass of the substep (two per pressure iteration) walks
-the 33 instead of the 216. Positions change inside a substep only in PBF's iterations, which, as
-in Macklin & Mueller 2013 (Algorithm 1), keep the substep's neighbours.
+Cells are h / CELLS_X long along x and h wide in y and z, so the sphere of radius h around a
+particle lies in 3 x 3 rows of cells along x, and each row is one contiguous range of sorted
+particles. Each row is cut to the x-extent of the sphere's chord through it (a row wholly
+farther than h is skipped): about 116 candidates for the ~33 neighbours of a particle at rest,
+where the 27 cubic cells of side h hold 216. Thinner cells in y and z too (h / 2) would leave
+84 candidates but 25 rows, whose set-up costs more than the candidates saved (measured).
 
 Retired (inactive) particles are counted into one extra bucket past the last cell, so the sort
 also compacts the active particles to the front: ``cell_start[n_cells]`` is the number of
 active particles, read on the device by the emitters, never by the host inside a substep.
 
 :func:`for_each_neighbor` is the one neighbour loop of the solver: every physics term is a small
-task function ``task(i, j, r_ij, ret, ctx)`` called for each neighbour j of i within h.
+task function ``task(i, j, r_ij, ret, ctx)`` called for each neighbour j of i within h. No
+neighbour lists are stored (DESIGN.md): each pass walks the rows again.
 """
 
 import math
@@ -28,32 +29,25 @@ from typing import NamedTuple
 import numpy as np
 import taichi as ti
 
-from waterrock.solver.state import ACTIVE, ParticleState
+from waterrock.solver.state import ParticleState
 
 SCAN_BLOCK = 1024
-# neighbours stored per particle: at rest about 33 lie within h = 2 spacings, 40 at 20 %
-# compression; a particle with more keeps the first MAX_NEIGHBORS and the grid counts it
-MAX_NEIGHBORS = 64
-# Cells are h / CELLS_X long along x and h wide in y and z: the 3 x 3 rows around a particle,
-# each cut to the sphere's chord, hold about 116 candidates for its ~33 neighbours (216 with
-# cubic cells of side h). Thinner cells in y and z too (h / 2) cut that to 84 but need 25 rows,
-# whose set-up cost more than the candidates saved (measured).
-CELLS_X = 4
+CELLS_X = 4  # cells per support radius along x (see the module's docstring)
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
 nd_vec2 = ti.types.ndarray(dtype=ti.math.vec2, ndim=1)
 nd_ivec3 = ti.types.ndarray(dtype=ivec3, ndim=1)
-nd_nbr = ti.types.ndarray(dtype=ti.i32, ndim=2)  # the neighbour lists, [particle, slot]
 
 
 class GridArgs(NamedTuple):
     """What the neighbour loop needs, bundled inside a kernel with ``ti.static(GridArgs(...))``."""
 
     x: object  # positions, sorted by cell
-    nbr: object  # nbr[i, n]: the n-th neighbour of i
-    nbr_count: object  # how many of nbr[i, :] are set
+    cell_start: object  # first particle of each cell; cell_start[c + 1] is one past its last
+    origin: object  # [grid origin, 1 / cell size] (vec3 array: see boundary.BoundaryArgs.params)
+    shape: object  # [cells per axis] (ivec3 array)
     h: object  # support radius
 
 
@@ -65,65 +59,8 @@ def cell_coord(p: vec3, lower: vec3, inv_cell: vec3, res: ivec3) -> ivec3:
 
 @ti.func
 def cell_index(c: ivec3, res: ivec3) -> ti.i32:
-    # x fastest: the three cells of a row along x are neighbours in memory
+    # x fastest: the cells of a row along x are neighbours in memory
     return (c.z * res.y + c.y) * res.x + c.x
-
-
-@ti.func
-def for_each_neighbor(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template()):
-    """Call ``task(i, j, xi - x_j, ret, ctx)`` for every neighbour j of i within h.
-
-    j runs over the list built after this substep's sort; r is taken from the current positions,
-    and a pair that has drifted past h is skipped, so every task sees 0 < |r| < h.
-    """
-    h2 = g.h * g.h
-    for n in range(g.nbr_count[i]):
-        j = g.nbr[i, n]
-        r = xi - g.x[j]
-        if r.norm_sqr() < h2:
-            task(i, j, r, ret, ctx)
-
-
-@ti.kernel
-def _build_lists(
-    x: nd_vec3, flags: nd_i32, cell_start: nd_i32, origin: nd_vec3, shape: nd_ivec3, h: ti.f32,
-    nbr: nd_nbr, nbr_count: nd_i32, most: nd_i32,
-):
-    """Every particle's neighbours within h. The cells are h / CELLS_X long in x and h wide in y
-    and z, so the sphere of radius h around x_i lies in 3 x 3 rows of cells along x; each row is
-    one contiguous range of sorted particles, cut to the x-extent of the sphere's chord through
-    the row (a row wholly farther than h is skipped). most[0] = the largest count."""
-    lower, inv_cell, res = origin[0], origin[1], shape[0]
-    h2 = h * h
-    max_n = nbr.shape[1]
-    most_here = 0  # a kernel-local maximum, reduced per thread (see dfsph.pressure_parameter)
-    for i in x:
-        n = 0
-        if flags[i] & ACTIVE:
-            xi = x[i]
-            c = cell_coord(xi, lower, inv_cell, res)
-            local = xi - lower - h * ti.cast(c, ti.f32)  # y and z within the cell, in [0, h)
-            for dz in ti.static(range(-1, 2)):
-                for dy in ti.static(range(-1, 2)):
-                    cy = c.y + dy
-                    cz = c.z + dz
-                    # distance from x_i to the row, in y and in z: 0 for its own, else to the face
-                    gy = _gap(local.y, dy, h)
-                    gz = _gap(local.z, dz, h)
-                    chord2 = h2 - gy * gy - gz * gz
-                    if 0 <= cy < res.y and 0 <= cz < res.z and chord2 > 0.0:
-                        chord = ti.sqrt(chord2)
-                        x_lo = ti.max(ti.cast(ti.floor((xi.x - chord - lower.x) * inv_cell.x), ti.i32), 0)
-                        x_hi = ti.min(ti.cast(ti.floor((xi.x + chord - lower.x) * inv_cell.x), ti.i32), res.x - 1)
-                        row = (cz * res.y + cy) * res.x
-                        for j in range(cell_start[row + x_lo], cell_start[row + x_hi + 1]):
-                            if j != i and (xi - x[j]).norm_sqr() < h2:
-                                if n < max_n:
-                                    nbr[i, n] = j
-                                n += 1
-            ti.atomic_max(most_here, n)
-        nbr_count[i] = ti.min(n, max_n)
-    most[0] = ti.max(most[0], most_here)
 
 
 @ti.func
@@ -135,6 +72,33 @@ def _gap(local: ti.f32, d: ti.template(), cell: ti.f32) -> ti.f32:
     elif ti.static(d < 0):
         g = local
     return g
+
+
+@ti.func
+def for_each_neighbor(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template()):
+    """Call ``task(i, j, xi - x_j, ret, ctx)`` for every other particle j with |xi - x_j| < h."""
+    lower, inv_cell, res = g.origin[0], g.origin[1], g.shape[0]
+    h2 = g.h * g.h
+    c = cell_coord(xi, lower, inv_cell, res)
+    local = xi - lower - g.h * ti.cast(c, ti.f32)  # y and z within the cell, in [0, h)
+    for dz in ti.static(range(-1, 2)):
+        for dy in ti.static(range(-1, 2)):
+            cy = c.y + dy
+            cz = c.z + dz
+            # distance from x_i to the row, in y and in z: 0 for its own, else to the shared face
+            gy = _gap(local.y, dy, g.h)
+            gz = _gap(local.z, dz, g.h)
+            chord2 = h2 - gy * gy - gz * gz
+            if 0 <= cy < res.y and 0 <= cz < res.z and chord2 > 0.0:
+                chord = ti.sqrt(chord2)
+                x_lo = ti.max(ti.cast(ti.floor((xi.x - chord - lower.x) * inv_cell.x), ti.i32), 0)
+                x_hi = ti.min(ti.cast(ti.floor((xi.x + chord - lower.x) * inv_cell.x), ti.i32), res.x - 1)
+                row = (cz * res.y + cy) * res.x
+                for j in range(g.cell_start[row + x_lo], g.cell_start[row + x_hi + 1]):
+                    if j != i:
+                        r = xi - g.x[j]
+                        if r.norm_sqr() < h2:
+                            task(i, j, r, ret, ctx)
 
 
 @ti.kernel
@@ -204,12 +168,11 @@ def _set_free_head(start: nd_i32, n_cells: ti.i32, free_head: nd_i32):
 
 
 class NeighborGrid:
-    """A dense grid over the domain box, with cell size equal to the support radius h, and the
-    particles' neighbour lists built from it."""
+    """A dense grid over the domain box, with cells h / CELLS_X long in x and h wide in y and z."""
 
-    BYTES_PER_PARTICLE = 4 * (MAX_NEIGHBORS + 3)  # lists, count, cell id, rank
+    BYTES_PER_PARTICLE = 2 * 4  # cell id, rank
 
-    def __init__(self, lower, upper, h: float, capacity: int, max_neighbors: int = MAX_NEIGHBORS):
+    def __init__(self, lower, upper, h: float, capacity: int):
         self.lower = np.asarray(lower, np.float32)
         self.h = float(h)
         extent = np.asarray(upper, np.float64) - self.lower
@@ -229,18 +192,13 @@ class NeighborGrid:
         self.block_sums = ti.ndarray(ti.i32, math.ceil(n / SCAN_BLOCK))
         self.cell_id = ti.ndarray(ti.i32, capacity)
         self.rank = ti.ndarray(ti.i32, capacity)
-        self.nbr = ti.ndarray(ti.i32, (capacity, max_neighbors))
-        self.nbr_count = ti.ndarray(ti.i32, capacity)
-        self.most = ti.ndarray(ti.i32, 1)  # the largest neighbour count since the last read
-        self.most.fill(0)
 
     def args(self) -> tuple:
         """The grid's kernel arguments, in GridArgs order after the positions."""
-        return (self.nbr, self.nbr_count, self.h)
+        return (self.cell_start, self.origin, self.shape, self.h)
 
     def build(self, state: ParticleState) -> None:
-        """Count, scan and scatter: sort the particle state by cell (five kernel launches), then
-        build the neighbour lists (one more)."""
+        """Count, scan and scatter: sort the particle state by cell (six kernel launches)."""
         n = self.n_cells + 1
         self.count.fill(0)
         _assign_cells(
@@ -258,21 +216,6 @@ class NeighborGrid:
         )
         state.swap()
         _set_free_head(self.cell_start, self.n_cells, state.free_head)
-        _build_lists(
-            state.x, state.flags, self.cell_start, self.origin, self.shape, self.h,
-            self.nbr, self.nbr_count, self.most,
-        )
-
-    @property
-    def max_neighbors(self) -> int:
-        return self.nbr.shape[1]
-
-    def read_most_neighbors(self) -> int:
-        """The largest neighbour count found since the last read (a host read; once per frame).
-        Above the lists' width, the farthest-scanned neighbours of that particle were dropped."""
-        most = int(self.most.to_numpy()[0])
-        self.most.fill(0)
-        return most
 
     def cell_start_numpy(self) -> np.ndarray:
         return self.cell_start.to_numpy()

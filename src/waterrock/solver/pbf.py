@@ -20,7 +20,7 @@ import numpy as np
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids, contact, friction
-from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
+from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
 from waterrock.solver.kernels import cubic_gradW, cubic_gradW_np, cubic_W_gradW, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE
@@ -81,8 +81,9 @@ def constraint_lambda(
     rho: nd_f32,
     lam: nd_f32,
     wall: nd_vec4,
-    nbr: nd_nbr,
-    nbr_count: nd_i32,
+    cell_start: nd_i32,
+    g_origin: nd_vec3,
+    g_shape: nd_ivec3,
     h: ti.f32,
     b_params: nd_f32,
     gamma: nd_f32,
@@ -94,7 +95,7 @@ def constraint_lambda(
 ):
     """lambda_i, eq. 11, with the boundary's share of rho_i and of grad_pi C_i; the solids'
     density map at x*_i, which position_delta reads at the same positions."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
@@ -131,8 +132,9 @@ def position_delta(
     lam: nd_f32,
     wall: nd_vec4,
     dp: nd_vec3,
-    nbr: nd_nbr,
-    nbr_count: nd_i32,
+    cell_start: nd_i32,
+    g_origin: nd_vec3,
+    g_shape: nd_ivec3,
     h: ti.f32,
     mass: ti.f32,
     rho0: ti.f32,
@@ -140,7 +142,7 @@ def position_delta(
     scorr_scale: ti.f32,
 ):
     """dp_i, eq. 12 with s_corr (eq. 14), plus lambda_i times the boundary's grad_pi C_i."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     c = ti.static(_Delta(lam, mass, h, w_dq, scorr_scale))
     for i in x:
         if flags[i] & ACTIVE:
@@ -208,13 +210,14 @@ def vorticity(
     flags: nd_i32,
     rho: nd_f32,
     omega: nd_vec3,
-    nbr: nd_nbr,
-    nbr_count: nd_i32,
+    cell_start: nd_i32,
+    g_origin: nd_vec3,
+    g_shape: nd_ivec3,
     h: ti.f32,
     mass: ti.f32,
 ):
     """omega_i, eq. 15, with the SPH volume m_j / rho_j."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     c = ti.static(_Vort(v, rho, omega, mass, h))
     for i in x:
         if flags[i] & ACTIVE:
@@ -240,8 +243,9 @@ def confine_and_smooth(
     rho: nd_f32,
     omega: nd_vec3,
     v_out: nd_vec3,
-    nbr: nd_nbr,
-    nbr_count: nd_i32,
+    cell_start: nd_i32,
+    g_origin: nd_vec3,
+    g_shape: nd_ivec3,
     h: ti.f32,
     b_params: nd_f32,
     gamma: nd_f32,
@@ -255,7 +259,7 @@ def confine_and_smooth(
 ):
     """Vorticity confinement (eq. 16, with eta = grad |omega|) and XSPH viscosity (eq. 17),
     with the solid as a neighbour at rest."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Vort(v, rho, omega, mass, h))
     for i in x:

@@ -92,7 +92,6 @@ class Solver:
         self.method = METHODS[scene.solver.method](scene.solver, fluid)
         self._stats_buf = ti.ndarray(ti.f32, 3)
         self.stats: dict = {}
-        self._warned_neighbors = False
         self.reset()
 
     # --- set-up ------------------------------------------------------------------------------
@@ -211,13 +210,6 @@ class Solver:
             "nonfinite": int(counters[NONFINITE]), "retired": int(counters[RETIRED]),
             "emitted": int(counters[EMITTED]), "starved": int(counters[STARVED]),
         }
-        most = self.grid.read_most_neighbors()
-        if most > self.grid.max_neighbors and not self._warned_neighbors:
-            log.warning("a particle had %d neighbours, more than the %d its list holds: the fluid is "
-                        "compressed far past rest density (the extra neighbours were left out)",
-                        most, self.grid.max_neighbors)
-            self._warned_neighbors = True
-        stats["most_neighbors"] = most
         if hasattr(self.method, "end_frame"):
             stats.update(self.method.end_frame(n))
         return stats

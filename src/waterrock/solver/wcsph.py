@@ -15,7 +15,7 @@ from typing import NamedTuple
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs
-from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_nbr
+from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
 from waterrock.solver.kernels import cubic_W_gradW
 from waterrock.solver.state import ACTIVE
 from waterrock.solver.terms import Fluid, density, xsph_boundary, xsph_pair
@@ -32,12 +32,12 @@ nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
 @ti.kernel
 def density_and_pressure(
     x: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, wall: nd_vec4,
-    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32,
 ):
     """rho_i, and k_i = p_i / rho_i^2 from Tait's equation (eq. 7); the solids' map at x_i."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
@@ -70,11 +70,11 @@ def _momentum_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 @ti.kernel
 def accelerate(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, wall: nd_vec4, v_out: nd_vec3,
-    nbr: nd_nbr, nbr_count: nd_i32, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
     """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest."""
-    g = ti.static(GridArgs(x, nbr, nbr_count, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     c = ti.static(_Momentum(k, v, rho, mass, h))
     for i in x:
         vi = v[i]
