@@ -35,7 +35,7 @@ from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
 from waterrock.solver.kernels import cubic_gradW, cubic_W, cubic_W_gradW
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import XSPHArgs, xsph, xsph_boundary
+from waterrock.solver.terms import XSPHArgs, xsph_boundary, xsph_pair
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -71,7 +71,14 @@ def _factor_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 
 @ti.func
 def warm_start_k(e: ti.f32, kappa_i: ti.f32, scale: ti.f32, k_max: ti.f32) -> ti.f32:
-    """A solve's first k_i: half the last substep's, where the fluid is still compressed (e > 0)."""
+    """A solve's first k_i (Bender & Koschier 2017, sec. 4.3): half the last substep's, as
+    SPlisHSPlasH does, where the fluid is still compressed (e > 0), capped at k_max.
+    kappa is stored as k * scale (scale = dt for the divergence solve, whose k goes as 1/dt, and
+    1 for the density solve, whose k = p / rho^2), so it survives a change of step. The
+    divergence solve's cap is the hydrostatic k of the domain's size: a visitor's impact is a
+    spike of divergence pressure that moved on with the visitor, and restarting from half of it
+    flings the water it left behind (measured: 19 m/s splashes from a 5 m/s sphere). The density
+    solve has no cap (NO_CAP)."""
     k = 0.0
     if e > 0.0:
         k = ti.min(WARM_START * kappa_i / scale, k_max)
@@ -89,7 +96,7 @@ def density_and_factor(
     """rho_i and the DFSPH factor alpha_i (2017, eq. 9), with the boundary's gradient; the
     solids' density map at x_i, which the substep's later passes read (positions are fixed until
     the advection); and, from the density rate of the same pass, the divergence solve's warm
-    start (see warm_start)."""
+    start (see warm_start_k)."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Rate(v, mass, h))
@@ -194,35 +201,6 @@ def apply_pressure(
 
 
 @ti.kernel
-def warm_start(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, k: nd_f32, kappa: nd_vec2,
-    solve: nd_i32, dt: ti.f32, k_max: ti.f32,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
-    mass: ti.f32, rho0: ti.f32,
-):
-    """Start the density solve from half the last substep's pressure parameter, where the fluid is
-    still compressed (Bender & Koschier 2017, sec. 4.3; halved as SPlisHSPlasH does); the
-    divergence solve starts the same way, from density_and_factor's pass.
-    kappa is stored as k * scale (scale = dt for the divergence solve, whose k goes as 1/dt, and
-    1 for the density solve, whose k = p / rho^2), so it survives a change of step. The warm start
-    is capped at k_max: for the divergence solve the hydrostatic k of the domain's size, as a
-    visitor's impact is a spike of divergence pressure that moved on with the visitor, and
-    restarting from half of it flings the water it left behind (measured: 19 m/s splashes from a
-    5 m/s sphere); for the density solve no cap."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
-    c = ti.static(_Rate(v, mass, h))
-    solve[DONE] = 0
-    solve[ITERS] = 0
-    for i in x:
-        ki = 0.0
-        if flags[i] & ACTIVE:
-            rate = density_rate(i, x[i], g, wall[i].xyz, c, rho0)
-            ki = warm_start_k(rho[i] + dt * rate - rho0, kappa[i][DENSITY], 1.0, k_max)
-        k[i] = ki
-        kappa[i][DENSITY] = ki
-
-
-@ti.kernel
 def close_solve(solve: nd_i32):
     """Fold a substep's solve into the frame's counts, which the host reads once per frame."""
     solve[MOST] = ti.max(solve[MOST], solve[ITERS])
@@ -243,20 +221,42 @@ def apply_warm_start(
             v[i] -= dt * pressure_acceleration(i, x[i], k, g, wall[i].xyz, mass, h, rho0)
 
 
+@ti.func
+def _xsph_rate_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    """ret[0:3]: XSPH's sum over j; ret[3]: sum_j m_j (v_i - v_j) . grad W_ij (eq. 5)."""
+    w, grad_w = cubic_W_gradW(r, c.h)
+    s = xsph_pair(i, j, w, c)
+    ret += ti.Vector([s.x, s.y, s.z, c.mass * (c.v[i] - c.v[j]).dot(grad_w)])
+
+
 @ti.kernel
 def non_pressure(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, v_out: nd_vec3,
+    k: nd_f32, kappa: nd_vec2, solve: nd_i32,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
-    mass: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
+    mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
-    """v* = v + dt g, smoothed by XSPH viscosity, with the solid as a neighbour at rest."""
+    """v* = v + dt g, smoothed by XSPH viscosity, with the solid as a neighbour at rest; and the
+    density solve's warm start (2017, sec. 4.3; halved as SPlisHSPlasH does), where the predicted
+    density rho_i + dt (D rho / Dt)_i is over rest density. The rate is taken in the same pass,
+    from the velocities before this kernel: gravity is the same for all and drops out of
+    v_i - v_j, so only XSPH's small smoothing is left out of a test of sign."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
-    cx = ti.static(XSPHArgs(v, rho, mass, h))
+    c = ti.static(XSPHArgs(v, rho, mass, h))
+    solve[DONE] = 0
+    solve[ITERS] = 0
     for i in x:
         vi = v[i]
+        ki = 0.0
         if flags[i] & ACTIVE:
-            vi += dt * gravity[0] + c_xsph * xsph(i, x[i], g, cx) + c_wall * xsph_boundary(wall[i].w, vi)
+            sums = ti.Vector([0.0, 0.0, 0.0, 0.0])
+            for_each_neighbor(i, x[i], g, _xsph_rate_task, sums, c)
+            vi += dt * gravity[0] + c_xsph * vec3(sums[0], sums[1], sums[2]) + c_wall * xsph_boundary(wall[i].w, vi)
+            rate = sums[3] + rho0 * vi.dot(wall[i].xyz)
+            ki = warm_start_k(rho[i] + dt * rate - rho0, kappa[i][DENSITY], 1.0, NO_CAP)
         v_out[i] = vi
+        k[i] = ki
+        kappa[i][DENSITY] = ki
 
 
 class DFSPH:
@@ -302,11 +302,9 @@ class DFSPH:
         density_and_factor(st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.aux2, st.kappa, self.solve[DIVERGENCE],
                            dt, s.k_hydrostatic, *g_args, *b_args, s.mass, s.rho0)
         self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args)
-        non_pressure(st.x, st.v, st.flags, st.wall, st.rho, st.dv, *g_args, s.mass, dt, s.gravity, self.c_xsph,
-                     s.wall_xsph(dt))
+        non_pressure(st.x, st.v, st.flags, st.wall, st.rho, st.dv, st.aux2, st.kappa, self.solve[DENSITY], *g_args,
+                     s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt))
         st.swap_velocity_scratch()
-        warm_start(st.x, st.v, st.flags, st.wall, st.rho, st.aux2, st.kappa, self.solve[DENSITY], dt, NO_CAP,
-                   *g_args, s.mass, s.rho0)
         self._solve(s, DENSITY, self.density_tolerance, dt, g_args)
         s.advect(dt)
 
