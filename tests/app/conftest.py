@@ -53,32 +53,14 @@ def xvfb_display():
         proc.kill()
 
 
-def _unbind_egl_context() -> None:
-    """Leave no EGL context current on this thread. Releasing moderngl's standalone context does
-    not unbind it, and a glfw (GLX) window opened later in the same process then dies in
-    glXMakeCurrent with an X BadAccess error, taking the test process with it."""
-    import ctypes
-
-    try:
-        egl = ctypes.CDLL("libEGL.so.1")
-    except OSError:
-        return
-    egl.eglGetCurrentDisplay.restype = ctypes.c_void_p
-    egl.eglMakeCurrent.argtypes = [ctypes.c_void_p] * 4
-    display = egl.eglGetCurrentDisplay()
-    if display:
-        egl.eglMakeCurrent(display, None, None, None)
-
-
 @pytest.fixture(scope="module")
 def gl_ctx():
-    """An offscreen context for one test module, unbound after it (see _unbind_egl_context)."""
-    from waterrock.render.target import standalone_context
+    """An offscreen context for one test module, unbound after it (see release_context)."""
+    from waterrock.render.target import release_context, standalone_context
 
     try:
         ctx = standalone_context()
     except Exception as err:  # noqa: BLE001 - no libEGL, no driver, no GL 3.3: nothing here can run
         pytest.skip(f"no standalone EGL OpenGL 3.3 context can be created: {err}")
     yield ctx
-    ctx.release()
-    _unbind_egl_context()
+    release_context(ctx)

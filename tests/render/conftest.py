@@ -29,7 +29,7 @@ def regen_golden(request: pytest.FixtureRequest) -> bool:
 def gl_ctx():
     import moderngl
 
-    from waterrock.render.target import standalone_context
+    from waterrock.render.target import release_context, standalone_context
 
     try:
         ctx = standalone_context()
@@ -37,7 +37,7 @@ def gl_ctx():
         pytest.skip(f"no standalone EGL OpenGL 3.3 context can be created: {err}")
     assert isinstance(ctx, moderngl.Context)
     yield ctx
-    ctx.release()
+    release_context(ctx)
 
 
 ROCK_CENTER = np.array([0.0, -0.35, 0.0], np.float32)

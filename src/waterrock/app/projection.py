@@ -26,6 +26,7 @@ from waterrock.app.overlay import Overlay, draw_tracker_panel
 from waterrock.app.session import Inputs, save_png
 from waterrock.app.warp_edit import EDIT_HELP, WarpEditor
 from waterrock.app.window import WindowError
+from waterrock.render.target import unbind_egl
 from waterrock.scene import IDENTITY_CORNERS, ProjectionOutputs, ProjectorOutput, Scene
 from waterrock.snapshots import ParticleSnapshot
 
@@ -182,6 +183,7 @@ class Outputs:
 
         self.glfw = glfw
         self.windows: list[OutputWindow] = []
+        unbind_egl()
         glfw.ERROR_REPORTING = "raise"
         try:
             if not glfw.init():

@@ -20,6 +20,7 @@ from waterrock.app.loop import FrameLoop, clear_snapshot
 from waterrock.app.overlay import Overlay, draw_tracker_panel
 from waterrock.app.pointer import pixel_to_scene, touch_plane, visitor_radius
 from waterrock.app.session import Inputs, save_png
+from waterrock.render.target import unbind_egl
 from waterrock.scene import Scene
 from waterrock.snapshots import ParticleSnapshot
 
@@ -55,6 +56,7 @@ class Window:
         import moderngl
 
         self.glfw = glfw
+        unbind_egl()
         glfw.ERROR_REPORTING = "raise"
         try:
             if not glfw.init():

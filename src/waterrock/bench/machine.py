@@ -56,7 +56,7 @@ def versions() -> dict:
 def gl_renderer() -> dict:
     """The OpenGL renderer a standalone (EGL) context gets here, or why there is none."""
     try:
-        from waterrock.render.target import standalone_context
+        from waterrock.render.target import release_context, standalone_context
 
         ctx = standalone_context()
     except Exception as err:  # noqa: BLE001 - no EGL, no driver: recorded, not fatal
@@ -65,7 +65,7 @@ def gl_renderer() -> dict:
         info = ctx.info
         return {"renderer": info["GL_RENDERER"], "version": info["GL_VERSION"], "vendor": info["GL_VENDOR"]}
     finally:
-        ctx.release()
+        release_context(ctx)
 
 
 def machine_info(taichi_arch: str | None = None, with_gl: bool = True) -> dict:

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import moderngl
 import numpy as np
 
 
 def standalone_context() -> moderngl.Context:
-    """A headless OpenGL 3.3+ context through EGL: the GPU's driver, or Mesa's llvmpipe on CI."""
+    """A headless OpenGL 3.3+ context through EGL: the GPU's driver, or Mesa's llvmpipe on CI.
+    Give it back with :func:`release_context`."""
     return moderngl.create_context(standalone=True, backend="egl", require=330)
+
+
+def release_context(ctx: moderngl.Context) -> None:
+    """Release a standalone context and leave no EGL context current on this thread. For the
+    last EGL context a process uses: moderngl binds a standalone context once, when it is made,
+    so unbinding under another live one leaves that one unusable."""
+    ctx.release()
+    unbind_egl()
+
+
+def unbind_egl() -> None:
+    """Leave no EGL context current on this thread. A standalone context stays current after it
+    is released, and a glfw (GLX) window opened later in the same process then dies in
+    glXMakeCurrent with an X BadAccess error, which ends the process; the windows call this
+    before they open."""
+    try:
+        egl = ctypes.CDLL("libEGL.so.1")
+    except OSError:
+        return
+    egl.eglGetCurrentDisplay.restype = ctypes.c_void_p
+    egl.eglMakeCurrent.argtypes = [ctypes.c_void_p] * 4
+    display = egl.eglGetCurrentDisplay()
+    if display:
+        egl.eglMakeCurrent(display, None, None, None)
 
 
 def read_rgb(framebuffer: moderngl.Framebuffer, size: tuple[int, int]) -> np.ndarray:

@@ -155,15 +155,19 @@ def _scan_block_sums(sums: nd_i32):
 
 
 @ti.kernel
-def _block_scan(count: nd_i32, n: ti.i32, sums: nd_i32, start: nd_i32):
-    """Exclusive scan inside each block, offset by the block's scanned sum; start[n] = total."""
+def _block_scan(count: nd_i32, n: ti.i32, sums: nd_i32, start: nd_i32, free_head: nd_i32):
+    """Exclusive scan inside each block, offset by the block's scanned sum; start[n] = total.
+    The counts are zeroed for the next build as they are read, and the free head is set: the
+    retired particles' bucket, the last, starts after the active ones."""
     for b in sums:
         acc = sums[b]
         for k in range(b * SCAN_BLOCK, ti.min((b + 1) * SCAN_BLOCK, n)):
             start[k] = acc
             acc += count[k]
+            count[k] = 0
         if (b + 1) * SCAN_BLOCK >= n:
             start[n] = acc
+            free_head[0] = start[n - 1]
 
 
 @ti.kernel
@@ -180,11 +184,6 @@ def _scatter(
         kappa_out[k] = kappa[i]
         ids_out[k] = ids[i]
         flags_out[k] = flags[i]
-
-
-@ti.kernel
-def _set_free_head(start: nd_i32, n_cells: ti.i32, free_head: nd_i32):
-    free_head[0] = start[n_cells]  # the retired particles' bucket starts after the active ones
 
 
 class NeighborGrid:
@@ -208,6 +207,7 @@ class NeighborGrid:
         self.shape.from_numpy(self.res[None, :].astype(np.int32))
         n = self.n_cells + 1  # + the bucket of retired particles
         self.count = ti.ndarray(ti.i32, n)
+        self.count.fill(0)  # and zeroed again by every scan
         self.cell_start = ti.ndarray(ti.i32, n + 1)
         self.block_sums = ti.ndarray(ti.i32, math.ceil(n / SCAN_BLOCK))
         self.cell_id = ti.ndarray(ti.i32, capacity)
@@ -218,16 +218,15 @@ class NeighborGrid:
         return (self.cell_start, self.origin, self.shape, self.h)
 
     def build(self, state: ParticleState) -> None:
-        """Count, scan and scatter: sort the particle state by cell (six kernel launches)."""
+        """Count, scan and scatter: sort the particle state by cell (five kernel launches)."""
         n = self.n_cells + 1
-        self.count.fill(0)
         _assign_cells(
             state.x, state.flags, self.cell_id, self.rank, self.count,
             self.origin, self.shape, self.n_cells,
         )
         _block_sums(self.count, n, self.block_sums)
         _scan_block_sums(self.block_sums)
-        _block_scan(self.count, n, self.block_sums, self.cell_start)
+        _block_scan(self.count, n, self.block_sums, self.cell_start, state.free_head)
         back = state.back
         _scatter(
             self.cell_id, self.rank, self.cell_start,
@@ -235,7 +234,6 @@ class NeighborGrid:
             back.x, back.v, back.x0, back.kappa, back.ids, back.flags,
         )
         state.swap()
-        _set_free_head(self.cell_start, self.n_cells, state.free_head)
 
     def cell_start_numpy(self) -> np.ndarray:
         return self.cell_start.to_numpy()
