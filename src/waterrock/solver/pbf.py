@@ -19,12 +19,12 @@ from typing import NamedTuple
 import numpy as np
 import taichi as ti
 
-from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids, contact, friction
+from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
 from waterrock.solver.kernels import cubic_gradW, cubic_gradW_np, cubic_W_gradW, cubic_W_np
-from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
+from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, clamp_speed, density_and_grad_sums, xsph_boundary, xsph_pair
+from waterrock.solver.terms import Fluid, clamp_speed, collide, density_and_grad_sums, move, xsph_boundary, xsph_pair
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -66,12 +66,7 @@ def predict(
     for i in x:
         if flags[i] & ACTIVE:
             x0[i] = x[i]
-            vi = clamp_speed(v[i] + dt * gravity[0], v_max)
-            p = x[i] + dt * vi
-            p, vi = collide_solids(p, vi, b)
-            p, vi = collide_obstacles(p, vi, contact(b), friction(b), o)
-            x[i] = p
-            v[i] = vi
+            x[i], v[i] = move(x[i], v[i] + dt * gravity[0], dt, v_max, b, o)
 
 
 @ti.kernel
@@ -175,10 +170,7 @@ def apply_delta(
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in x:
         if flags[i] & ACTIVE:
-            p, vi = collide_solids(x[i] + dp[i], v[i], b)
-            p, vi = collide_obstacles(p, vi, contact(b), friction(b), o)
-            x[i] = p
-            v[i] = vi
+            x[i], v[i] = collide(x[i] + dp[i], v[i], b, o)
 
 
 @ti.kernel

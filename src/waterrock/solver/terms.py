@@ -114,6 +114,20 @@ def clamp_speed(v: vec3, v_max: ti.f32) -> vec3:
     return v
 
 
+@ti.func
+def collide(p: vec3, v: vec3, b: ti.template(), o: ti.template()):
+    """The solids, then the visitors, push p out and take from v what goes into them."""
+    p, v = collide_solids(p, v, b)
+    return collide_obstacles(p, v, contact(b), friction(b), o)
+
+
+@ti.func
+def move(p: vec3, v: vec3, dt: ti.f32, v_max: ti.f32, b: ti.template(), o: ti.template()):
+    """Symplectic Euler's position update at the substep's speed limit, then collision."""
+    v = clamp_speed(v, v_max)
+    return collide(p + dt * v, v, b, o)
+
+
 @ti.kernel
 def advect(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, dt: ti.f32, v_max: ti.f32,
@@ -125,12 +139,7 @@ def advect(
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in x:
         if flags[i] & ACTIVE:
-            vi = clamp_speed(v[i], v_max)
-            p = x[i] + dt * vi
-            p, vi = collide_solids(p, vi, b)
-            p, vi = collide_obstacles(p, vi, contact(b), friction(b), o)
-            x[i] = p
-            v[i] = vi
+            x[i], v[i] = move(x[i], v[i], dt, v_max, b, o)
 
 
 @ti.kernel
