@@ -100,7 +100,10 @@ def test_hung_source_is_abandoned_and_reopened(walker):
             w.until(lambda: source.opened == 2)
             w.until(lambda: runner.state().status == "running" and len(runner.latest()) == 1)
             assert "reopening" in runner.state().last_error
-        assert w.slowest < 0.005
+        # the frame loop never waited on the hung read: that would be a wait of the whole stall
+        # (0.5 s) or the freeze (an hour). The bound is not a speed: a 2-core CI machine under
+        # load holds the GIL in the tracker's thread for some milliseconds now and then.
+        assert w.slowest < 0.1
     finally:
         source.release.set()  # let the abandoned worker's read return, so its thread ends
 
