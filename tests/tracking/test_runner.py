@@ -15,6 +15,11 @@ from waterrock.tracking.runner import TrackerRunner
 from waterrock.tracking.settings import TrackingSettings
 from waterrock.tracking.synthetic import SyntheticSource
 
+# latest() never waits on the source: a wait would last the whole outage (0.8 s frozen, 0.5 s
+# before a reopen, an hour hung). The bound is not a speed: on a loaded 2-core CI machine the
+# tracker's thread holds the GIL for some milliseconds now and then.
+NEVER_WAITED = 0.1
+
 
 class Watcher:
     """Polls latest() as the frame loop would, timing every call and keeping what it saw."""
@@ -72,7 +77,7 @@ def test_source_that_raises_fades_then_recovers(walker):
     assert w.faded(), "obstacles must fade (0 < weight < 1) before they vanish"
     assert source.opened == 2 and st.reconnects == 1
     assert "cable pulled at frame 30" in st.last_error
-    assert w.slowest < 0.005, f"latest() took {w.slowest * 1000:.1f} ms"
+    assert w.slowest < NEVER_WAITED, f"latest() took {w.slowest * 1000:.1f} ms"
     assert runner.state().status == "stopped"
 
 
@@ -87,7 +92,7 @@ def test_frozen_source_fades_and_comes_back_without_reopening(walker):
         w.until(lambda: runner.state().status == "running" and len(runner.latest()) == 1)
     assert w.faded()
     assert source.opened == 1
-    assert w.slowest < 0.005
+    assert w.slowest < NEVER_WAITED
 
 
 def test_hung_source_is_abandoned_and_reopened(walker):
@@ -100,10 +105,7 @@ def test_hung_source_is_abandoned_and_reopened(walker):
             w.until(lambda: source.opened == 2)
             w.until(lambda: runner.state().status == "running" and len(runner.latest()) == 1)
             assert "reopening" in runner.state().last_error
-        # the frame loop never waited on the hung read: that would be a wait of the whole stall
-        # (0.5 s) or the freeze (an hour). The bound is not a speed: a 2-core CI machine under
-        # load holds the GIL in the tracker's thread for some milliseconds now and then.
-        assert w.slowest < 0.1
+        assert w.slowest < NEVER_WAITED
     finally:
         source.release.set()  # let the abandoned worker's read return, so its thread ends
 
