@@ -274,7 +274,7 @@ class DFSPH:
             solve.fill(0)
         self.err = ti.ndarray(ti.f32, 1)
         # iterations launched per solve: the most a substep of the last frame needed, plus a margin
-        self.launch = [8, 8]
+        self.launch = [min(8, self.max_iterations)] * 2
         self.last_dt = 1.0
 
     def _solve(self, s, which: int, tolerance: float, dt: float, g_args) -> None:
