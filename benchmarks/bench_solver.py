@@ -3,7 +3,7 @@
 The implementation is ``waterrock.bench.solver`` and ``waterrock.bench.peers`` (in the package,
 so the installed console script has them); this script is the same command from a checkout:
 
-    python benchmarks/bench_solver.py [--sizes 16000 64000] [--methods pbf wcsph] [--json out.json]
+    python benchmarks/bench_solver.py [--sizes 16000 64000 256000] [--methods pbf wcsph] [--json out.json]
 """
 
 import sys

@@ -130,13 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="benchmarks: the solver (with peers), the renderer, the tracker, the whole frame",
         description="Measure, print tables, write JSON and a plot, compare with a baseline (exit 1 on a "
-        "regression of more than 20 %% in any ratio measured within the run).",
+        "regression of more than 20 % in any ratio measured within the run).",
     )
     bench.add_argument("which", nargs="?", choices=(*BENCHMARKS, "all"), default="all")
     _arch_option(bench)
     bench.add_argument(
         "--sizes", nargs="+", default=None,
-        help="solver: particle counts (default 16000 64000; with a GPU up to 1M); render: segment counts; "
+        help="solver: particle counts (default 16000 64000 256000; with a GPU also 1M); render: segment counts; "
         "tracker: WxH frame sizes",
     )
     bench.add_argument("--repeat", type=int, default=5, help="timed repeats per figure, after warm-up (default 5)")

@@ -67,7 +67,7 @@ def measure(args) -> dict:
         from waterrock.bench import solver
 
         _log("== solver")
-        default = [16000, 64000, 256000, 1000000] if gpu else [16000, 64000]
+        default = [16000, 64000, 256000, 1000000] if gpu else [16000, 64000, 256000]  # issue 3's sizes
         results["solver"] = solver.run_solver(sizes or default, args.methods, args.repeat, arch,
                                               frames=args.frames, fps_probe=not args.no_fps_probe, log=_log)
         if not args.no_peers:
