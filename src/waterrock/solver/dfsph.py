@@ -35,7 +35,7 @@ from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
 from waterrock.solver.kernels import cubic_gradW, cubic_W, cubic_W_gradW
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import XSPHArgs, xsph_boundary, xsph_pair
+from waterrock.solver.terms import XSPHArgs, density_grad_pair, xsph_boundary, xsph_pair
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -62,11 +62,17 @@ class _Rate(NamedTuple):
 
 
 @ti.func
+def rate_pair(i, j, grad_w_ij: vec3, c: ti.template()) -> ti.f32:
+    """One neighbour's share of (D rho / Dt)_i = sum_j m_j (v_i - v_j) . grad W_ij (eq. 5)."""
+    return c.mass * (c.v[i] - c.v[j]).dot(grad_w_ij)
+
+
+@ti.func
 def _factor_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    """ret: rho_i, sum_j m_j grad W_ij (3), sum_j |m_j grad W_ij|^2, and (D rho / Dt)_i (eq. 5)."""
+    """ret: rho_i, sum_j m_j grad W_ij (3), sum_j |m_j grad W_ij|^2, and (D rho / Dt)_i."""
     w, grad_w = cubic_W_gradW(r, c.h)
-    gw = c.mass * grad_w
-    ret += ti.Vector([c.mass * w, gw.x, gw.y, gw.z, gw.norm_sqr(), (c.v[i] - c.v[j]).dot(gw)])
+    d = density_grad_pair(w, grad_w, c.mass)
+    ret += ti.Vector([d[0], d[1], d[2], d[3], d[4], rate_pair(i, j, grad_w, c)])
 
 
 @ti.func
@@ -121,7 +127,7 @@ def density_and_factor(
 
 @ti.func
 def _rate_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    ret += c.mass * (c.v[i] - c.v[j]).dot(cubic_gradW(r, c.h))
+    ret += rate_pair(i, j, cubic_gradW(r, c.h), c)
 
 
 @ti.func
@@ -226,7 +232,7 @@ def _xsph_rate_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
     """ret[0:3]: XSPH's sum over j; ret[3]: sum_j m_j (v_i - v_j) . grad W_ij (eq. 5)."""
     w, grad_w = cubic_W_gradW(r, c.h)
     s = xsph_pair(i, j, w, c)
-    ret += ti.Vector([s.x, s.y, s.z, c.mass * (c.v[i] - c.v[j]).dot(grad_w)])
+    ret += ti.Vector([s.x, s.y, s.z, rate_pair(i, j, grad_w, c)])
 
 
 @ti.kernel

@@ -43,14 +43,16 @@ def density(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
 
 
 @ti.func
+def density_grad_pair(w_ij: ti.f32, grad_w_ij: vec3, mass: ti.f32):
+    """One neighbour's share of (rho_i, sum_j m_j grad W_ij (3), sum_j |m_j grad W_ij|^2)."""
+    gw = mass * grad_w_ij
+    return ti.Vector([mass * w_ij, gw.x, gw.y, gw.z, gw.norm_sqr()])
+
+
+@ti.func
 def _density_grad_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
-    w, gw = cubic_W_gradW(r, f.h)
-    gw *= f.mass
-    ret[0] += f.mass * w
-    ret[1] += gw.x
-    ret[2] += gw.y
-    ret[3] += gw.z
-    ret[4] += gw.norm_sqr()
+    w, grad_w = cubic_W_gradW(r, f.h)
+    ret += density_grad_pair(w, grad_w, f.mass)
 
 
 @ti.func
