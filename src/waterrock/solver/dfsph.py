@@ -287,29 +287,33 @@ class DFSPH:
         """The Jacobi iterations of one solve, after its warm start."""
         st = s.state
         scale = dt if which == DIVERGENCE else 1.0
-        apply_warm_start(st.x, st.v, st.flags, st.wall, st.aux2, dt, *g_args, s.mass, s.rho0)
+        s.dispatch(apply_warm_start, st.x, st.v, st.flags, st.wall, st.aux2, dt, *g_args, s.mass, s.rho0)
         for _ in range(self.launch[which]):
-            pressure_parameter(
-                st.x, st.v, st.flags, st.wall, st.rho, st.aux, st.aux2, self.solve[which], self.err, which, dt,
-                *g_args, s.mass, s.rho0,
+            s.dispatch(
+                pressure_parameter, st.x, st.v, st.flags, st.wall, st.rho, st.aux, st.aux2, self.solve[which],
+                self.err, which, dt, *g_args, s.mass, s.rho0,
             )
-            apply_pressure(
-                st.x, st.v, st.flags, st.wall, st.aux2, st.kappa, self.solve[which], self.err, st.free_head,
-                which, tolerance, dt, scale, *g_args, s.mass, s.rho0,
+            s.dispatch(
+                apply_pressure, st.x, st.v, st.flags, st.wall, st.aux2, st.kappa, self.solve[which], self.err,
+                st.free_head, which, tolerance, dt, scale, *g_args, s.mass, s.rho0,
             )
-        close_solve(self.solve[which])
+        s.dispatch(close_solve, self.solve[which])
 
     def substep(self, s, dt: float) -> None:
         self.last_dt = dt
         st, grid = s.state, s.grid
         b_args = s.boundary.args_without_h()
-        grid.build(st)
+        grid.build(st, s.dispatch)
         g_args = grid.args()
-        density_and_factor(st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.aux2, st.kappa, self.solve[DIVERGENCE],
-                           dt, s.k_hydrostatic, *g_args, *b_args, s.mass, s.rho0)
+        s.dispatch(
+            density_and_factor, st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.aux2, st.kappa,
+            self.solve[DIVERGENCE], dt, s.k_hydrostatic, *g_args, *b_args, s.mass, s.rho0,
+        )
         self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args)
-        non_pressure(st.x, st.v, st.flags, st.wall, st.rho, st.dv, st.aux2, st.kappa, self.solve[DENSITY], *g_args,
-                     s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt))
+        s.dispatch(
+            non_pressure, st.x, st.v, st.flags, st.wall, st.rho, st.dv, st.aux2, st.kappa, self.solve[DENSITY],
+            *g_args, s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt),
+        )
         st.swap_velocity_scratch()
         self._solve(s, DENSITY, self.density_tolerance, dt, g_args)
         s.advect(dt)

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 import taichi as ti
 
+from waterrock.solver.launch import launch_now
 from waterrock.solver.state import ParticleState
 
 SCAN_BLOCK = 1024
@@ -217,19 +218,19 @@ class NeighborGrid:
         """The grid's kernel arguments, in GridArgs order after the positions."""
         return (self.cell_start, self.origin, self.shape, self.h)
 
-    def build(self, state: ParticleState) -> None:
+    def build(self, state: ParticleState, dispatch=launch_now) -> None:
         """Count, scan and scatter: sort the particle state by cell (five kernel launches)."""
         n = self.n_cells + 1
-        _assign_cells(
-            state.x, state.flags, self.cell_id, self.rank, self.count,
+        dispatch(
+            _assign_cells, state.x, state.flags, self.cell_id, self.rank, self.count,
             self.origin, self.shape, self.n_cells,
         )
-        _block_sums(self.count, n, self.block_sums)
-        _scan_block_sums(self.block_sums)
-        _block_scan(self.count, n, self.block_sums, self.cell_start, state.free_head)
+        dispatch(_block_sums, self.count, n, self.block_sums)
+        dispatch(_scan_block_sums, self.block_sums)
+        dispatch(_block_scan, self.count, n, self.block_sums, self.cell_start, state.free_head)
         back = state.back
-        _scatter(
-            self.cell_id, self.rank, self.cell_start,
+        dispatch(
+            _scatter, self.cell_id, self.rank, self.cell_start,
             state.x, state.v, state.x0, state.kappa, state.ids, state.flags,
             back.x, back.v, back.x0, back.kappa, back.ids, back.flags,
         )

@@ -294,31 +294,24 @@ class PBF:
         st, grid, bnd, obs = s.state, s.grid, s.boundary, s.obstacles
         b_args = bnd.args()
         b_args_noh = bnd.args_without_h()
-        predict(st.x, st.v, st.x0, st.flags, dt, s.gravity, s.v_max(dt), *b_args, *obs.args())
-        grid.build(st)
+        s.dispatch(predict, st.x, st.v, st.x0, st.flags, dt, s.gravity, s.v_max(dt), *b_args, *obs.args())
+        grid.build(st, s.dispatch)
         g_args = grid.args()
         for _ in range(self.iterations):
-            constraint_lambda(
-                st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args_noh, s.mass, s.rho0, self.relaxation
+            s.dispatch(
+                constraint_lambda, st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args_noh, s.mass, s.rho0,
+                self.relaxation,
             )
-            position_delta(st.x, st.flags, st.aux, st.wall, st.dv, *g_args, s.mass, s.rho0, self.w_dq, self.scorr_scale)
-            apply_delta(st.x, st.v, st.flags, st.dv, *b_args, *obs.args())
-        update_velocity(st.x, st.x0, st.v, st.flags, 1.0 / dt, s.v_max(dt))
-        vorticity(st.x, st.v, st.flags, st.rho, st.omega, *g_args, s.mass)
-        confine_and_smooth(
-            st.x,
-            st.v,
-            st.flags,
-            st.rho,
-            st.omega,
-            st.dv,
-            *g_args,
-            *b_args_noh,
-            s.mass,
-            dt,
-            self.vorticity_epsilon,
-            self.c_xsph,
-            s.wall_xsph(dt),
+            s.dispatch(
+                position_delta, st.x, st.flags, st.aux, st.wall, st.dv, *g_args, s.mass, s.rho0, self.w_dq,
+                self.scorr_scale,
+            )
+            s.dispatch(apply_delta, st.x, st.v, st.flags, st.dv, *b_args, *obs.args())
+        s.dispatch(update_velocity, st.x, st.x0, st.v, st.flags, 1.0 / dt, s.v_max(dt))
+        s.dispatch(vorticity, st.x, st.v, st.flags, st.rho, st.omega, *g_args, s.mass)
+        s.dispatch(
+            confine_and_smooth, st.x, st.v, st.flags, st.rho, st.omega, st.dv, *g_args, *b_args_noh, s.mass, dt,
+            self.vorticity_epsilon, self.c_xsph, s.wall_xsph(dt),
         )
         st.swap_velocity_scratch()
 

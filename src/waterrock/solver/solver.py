@@ -26,6 +26,7 @@ from waterrock.snapshots import ObstacleSnapshot, ParticleSnapshot
 from waterrock.solver.boundary import Boundary
 from waterrock.solver.dfsph import DFSPH
 from waterrock.solver.grid import NeighborGrid
+from waterrock.solver.launch import Batch, Graphs, launch_now
 from waterrock.solver.obstacles import Obstacles
 from waterrock.solver.pbf import PBF
 from waterrock.solver.sources import EMITTED, NONFINITE, RETIRED, STARVED, Sources
@@ -91,6 +92,8 @@ class Solver:
         self.sources = Sources(scene.emitters, scene.sinks, self.spacing)
         self.method = METHODS[scene.solver.method](scene.solver, fluid)
         self._stats_buf = ti.ndarray(ti.f32, 3)
+        self.graphs = Graphs()
+        self.dispatch = launch_now  # a substep's Batch while it records (see substep)
         self.stats: dict = {}
         self.reset()
 
@@ -167,9 +170,16 @@ class Solver:
         return n, min(frame_dt / n, dt_cfl)
 
     def substep(self, dt: float) -> None:
+        """One substep: its launches are recorded, then run as one compiled graph (launch.py)."""
         self.obstacles.elapsed += dt  # where the obstacles are at the end of this substep
-        self.sources.retire(self.state)
-        self.method.substep(self, dt)
+        batch = Batch()
+        self.dispatch = batch
+        try:
+            self.sources.retire(self.state, batch)
+            self.method.substep(self, dt)
+        finally:
+            self.dispatch = launch_now
+        self.graphs.run(batch)
         self.sources.emit(self.state, dt)
         self.time += dt
         self.substeps_total += 1
@@ -180,7 +190,7 @@ class Solver:
 
     def advect(self, dt: float) -> None:
         st = self.state
-        advect(st.x, st.v, st.flags, dt, self.v_max(dt), *self.boundary.args(), *self.obstacles.args())
+        self.dispatch(advect, st.x, st.v, st.flags, dt, self.v_max(dt), *self.boundary.args(), *self.obstacles.args())
 
     def step(self, frame_dt: float | None = None) -> dict:
         """Advance one frame (1 / frame_rate by default); returns the frame's statistics."""

@@ -18,6 +18,7 @@ import math
 import numpy as np
 import taichi as ti
 
+from waterrock.solver.launch import launch_now
 from waterrock.solver.state import ACTIVE, RECYCLED
 
 vec3 = ti.math.vec3
@@ -143,8 +144,8 @@ class Sources:
         """Particles per second that all emitters bring in."""
         return float(sum(m * lps for m, lps in zip(self.count, self.layers_per_second, strict=True)))
 
-    def retire(self, state) -> None:
-        retire(state.x, state.v, state.flags, self.sink_lower, self.sink_upper, self.n_sinks, self.counters)
+    def retire(self, state, dispatch=launch_now) -> None:
+        dispatch(retire, state.x, state.v, state.flags, self.sink_lower, self.sink_upper, self.n_sinks, self.counters)
 
     def emit(self, state, dt: float) -> None:
         """Emit the layers due during a substep of length dt, each where it has got to by its end."""

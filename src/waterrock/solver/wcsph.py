@@ -99,13 +99,16 @@ class WCSPH:
     def substep(self, s, dt: float) -> None:
         st, grid = s.state, s.grid
         b_args = s.boundary.args_without_h()
-        grid.build(st)
+        grid.build(st, s.dispatch)
         g_args = grid.args()
-        density_and_pressure(
-            st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args, s.mass, s.rho0, self.stiffness, self.exponent
+        s.dispatch(
+            density_and_pressure, st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args, s.mass, s.rho0,
+            self.stiffness, self.exponent,
         )
-        accelerate(st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.dv, *g_args, s.mass, s.rho0, dt, s.gravity,
-                   self.c_xsph, s.wall_xsph(dt))
+        s.dispatch(
+            accelerate, st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.dv, *g_args, s.mass, s.rho0, dt, s.gravity,
+            self.c_xsph, s.wall_xsph(dt),
+        )
         st.swap_velocity_scratch()
         s.advect(dt)
 
