@@ -288,6 +288,7 @@ class DFSPH:
         st = s.state
         scale = dt if which == DIVERGENCE else 1.0
         s.dispatch(apply_warm_start, st.x, st.v, st.flags, st.wall, st.aux2, dt, *g_args, s.mass, s.rho0)
+        s.flush()  # an iteration is one graph, whatever the number launched
         for _ in range(self.launch[which]):
             s.dispatch(
                 pressure_parameter, st.x, st.v, st.flags, st.wall, st.rho, st.aux, st.aux2, self.solve[which],
@@ -297,6 +298,7 @@ class DFSPH:
                 apply_pressure, st.x, st.v, st.flags, st.wall, st.aux2, st.kappa, self.solve[which], self.err,
                 st.free_head, which, tolerance, dt, scale, *g_args, s.mass, s.rho0,
             )
+            s.flush()
         s.dispatch(close_solve, self.solve[which])
 
     def substep(self, s, dt: float) -> None:

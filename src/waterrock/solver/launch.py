@@ -6,6 +6,9 @@ the same kernel in about 12 us. A substep is 15 to 40 launches with no host read
 so the solver records them in a :class:`Batch` and runs the batch as a graph: one per distinct
 sequence of kernels and argument types, compiled on first use and cached. The arguments are
 bound by position on every run, so the front and back buffers may trade places between runs.
+Where a part of the substep repeats a varying number of times (DFSPH's iterations), the solver
+runs what it has recorded before it (``Solver.flush``), so that the part is a graph of its own
+and the number of graphs stays fixed.
 
 Where graphs cannot be built (a backend without them), the batch launches its kernels one by
 one, after a warning.

@@ -184,6 +184,12 @@ class Solver:
         self.time += dt
         self.substeps_total += 1
 
+    def flush(self) -> None:
+        """Run what the substep has recorded so far: a graph boundary, where what follows repeats
+        a number of times that varies (DFSPH's iterations), so that each part is one graph."""
+        if isinstance(self.dispatch, Batch):
+            self.graphs.run(self.dispatch)
+
     def wall_xsph(self, dt: float) -> float:
         """The XSPH coefficient of the solid boundary for a substep (see terms.xsph_boundary)."""
         return min(self.scene.fluid.wall_friction * dt, 1.0)
