@@ -61,31 +61,18 @@ class Graphs:
     """Runs batches as compiled graphs, one per sequence of kernels and argument types."""
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple, object] = {}
-        self._scalar_types: dict[tuple, list] = {}
+        # a graph and, per call and argument, the cast its scalar value needs (None for arrays)
+        self._compiled: dict[tuple, tuple[object, list]] = {}
         self.enabled = True
 
     def run(self, batch: Batch) -> None:
         calls, batch.calls = batch.calls, []
-        if not calls:
-            return
-        if not self.enabled:
+        compiled = self._lookup(calls) if calls and self.enabled else None
+        if compiled is None:
             for kernel, args in calls:
                 kernel(*args)
             return
-        key = tuple((kernel, _signature(args)) for kernel, args in calls)
-        graph = self._compiled.get(key)
-        if graph is None:
-            try:
-                graph = self._compile(key, calls)
-            except Exception as err:  # noqa: BLE001 - any failure: launch one by one from now on
-                log.warning("Taichi graphs unavailable here (%s): kernels are launched one by one", err)
-                self.enabled = False
-                for kernel, args in calls:
-                    kernel(*args)
-                return
-            self._compiled[key] = graph
-        casts = self._scalar_types[key]
+        graph, casts = compiled
         values = {}
         for c, (_, args) in enumerate(calls):
             for k, a in enumerate(args):
@@ -93,15 +80,24 @@ class Graphs:
                 values[f"{c}_{k}"] = cast(a) if cast is not None else a
         graph.run(values)
 
-    def _compile(self, key: tuple, calls: list) -> object:
+    def _lookup(self, calls: list) -> tuple[object, list] | None:
+        """The calls' graph, compiled on first use; None (and graphs off) where none can be built."""
+        key = tuple((kernel, _signature(args)) for kernel, args in calls)
+        if key not in self._compiled:
+            try:
+                self._compiled[key] = self._compile(calls)
+            except Exception as err:  # noqa: BLE001 - any failure: launch one by one from now on
+                log.warning("Taichi graphs unavailable here (%s): kernels are launched one by one", err)
+                self.enabled = False
+                return None
+        return self._compiled[key]
+
+    def _compile(self, calls: list) -> tuple[object, list]:
         builder = ti.graph.GraphBuilder()
         casts = []
         for c, (kernel, args) in enumerate(calls):
-            params = kernel._primal.arguments
-            if len(params) != len(args):
-                raise TypeError(f"{kernel.__name__} takes {len(params)} arguments, got {len(args)}")
             symbols, call_casts = [], []
-            for k, (param, a) in enumerate(zip(params, args, strict=True)):
+            for k, (param, a) in enumerate(zip(kernel._primal.arguments, args, strict=True)):
                 name = f"{c}_{k}"
                 if isinstance(a, ti.Ndarray):
                     symbols.append(ti.graph.Arg(ti.graph.ArgKind.NDARRAY, name, dtype=_array_type(a),
@@ -113,5 +109,4 @@ class Graphs:
                     call_casts.append(float if dtype in (ti.f32, ti.f64) else int)
             builder.dispatch(kernel, *symbols)
             casts.append(call_casts)
-        self._scalar_types[key] = casts
-        return builder.compile()
+        return builder.compile(), casts

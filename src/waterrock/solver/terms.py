@@ -81,22 +81,9 @@ class XSPHArgs(NamedTuple):
 
 @ti.func
 def xsph_pair(i, j, w_ij, c: ti.template()) -> vec3:
-    """One neighbour's XSPH term, (m_j / rho_j) (v_j - v_i) W_ij; c is an XSPHArgs. For tasks
-    that fold the smoothing into another pass over the same neighbours."""
+    """One neighbour's XSPH term, (m_j / rho_j) (v_j - v_i) W_ij; c is an XSPHArgs. Every solver
+    folds the smoothing into another pass over the same neighbours."""
     return c.mass / c.rho[j] * (c.v[j] - c.v[i]) * w_ij
-
-
-@ti.func
-def _xsph_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    ret += xsph_pair(i, j, cubic_W(r.norm(), c.h), c)
-
-
-@ti.func
-def xsph(i, xi: vec3, g: ti.template(), c: ti.template()):
-    """sum_j (m_j / rho_j) (v_j - v_i) W_ij: multiplied by the XSPH coefficient by the caller."""
-    acc = vec3(0.0)
-    for_each_neighbor(i, xi, g, _xsph_task, acc, c)
-    return acc
 
 
 # --- kernels shared by the SPH solvers -----------------------------------------------------------
