@@ -6,12 +6,20 @@ predicted positions by a few Jacobi iterations, which stays stable at frame-size
     lambda_i = -C_i / (sum_k |grad_pk C_i|^2 + epsilon)                              (eq. 11)
     dp_i     = (1 / rho0) sum_j m_j (lambda_i + lambda_j + s_corr) grad W_ij          (eq. 12, 14)
     s_corr   = -k (W(r_ij) / W(dq))^n / D0, k = 0.1, n = 4, |dq| = 0.2 h             (eq. 13)
-    omega_i  = sum_j (m_j / rho_j) v_ij x grad_pj W_ij,  f_i = eps (N x omega_i)     (eq. 15, 16)
-    XSPH     v_i += c sum_j (m_j / rho_j) v_ij W_ij                                   (eq. 17)
+    omega_i  = sum_j (m_j / rho0) v_ij x grad_pj W_ij,  f_i = eps (N x omega_i)      (eq. 15, 16)
+    XSPH     dv_i = c sum_j (m_j / rho0) v_ij W_ij                                    (eq. 17)
 
 C_i is clamped at zero (the constraint only resists compression), so that particles at the free
 surface do not clump; the solid boundary adds rho0 Gamma(d) to rho_i and its gradient to
 grad C_i (see boundary.py).
+
+A substep is 2 x iterations neighbour passes and no more. Algorithm 1 ends the step with two
+passes of its own, vorticity (omega needs the new velocities) then confinement and XSPH (N needs
+the neighbours' omega). Here they ride on the first iteration's two passes instead: its lambda
+pass sums omega_i and XSPH from the velocities the substep starts with, and its delta pass
+sums grad |omega| and moves x*_i by dt dv_i + dt^2 f_i, so that the iterations which follow
+project the smoothed, confined motion onto the density constraint and the velocity update
+(line 21) carries it. The volumes are m_j / rho0, since the densities are not yet known.
 """
 
 from typing import NamedTuple
@@ -21,10 +29,10 @@ import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
-from waterrock.solver.kernels import cubic_gradW, cubic_gradW_np, cubic_W_gradW, cubic_W_np
+from waterrock.solver.kernels import cubic_gradW_np, cubic_W, cubic_W_gradW, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, clamp_speed, collide, density_and_grad_sums, move, xsph_boundary, xsph_pair
+from waterrock.solver.terms import clamp_speed, collide, density_grad_pair, move, xsph_boundary
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -69,44 +77,90 @@ def predict(
             x[i], v[i] = move(x[i], v[i] + dt * gravity[0], dt, v_max, b, o)
 
 
-@ti.kernel
-def constraint_lambda(
-    x: nd_vec3,
-    flags: nd_i32,
-    rho: nd_f32,
-    lam: nd_f32,
-    wall: nd_vec4,
-    cell_start: nd_i32,
-    g_origin: nd_vec3,
-    g_shape: nd_ivec3,
-    h: ti.f32,
-    b_params: nd_f32,
-    gamma: nd_f32,
-    area: nd_f32,
-    sdf: nd_f32_3d,
-    mass: ti.f32,
-    rho0: ti.f32,
-    relaxation: ti.f32,
-):
-    """lambda_i, eq. 11, with the boundary's share of rho_i and of grad_pi C_i; the solids'
-    density map at x*_i, which position_delta reads at the same positions."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
-    f = ti.static(Fluid(mass, rho0, h))
-    for i in x:
-        if flags[i] & ACTIVE:
-            xi = x[i]
-            rho_i, wall_i, sum_grad, sum_sq = density_and_grad_sums(i, xi, g, b, f)
-            wall[i] = wall_i
-            grad_i = sum_grad / rho0 + wall_i.xyz  # grad_pi C_i
-            denom = grad_i.norm_sqr() + sum_sq / (rho0 * rho0)
-            C = ti.max(rho_i / rho0 - 1.0, 0.0)
-            rho[i] = rho_i
-            lam[i] = -C / (denom + relaxation)
+class _Lambda(NamedTuple):
+    v: object
+    mass: object
+    rho0: object
+    h: object
+
+
+@ti.func
+def _lambda_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    w, grad_w = cubic_W_gradW(r, c.h)
+    ret += density_grad_pair(w, grad_w, c.mass)
+
+
+@ti.func
+def _lambda_vorticity_xsph_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    """The density and its gradient sums, with omega_i (eq. 15, grad_pj W_ij = -grad_pi W_ij)
+    and the XSPH sum (eq. 17), both with the volume m_j / rho0, in ret[5:8] and ret[8:11]."""
+    w, grad_w = cubic_W_gradW(r, c.h)
+    d = density_grad_pair(w, grad_w, c.mass)
+    v_ij = c.v[j] - c.v[i]
+    volume = c.mass / c.rho0
+    omega = volume * v_ij.cross(-grad_w)
+    smooth = volume * w * v_ij
+    ret += ti.Vector([d[0], d[1], d[2], d[3], d[4], omega.x, omega.y, omega.z, smooth.x, smooth.y, smooth.z])
+
+
+def _constraint_lambda(first: bool):
+    """The lambda pass; the first iteration's also gathers vorticity and XSPH (see PBF.substep)."""
+
+    @ti.kernel
+    def constraint_lambda(
+        x: nd_vec3,
+        v: nd_vec3,
+        flags: nd_i32,
+        rho: nd_f32,
+        lam: nd_f32,
+        wall: nd_vec4,
+        omega: nd_vec3,
+        dv: nd_vec3,
+        cell_start: nd_i32,
+        g_origin: nd_vec3,
+        g_shape: nd_ivec3,
+        h: ti.f32,
+        b_params: nd_f32,
+        gamma: nd_f32,
+        area: nd_f32,
+        sdf: nd_f32_3d,
+        mass: ti.f32,
+        rho0: ti.f32,
+        relaxation: ti.f32,
+        c_xsph: ti.f32,
+        c_wall: ti.f32,
+    ):
+        """lambda_i, eq. 11, with the boundary's share of rho_i and of grad_pi C_i; the solids'
+        density map at x*_i, which position_delta reads at the same positions. The first
+        iteration's also writes omega_i (eq. 15) and the smoothing's velocity change dv_i: XSPH
+        (eq. 17) plus the solid's, a neighbour at rest (terms.xsph_boundary)."""
+        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+        b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+        c = ti.static(_Lambda(v, mass, rho0, h))
+        for i in x:
+            if flags[i] & ACTIVE:
+                xi = x[i]
+                sums = ti.Vector([mass * cubic_W(0.0, h)] + [0.0] * (10 if ti.static(first) else 4))
+                for_each_neighbor(i, xi, g, _lambda_vorticity_xsph_task if ti.static(first) else _lambda_task, sums, c)
+                gamma_b, grad_b = boundary_density(xi, b)
+                rho_i = sums[0] + rho0 * gamma_b
+                wall[i] = ti.math.vec4(grad_b, gamma_b)
+                grad_i = vec3(sums[1], sums[2], sums[3]) / rho0 + grad_b  # grad_pi C_i
+                denom = grad_i.norm_sqr() + sums[4] / (rho0 * rho0)
+                C = ti.max(rho_i / rho0 - 1.0, 0.0)
+                rho[i] = rho_i
+                lam[i] = -C / (denom + relaxation)
+                if ti.static(first):
+                    omega[i] = vec3(sums[5], sums[6], sums[7])
+                    smooth = c_xsph * vec3(sums[8], sums[9], sums[10])
+                    dv[i] = smooth + c_wall * xsph_boundary(gamma_b, v[i] + smooth)
+
+    return constraint_lambda
 
 
 class _Delta(NamedTuple):
     lam: object
+    omega: object
     mass: object
     h: object
     w_dq: object  # W(|dq|)
@@ -120,31 +174,64 @@ def _delta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
     ret += c.mass * (c.lam[i] + c.lam[j] + s_corr) * grad_w
 
 
-@ti.kernel
-def position_delta(
-    x: nd_vec3,
-    flags: nd_i32,
-    lam: nd_f32,
-    wall: nd_vec4,
-    dp: nd_vec3,
-    cell_start: nd_i32,
-    g_origin: nd_vec3,
-    g_shape: nd_ivec3,
-    h: ti.f32,
-    mass: ti.f32,
-    rho0: ti.f32,
-    w_dq: ti.f32,
-    scorr_scale: ti.f32,
-):
-    """dp_i, eq. 12 with s_corr (eq. 14), plus lambda_i times the boundary's grad_pi C_i."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
-    c = ti.static(_Delta(lam, mass, h, w_dq, scorr_scale))
-    for i in x:
-        if flags[i] & ACTIVE:
-            xi = x[i]
-            acc = vec3(0.0)
-            for_each_neighbor(i, xi, g, _delta_task, acc, c)
-            dp[i] = acc / rho0 + lam[i] * wall[i].xyz
+@ti.func
+def _delta_eta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    """eq. 12's sum in ret[0:3], and eta = grad |omega| (eq. 16) times rho0 in ret[3:6]."""
+    w, grad_w = cubic_W_gradW(r, c.h)
+    s_corr = -c.scorr_scale * (w / c.w_dq) ** SCORR_N  # eq. 13
+    d = c.mass * (c.lam[i] + c.lam[j] + s_corr) * grad_w
+    e = c.mass * (c.omega[j].norm() - c.omega[i].norm()) * grad_w
+    ret += ti.Vector([d.x, d.y, d.z, e.x, e.y, e.z])
+
+
+def _position_delta(first: bool):
+    """The delta pass; the first iteration's also moves x*_i by the smoothing and the vorticity
+    confinement (see PBF.substep)."""
+
+    @ti.kernel
+    def position_delta(
+        x: nd_vec3,
+        flags: nd_i32,
+        lam: nd_f32,
+        wall: nd_vec4,
+        omega: nd_vec3,
+        dv: nd_vec3,
+        dp: nd_vec3,
+        cell_start: nd_i32,
+        g_origin: nd_vec3,
+        g_shape: nd_ivec3,
+        h: ti.f32,
+        mass: ti.f32,
+        rho0: ti.f32,
+        w_dq: ti.f32,
+        scorr_scale: ti.f32,
+        dt: ti.f32,
+        epsilon: ti.f32,
+    ):
+        """dp_i, eq. 12 with s_corr (eq. 14), plus lambda_i times the boundary's grad_pi C_i. The
+        first iteration's adds dt dv_i and dt^2 f_i, f_i = epsilon (N x omega_i) (eq. 16)."""
+        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+        c = ti.static(_Delta(lam, omega, mass, h, w_dq, scorr_scale))
+        for i in x:
+            if flags[i] & ACTIVE:
+                xi = x[i]
+                sums = ti.Vector([0.0] * (6 if ti.static(first) else 3))
+                for_each_neighbor(i, xi, g, _delta_eta_task if ti.static(first) else _delta_task, sums, c)
+                dp_i = vec3(sums[0], sums[1], sums[2]) / rho0 + lam[i] * wall[i].xyz
+                if ti.static(first):
+                    eta = vec3(sums[3], sums[4], sums[5])
+                    if eta.norm() > 1e-9:
+                        dp_i += dt * dt * epsilon * eta.normalized().cross(omega[i])
+                    dp_i += dt * dv[i]
+                dp[i] = dp_i
+
+    return position_delta
+
+
+constraint_lambda = _constraint_lambda(first=False)
+constraint_lambda_first = _constraint_lambda(first=True)
+position_delta = _position_delta(first=False)
+position_delta_first = _position_delta(first=True)
 
 
 @ti.kernel
@@ -181,94 +268,6 @@ def update_velocity(x: nd_vec3, x0: nd_vec3, v: nd_vec3, flags: nd_i32, inv_dt: 
             v[i] = clamp_speed((x[i] - x0[i]) * inv_dt, v_max)
 
 
-class _Vort(NamedTuple):
-    v: object
-    rho: object
-    omega: object
-    mass: object
-    h: object
-
-
-@ti.func
-def _vorticity_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    # grad_pj W_ij = -grad_pi W_ij
-    ret += c.mass / c.rho[j] * (c.v[j] - c.v[i]).cross(-cubic_gradW(r, c.h))
-
-
-@ti.kernel
-def vorticity(
-    x: nd_vec3,
-    v: nd_vec3,
-    flags: nd_i32,
-    rho: nd_f32,
-    omega: nd_vec3,
-    cell_start: nd_i32,
-    g_origin: nd_vec3,
-    g_shape: nd_ivec3,
-    h: ti.f32,
-    mass: ti.f32,
-):
-    """omega_i, eq. 15, with the SPH volume m_j / rho_j."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
-    c = ti.static(_Vort(v, rho, omega, mass, h))
-    for i in x:
-        if flags[i] & ACTIVE:
-            acc = vec3(0.0)
-            for_each_neighbor(i, x[i], g, _vorticity_task, acc, c)
-            omega[i] = acc
-
-
-@ti.func
-def _eta_xsph_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    """One pass for both sums over j: ret[0:3] eta = grad |omega| (eq. 16), ret[3:6] XSPH (eq. 17)."""
-    w, grad_w = cubic_W_gradW(r, c.h)
-    e = c.mass / c.rho[j] * (c.omega[j].norm() - c.omega[i].norm()) * grad_w
-    s = xsph_pair(i, j, w, c)
-    ret += ti.Vector([e.x, e.y, e.z, s.x, s.y, s.z])
-
-
-@ti.kernel
-def confine_and_smooth(
-    x: nd_vec3,
-    v: nd_vec3,
-    flags: nd_i32,
-    rho: nd_f32,
-    omega: nd_vec3,
-    v_out: nd_vec3,
-    cell_start: nd_i32,
-    g_origin: nd_vec3,
-    g_shape: nd_ivec3,
-    h: ti.f32,
-    b_params: nd_f32,
-    gamma: nd_f32,
-    area: nd_f32,
-    sdf: nd_f32_3d,
-    mass: ti.f32,
-    dt: ti.f32,
-    epsilon: ti.f32,
-    c_xsph: ti.f32,
-    c_wall: ti.f32,
-):
-    """Vorticity confinement (eq. 16, with eta = grad |omega|) and XSPH viscosity (eq. 17),
-    with the solid as a neighbour at rest."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
-    c = ti.static(_Vort(v, rho, omega, mass, h))
-    for i in x:
-        vi = v[i]
-        if flags[i] & ACTIVE:
-            sums = ti.Vector([0.0] * 6)
-            for_each_neighbor(i, x[i], g, _eta_xsph_task, sums, c)
-            eta = vec3(sums[0], sums[1], sums[2])
-            if eta.norm() > 1e-9:
-                N = eta.normalized()
-                vi += dt * epsilon * N.cross(omega[i])
-            vi += c_xsph * vec3(sums[3], sums[4], sums[5])
-            gamma_b, _ = boundary_density(x[i], b)
-            vi += c_wall * xsph_boundary(gamma_b, vi)
-        v_out[i] = vi
-
-
 class PBF:
     """One substep of Algorithm 1 of the paper, on the shared state, grid and boundary."""
 
@@ -297,23 +296,20 @@ class PBF:
         s.dispatch(predict, st.x, st.v, st.x0, st.flags, dt, s.gravity, s.v_max(dt), *b_args, *obs.args())
         grid.build(st, s.dispatch)
         g_args = grid.args()
-        for _ in range(self.iterations):
+        for k in range(self.iterations):
+            first = k == 0
             s.dispatch(
-                constraint_lambda, st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args_noh, s.mass, s.rho0,
-                self.relaxation,
+                constraint_lambda_first if first else constraint_lambda,
+                st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.omega, st.dv, *g_args, *b_args_noh, s.mass,
+                s.rho0, self.relaxation, self.c_xsph, s.wall_xsph(dt),
             )
             s.dispatch(
-                position_delta, st.x, st.flags, st.aux, st.wall, st.dv, *g_args, s.mass, s.rho0, self.w_dq,
-                self.scorr_scale,
+                position_delta_first if first else position_delta,
+                st.x, st.flags, st.aux, st.wall, st.omega, st.dv, st.dv, *g_args, s.mass, s.rho0, self.w_dq,
+                self.scorr_scale, dt, self.vorticity_epsilon,
             )
             s.dispatch(apply_delta, st.x, st.v, st.flags, st.dv, *b_args, *obs.args())
         s.dispatch(update_velocity, st.x, st.x0, st.v, st.flags, 1.0 / dt, s.v_max(dt))
-        s.dispatch(vorticity, st.x, st.v, st.flags, st.rho, st.omega, *g_args, s.mass)
-        s.dispatch(
-            confine_and_smooth, st.x, st.v, st.flags, st.rho, st.omega, st.dv, *g_args, *b_args_noh, s.mass, dt,
-            self.vorticity_epsilon, self.c_xsph, s.wall_xsph(dt),
-        )
-        st.swap_velocity_scratch()
 
     def pressure(self, s):
         raise NotImplementedError("PBF solves positions, not pressure: use DFSPH or WCSPH for pressure")
