@@ -40,3 +40,30 @@ def test_moving_obstacle_pushes_the_water(method):
     # the path is cleared compared with before
     path = lambda p: (np.abs(p[:, 2] - 0.15) < 0.04) & (p[:, 0] > 0.25) & (p[:, 0] < 0.45) & (p[:, 1] < 0.09)  # noqa: E731
     assert path(after.positions).sum() < 0.7 * path(before.positions).sum()
+
+
+def _pool(method="pbf", **solver):
+    scene = make_scene(
+        domain={"lower": [0, 0, 0], "upper": [0.4, 0.3, 0.4]},
+        fluid={"particle_radius": 0.01, "max_particles": 4000,
+               "blocks": [{"lower": [0, 0, 0], "upper": [0.4, 0.08, 0.4]}]},
+        solver={"method": method, **solver},
+    )
+    return Solver(scene, arch="cpu")
+
+
+def test_pbf_keeps_real_time_when_the_cfl_condition_asks_for_more_substeps():
+    s = _pool(substeps=1, max_substeps=2, cfl=0.4)
+    s.state.v.from_numpy(np.tile(np.float32([3.0, 0.0, 0.0]), (s.state.capacity, 1)))
+    s.step()  # the max speed is measured once per frame
+    stats = s.step(1 / 60)
+    assert stats["substeps"] == 2 and stats["dt"] == pytest.approx(1 / 120)
+    assert s.time == pytest.approx(2 / 60)
+    # every particle stayed within half a support radius per substep
+    assert stats["max_speed"] <= 0.5 * s.h * 120 * 1.0001
+    # DFSPH instead keeps its substeps CFL-stable, and its water runs slower
+    d = _pool("dfsph", substeps=1, max_substeps=2, cfl=0.4)
+    d.state.v.from_numpy(np.tile(np.float32([3.0, 0.0, 0.0]), (d.state.capacity, 1)))
+    d.step()
+    stats = d.step(1 / 60)
+    assert stats["substeps"] == 2 and stats["dt"] < 1 / 120

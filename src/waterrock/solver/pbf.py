@@ -272,6 +272,10 @@ class PBF:
     """One substep of Algorithm 1 of the paper, on the shared state, grid and boundary."""
 
     name = "pbf"
+    # Stable at frame-sized steps: when the CFL condition asks for more than max_substeps, the
+    # substeps stay frame_dt / max_substeps long and the speed limit v_max(dt) bounds each move;
+    # the water never runs slower than the clock (see Solver.plan)
+    keeps_frame_time = True
 
     def __init__(self, settings, fluid):
         self.iterations = settings.pbf_iterations
