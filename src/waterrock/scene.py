@@ -130,7 +130,11 @@ class SolverSettings(_Section):
     method: Literal["pbf", "dfsph", "wcsph"] = "pbf"
     frame_rate: Positive = 60.0
     substeps: int = Field(2, ge=1, le=1000, description="substeps per frame, at least")
-    max_substeps: int = Field(20, ge=1, le=100000, description="the CFL condition may add substeps up to this")
+    max_substeps: int = Field(
+        20, ge=1, le=100000,
+        description="the CFL condition may add substeps up to this; beyond it DFSPH and WCSPH shorten their substeps "
+        "(the water runs slower), PBF keeps them and limits each move to half a support radius",
+    )
     cfl: float = Field(0.4, gt=0.0, le=1.0, description="Courant number: dt <= cfl * particle spacing / max speed")
     time_step: float | None = Field(
         None, gt=0.0, le=0.1, description="a fixed substep length in seconds instead of the CFL condition"
