@@ -65,8 +65,10 @@ def bench_baseline(n: int, repeat: int) -> dict:
             "particle_substeps_per_s": len(x) / (st["median_ms"] * 1e-3)}
 
 
-def bench_method(n: int, method: str, repeat: int, arch: str | None, warmup: int = 3) -> dict:
-    """One substep per call (the host reads the device once per call, as once per frame)."""
+def bench_method(n: int, method: str, repeat: int, arch: str | None, warmup: int = 10) -> dict:
+    """One substep per call (the host reads the device once per call, as once per frame). The
+    first substeps of the collapse from rest ran slower and far more spread on the 2-core CPU
+    (PBF at 16k: 35 to 45 ms where later ones take 27), so ten are left untimed."""
     from waterrock.solver.solver import Solver
 
     case = DamBreak(n, method)
