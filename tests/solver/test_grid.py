@@ -3,10 +3,11 @@
 from typing import NamedTuple
 
 import numpy as np
+import pytest
 import taichi as ti
 from scipy.spatial import cKDTree
 
-from waterrock.solver.grid import GridArgs, NeighborGrid, for_each_neighbor, nd_ivec3
+from waterrock.solver.grid import GridArgs, NeighborGrid, for_each_neighbor_as, nd_ivec3, window_suits_backend
 from waterrock.solver.state import ACTIVE, ParticleState
 
 vec3 = ti.math.vec3
@@ -31,18 +32,19 @@ def _pair_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 @ti.kernel
 def _neighbour_signature(
     x: nd_vec3, ids: nd_i32, flags: nd_i32, out: ti.types.ndarray(dtype=ti.math.ivec4, ndim=1),
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, windowed: ti.template(),
 ):
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     c = ti.static(_Ids(ids))
     for i in x:
         acc = ti.math.ivec4(0)
         if flags[i] & ACTIVE:
-            for_each_neighbor(i, x[i], g, _pair_task, acc, c)
+            for_each_neighbor_as(i, x[i], g, _pair_task, acc, c, windowed)
         out[ids[i]] = acc
 
 
-def test_grid_matches_brute_force():
+@pytest.mark.parametrize("windowed", [True, False], ids=["window (CPU)", "branch (GPU)"])
+def test_grid_matches_brute_force(windowed):
     rng = np.random.default_rng(3)
     lower, upper, h = np.zeros(3), np.array([0.5, 0.3, 0.4]), 0.05
     n_active, capacity = 3000, 3500
@@ -64,7 +66,7 @@ def test_grid_matches_brute_force():
 
     out = ti.ndarray(ti.math.ivec4, capacity)
     out.fill(0)
-    _neighbour_signature(state.x, state.ids, state.flags, out, *grid.args())
+    _neighbour_signature(state.x, state.ids, state.flags, out, *grid.args(), windowed)
     got = out.to_numpy()[:n_active]
 
     # brute force on the same float32 positions, strict < h as in the solver
@@ -81,3 +83,6 @@ def test_grid_matches_brute_force():
     np.testing.assert_array_equal(got, want)  # same neighbour sets
     assert want[:, 0].mean() > 10
 
+
+def test_the_cpu_gathers_neighbours_in_a_window():
+    assert window_suits_backend()  # the tests run on Taichi's CPU backend

@@ -20,7 +20,9 @@ active particles, read on the device by the emitters, never by the host inside a
 
 :func:`for_each_neighbor` is the one neighbour loop of the solver: every physics term is a small
 task function ``task(i, j, r_ij, ret, ctx)`` called for each neighbour j of i within h. No
-neighbour lists are stored (DESIGN.md): each pass walks the rows again.
+neighbour lists are stored (DESIGN.md): each pass walks the rows again. On a CPU it gathers the
+neighbours in a register window before running the tasks, on a GPU it branches (see
+window_suits_backend).
 """
 
 import math
@@ -34,7 +36,7 @@ from waterrock.solver.state import ParticleState
 
 SCAN_BLOCK = 1024
 CELLS_X = 4  # cells per support radius along x (see the module's docstring)
-WINDOW = 32  # neighbours gathered before their tasks run (see for_each_neighbor)
+WINDOW = 32  # neighbours gathered before their tasks run (see for_each_neighbor_as)
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
@@ -76,16 +78,30 @@ def _gap(local: ti.f32, d: ti.template(), cell: ti.f32) -> ti.f32:
     return g
 
 
+def window_suits_backend() -> bool:
+    """The two-stage loop is for CPUs, where the |r| < h branch mispredicts. A GPU runs the test
+    as a branch, as published GPU SPH codes do: its threads hold no array in registers, so the
+    window would live in local memory, and a warp's lanes diverge on the task either way."""
+    return ti.lang.impl.current_cfg().arch in (ti.x64, ti.arm64)
+
+
 @ti.func
 def for_each_neighbor(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template()):
-    """Call ``task(i, j, xi - x_j, ret, ctx)`` for every other particle j with |xi - x_j| < h.
+    """Call ``task(i, j, xi - x_j, ret, ctx)`` for every other particle j with |xi - x_j| < h,
+    in the form that suits the backend (see for_each_neighbor_as)."""
+    for_each_neighbor_as(i, xi, g, task, ret, ctx, ti.static(window_suits_backend()))
 
-    In two stages, so that the test |r| < h is not a branch the CPU mispredicts for one candidate
-    in three: the candidates' indices are written to a window of WINDOW slots in registers, the
-    write cursor advancing only past a neighbour, and the tasks run on a full window, then on
-    what is left. The window lives for one particle of one pass: nothing is stored between passes.
-    Measured single-threaded at 16k particles: a DFSPH substep 30 % and a PBF substep 29 % faster
-    than with the test as a branch around the task."""
+
+@ti.func
+def for_each_neighbor_as(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template(),
+                         windowed: ti.template()):
+    """The neighbour loop. With ``windowed``, in two stages, so that the test |r| < h is not a
+    branch the CPU mispredicts for one candidate in three: the candidates' indices are written to
+    a window of WINDOW slots in registers, the write cursor advancing only past a neighbour, and
+    the tasks run on a full window, then on what is left. The window lives for one particle of
+    one pass: nothing is stored between passes. Measured single-threaded at 16k particles: a
+    DFSPH substep 30 % and a PBF substep 29 % faster than with the test as a branch around the
+    task, which is the form without ``windowed``."""
     lower, inv_cell, res = g.origin[0], g.origin[1], g.shape[0]
     h2 = g.h * g.h
     c = cell_coord(xi, lower, inv_cell, res)
@@ -106,12 +122,18 @@ def for_each_neighbor(i, xi: vec3, g: ti.template(), task: ti.template(), ret: t
                 x_hi = ti.min(ti.cast(ti.floor((xi.x + chord - lower.x) * inv_cell.x), ti.i32), res.x - 1)
                 row = (cz * res.y + cy) * res.x
                 for j in range(g.cell_start[row + x_lo], g.cell_start[row + x_hi + 1]):
-                    found[n] = j
-                    n += ti.select(((xi - g.x[j]).norm_sqr() < h2) & (j != i), 1, 0)
-                    if n == WINDOW:
-                        _run_tasks(i, xi, found, WINDOW, g, task, ret, ctx)
-                        n = 0
-    _run_tasks(i, xi, found, n, g, task, ret, ctx)
+                    if ti.static(windowed):
+                        found[n] = j
+                        n += ti.select(((xi - g.x[j]).norm_sqr() < h2) & (j != i), 1, 0)
+                        if n == WINDOW:
+                            _run_tasks(i, xi, found, WINDOW, g, task, ret, ctx)
+                            n = 0
+                    else:
+                        r = xi - g.x[j]
+                        if r.norm_sqr() < h2 and j != i:
+                            task(i, j, r, ret, ctx)
+    if ti.static(windowed):
+        _run_tasks(i, xi, found, n, g, task, ret, ctx)
 
 
 @ti.func
