@@ -168,18 +168,24 @@ class _Delta(NamedTuple):
 
 
 @ti.func
+def _delta_pair(i, j, w: ti.f32, grad_w: vec3, c: ti.template()) -> vec3:
+    """One neighbour's share of eq. 12's sum, with s_corr (eq. 13)."""
+    s_corr = -c.scorr_scale * (w / c.w_dq) ** SCORR_N
+    return c.mass * (c.lam[i] + c.lam[j] + s_corr) * grad_w
+
+
+@ti.func
 def _delta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
     w, grad_w = cubic_W_gradW(r, c.h)
-    s_corr = -c.scorr_scale * (w / c.w_dq) ** SCORR_N  # eq. 13
-    ret += c.mass * (c.lam[i] + c.lam[j] + s_corr) * grad_w
+    ret += _delta_pair(i, j, w, grad_w, c)
 
 
 @ti.func
 def _delta_eta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    """eq. 12's sum in ret[0:3], and eta = grad |omega| (eq. 16) times rho0 in ret[3:6]."""
+    """eq. 12's sum in ret[0:3], and eta = grad |omega| (eq. 16) times rho0 in ret[3:6]: only
+    its direction N is used."""
     w, grad_w = cubic_W_gradW(r, c.h)
-    s_corr = -c.scorr_scale * (w / c.w_dq) ** SCORR_N  # eq. 13
-    d = c.mass * (c.lam[i] + c.lam[j] + s_corr) * grad_w
+    d = _delta_pair(i, j, w, grad_w, c)
     e = c.mass * (c.omega[j].norm() - c.omega[i].norm()) * grad_w
     ret += ti.Vector([d.x, d.y, d.z, e.x, e.y, e.z])
 
@@ -307,7 +313,7 @@ class PBF:
                 st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.omega, st.dv, *g_args, *b_args_noh, s.mass,
                 s.rho0, self.relaxation, self.c_xsph, s.wall_xsph(dt),
             )
-            s.dispatch(
+            s.dispatch(  # dv in (the smoothing, read by each particle for itself), then dp out
                 position_delta_first if first else position_delta,
                 st.x, st.flags, st.aux, st.wall, st.omega, st.dv, st.dv, *g_args, s.mass, s.rho0, self.w_dq,
                 self.scorr_scale, dt, self.vorticity_epsilon,

@@ -3,8 +3,8 @@
     density        rho_i = sum_j m_j W_ij + rho_b(x_i)                      (Monaghan 1992, eq. 2.8)
     XSPH           v_i <- v_i + c sum_j (m_j / rho_j) (v_j - v_i) W_ij       (Schechter & Bridson 2012, eq. 6;
                                                                            Macklin & Mueller 2013, eq. 17)
-    grad sums      sum_j m_j grad W_ij and sum_j |m_j grad W_ij|^2, in the same pass as the density:
-                   the denominators of PBF's
+    grad sums      sum_j m_j grad W_ij and sum_j |m_j grad W_ij|^2, summed with the density
+                   (density_grad_pair): the denominators of PBF's
                    lambda (Macklin & Mueller 2013, eq. 11) and of DFSPH's factor (Bender & Koschier
                    2017, eq. 9)
 """
@@ -15,7 +15,7 @@ import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids, contact, friction
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
-from waterrock.solver.kernels import cubic_W, cubic_W_gradW
+from waterrock.solver.kernels import cubic_W
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE
 
@@ -47,22 +47,6 @@ def density_grad_pair(w_ij: ti.f32, grad_w_ij: vec3, mass: ti.f32):
     """One neighbour's share of (rho_i, sum_j m_j grad W_ij (3), sum_j |m_j grad W_ij|^2)."""
     gw = mass * grad_w_ij
     return ti.Vector([mass * w_ij, gw.x, gw.y, gw.z, gw.norm_sqr()])
-
-
-@ti.func
-def _density_grad_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
-    w, grad_w = cubic_W_gradW(r, f.h)
-    ret += density_grad_pair(w, grad_w, f.mass)
-
-
-@ti.func
-def density_and_grad_sums(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
-    """In one neighbour pass: rho_i, the solids' density map (grad Gamma, Gamma) at x_i, and
-    (sum_j m_j grad W_ij, sum_j |m_j grad W_ij|^2)."""
-    acc = ti.Vector([f.mass * cubic_W(0.0, f.h), 0.0, 0.0, 0.0, 0.0])
-    for_each_neighbor(i, xi, g, _density_grad_task, acc, f)
-    gamma_b, grad_b = boundary_density(xi, b)
-    return acc[0] + f.rho0 * gamma_b, ti.math.vec4(grad_b, gamma_b), vec3(acc[1], acc[2], acc[3]), acc[4]
 
 
 @ti.func
