@@ -69,15 +69,17 @@ def test_grid_matches_brute_force(windowed):
     _neighbour_signature(state.x, state.ids, state.flags, out, *grid.args(), windowed)
     got = out.to_numpy()[:n_active]
 
-    # brute force on the same float32 positions, strict < h as in the solver
+    # brute force on the same float32 positions, strict < h as in the solver; each particle is its
+    # own neighbour (the SPH sums run over j = i too)
     tree = cKDTree(pts.astype(np.float64))
     pairs = tree.query_pairs(h * (1 + 1e-6), output_type="ndarray")
     d2 = np.sum((pts[pairs[:, 0]] - pts[pairs[:, 1]]).astype(np.float32) ** 2, axis=1)
     pairs = pairs[d2 < np.float32(h) * np.float32(h)]
     want = np.zeros((n_active, 4), np.int64)
-    for a, b in ((0, 1), (1, 0)):
-        jid = pairs[:, b].astype(np.int64)
-        np.add.at(want, pairs[:, a], np.stack(
+    self_pairs = np.repeat(np.arange(n_active)[:, None], 2, axis=1)
+    for i_col, j_col in ((pairs[:, 0], pairs[:, 1]), (pairs[:, 1], pairs[:, 0]), (self_pairs[:, 0], self_pairs[:, 1])):
+        jid = j_col.astype(np.int64)
+        np.add.at(want, i_col, np.stack(
             [np.ones_like(jid), jid, (jid * 7919) % 10007, (jid % 101) * (jid % 103)], axis=1))
     np.testing.assert_array_equal(got[:, 0], want[:, 0])  # same neighbour counts
     np.testing.assert_array_equal(got, want)  # same neighbour sets

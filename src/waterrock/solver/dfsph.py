@@ -33,7 +33,7 @@ import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
-from waterrock.solver.kernels import cubic_gradW, cubic_W, cubic_W_gradW
+from waterrock.solver.kernels import cubic_gradW, cubic_W_gradW
 from waterrock.solver.state import ACTIVE
 from waterrock.solver.terms import XSPHArgs, density_grad_pair, xsph_boundary, xsph_pair
 
@@ -111,7 +111,7 @@ def density_and_factor(
     for i in x:
         ki = 0.0
         if flags[i] & ACTIVE:
-            sums = ti.Vector([mass * cubic_W(0.0, h), 0.0, 0.0, 0.0, 0.0, 0.0])
+            sums = ti.Vector([0.0] * 6)  # the sums include j = i
             for_each_neighbor(i, x[i], g, _factor_task, sums, c)
             gamma_b, grad_b = boundary_density(x[i], b)
             sum_grad = vec3(sums[1], sums[2], sums[3])

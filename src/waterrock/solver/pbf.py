@@ -29,7 +29,7 @@ import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
-from waterrock.solver.kernels import cubic_gradW_np, cubic_W, cubic_W_gradW, cubic_W_np
+from waterrock.solver.kernels import cubic_gradW_np, cubic_W_gradW, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE
 from waterrock.solver.terms import clamp_speed, collide, density_grad_pair, move, xsph_boundary
@@ -140,7 +140,7 @@ def _constraint_lambda(first: bool):
         for i in x:
             if flags[i] & ACTIVE:
                 xi = x[i]
-                sums = ti.Vector([mass * cubic_W(0.0, h)] + [0.0] * (10 if ti.static(first) else 4))
+                sums = ti.Vector([0.0] * (11 if ti.static(first) else 5))  # the sums include j = i
                 for_each_neighbor(i, xi, g, _lambda_vorticity_xsph_task if ti.static(first) else _lambda_task, sums, c)
                 gamma_b, grad_b = boundary_density(xi, b)
                 rho_i = sums[0] + rho0 * gamma_b

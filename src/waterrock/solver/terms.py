@@ -36,7 +36,7 @@ def _density_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
 @ti.func
 def density(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
     """rho_i, and the solids' density map at x_i, (grad Gamma, Gamma) (see ParticleState.wall)."""
-    rho = f.mass * cubic_W(0.0, f.h)
+    rho = 0.0  # the sum includes j = i: m_i W(0)
     for_each_neighbor(i, xi, g, _density_task, rho, f)
     gamma_b, grad_b = boundary_density(xi, b)
     return rho + f.rho0 * gamma_b, ti.math.vec4(grad_b, gamma_b)
