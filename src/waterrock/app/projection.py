@@ -23,7 +23,7 @@ import numpy as np
 
 from waterrock.app.loop import FrameLoop, clear_snapshot
 from waterrock.app.overlay import Overlay, draw_tracker_panel
-from waterrock.app.session import Inputs, save_png
+from waterrock.app.session import Inputs, run_view, save_png
 from waterrock.app.warp_edit import EDIT_HELP, WarpEditor
 from waterrock.app.window import WindowError
 from waterrock.render.target import unbind_egl
@@ -527,33 +527,20 @@ def run_projection(
     """The installation on its outputs until Q / Esc / SIGTERM, or ``seconds`` after the first
     frame (then a screenshot of each output to ``screenshot``, if given). Raises WindowError
     before anything slow happens if no output can be opened."""
-    from waterrock.solver.solver import Solver
-
     projection = outputs_for(scene.projection, monitors)
     outputs = Outputs(projection)
-    view = inputs = None
+    view = None
     try:
         view = ProjectionView(outputs, scene, projection, Path(screenshot) if screenshot else None)
-        solver = Solver(scene, arch=arch)
-        inputs = Inputs(scene, solver)
-        loop = FrameLoop(solver, inputs.obstacles, view)
-        view.loop, view.inputs = loop, inputs
-        view.show_debug = view.show_help = overlay
-        rc = loop.run(seconds=seconds, poll=view.poll, every_second=TrackerWatch(inputs))
-        if view.editor.active is not None:
-            view.editor.finish()  # quitting while editing keeps the edit, as leaving it does
-        if rc == 0 and screenshot is not None and seconds is not None:
-            view.screenshot_now(Path(screenshot))
-        log.info(
-            "stopped after %d frames shown, %d simulated, %d dropped",
-            loop.frames_shown,
-            loop.sim_frames,
-            loop.dropped,
-        )
-        return rc
+
+        def on_stop(rc: int) -> None:
+            if view.editor.active is not None:
+                view.editor.finish()  # quitting while editing keeps the edit, as leaving it does
+            if rc == 0 and screenshot is not None and seconds is not None:
+                view.screenshot_now(Path(screenshot))
+
+        return run_view(view, scene, arch, seconds, overlay, watch=TrackerWatch, on_stop=on_stop)
     finally:
-        if inputs is not None:
-            inputs.close()
         if view is not None:
             view.release()
         outputs.close()

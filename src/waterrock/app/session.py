@@ -1,7 +1,7 @@
 """What a run is made of: the scene's solver, its obstacle sources, and a view to draw into.
 
-Shared by the window, the headless fallback and ``waterrock render``, so the three differ only
-in where the picture goes.
+Shared by the window, the projectors, the headless fallback and ``waterrock render``, so they
+differ only in where the picture goes.
 """
 
 from __future__ import annotations
@@ -122,6 +122,33 @@ def save_png(rgb, path: str | Path) -> Path:
     if not cv2.imwrite(str(path), rgb[:, :, ::-1].copy()):
         raise OSError(f"{path}: cannot write a PNG there")
     return path
+
+
+def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overlay: bool,
+             visitor=None, watch=None, on_stop=None) -> int:
+    """Drive an on-screen view (the window's InstallationView, the projectors' ProjectionView):
+    the scene's solver and inputs, the frame loop until it stops, then ``on_stop(rc)`` while the
+    inputs are still open (the screenshot, an edit left open). ``visitor`` is one more obstacle
+    source (the mouse), ``watch(inputs)`` the loop's once-a-second callback. The view is the
+    caller's to release."""
+    from waterrock.solver.solver import Solver
+
+    solver = Solver(scene, arch=arch)
+    inputs = Inputs(scene, solver)
+    try:
+        if visitor is not None:
+            inputs.obstacles.add(visitor)
+        loop = FrameLoop(solver, inputs.obstacles, view)
+        view.loop, view.inputs = loop, inputs
+        view.show_debug = view.show_help = overlay
+        rc = loop.run(seconds=seconds, poll=view.poll, every_second=watch(inputs) if watch is not None else None)
+        if on_stop is not None:
+            on_stop(rc)
+        log.info("stopped after %d frames shown, %d simulated, %d dropped",
+                 loop.frames_shown, loop.sim_frames, loop.dropped)
+        return rc
+    finally:
+        inputs.close()
 
 
 def run_headless(

@@ -19,7 +19,7 @@ import numpy as np
 from waterrock.app.loop import FrameLoop, clear_snapshot
 from waterrock.app.overlay import Overlay, draw_tracker_panel
 from waterrock.app.pointer import pixel_to_scene, touch_plane, visitor_radius
-from waterrock.app.session import Inputs, save_png
+from waterrock.app.session import Inputs, run_view, save_png
 from waterrock.render.target import unbind_egl
 from waterrock.scene import Scene
 from waterrock.snapshots import ParticleSnapshot
@@ -265,35 +265,22 @@ def run_window(
     slow happens if no window can be opened, so the caller can fall back to headless."""
     from waterrock.render.command import scene_rock
     from waterrock.render.renderer import Renderer
-    from waterrock.solver.solver import Solver
 
     window = Window(f"waterrock - {scene.name}", tuple(size) if size else DEFAULT_SIZE, fullscreen)
-    view = inputs = None
+    view = None
     try:
         renderer = Renderer(
             window.ctx, scene.render, window.framebuffer_size(), scene_rock(scene), scene.fluid.max_particles
         )
         view = InstallationView(window, scene, renderer, Path(screenshot) if screenshot else None)
-        solver = Solver(scene, arch=arch)
-        inputs = Inputs(scene, solver)
-        inputs.obstacles.add(view.visitor)
-        loop = FrameLoop(solver, inputs.obstacles, view)
-        view.loop, view.inputs = loop, inputs
-        view.show_debug = view.show_help = overlay
-        rc = loop.run(seconds=seconds, poll=view.poll)
-        if rc == 0 and screenshot is not None and seconds is not None:
-            view.render()  # the back buffer is undefined after a swap: draw the last frame again
-            view.save_screenshot(Path(screenshot))
-        log.info(
-            "stopped after %d frames shown, %d simulated, %d dropped",
-            loop.frames_shown,
-            loop.sim_frames,
-            loop.dropped,
-        )
-        return rc
+
+        def on_stop(rc: int) -> None:
+            if rc == 0 and screenshot is not None and seconds is not None:
+                view.render()  # the back buffer is undefined after a swap: draw the last frame again
+                view.save_screenshot(Path(screenshot))
+
+        return run_view(view, scene, arch, seconds, overlay, visitor=view.visitor, on_stop=on_stop)
     finally:
-        if inputs is not None:
-            inputs.close()
         if view is not None:
             view.release()
         window.close()
