@@ -23,7 +23,7 @@ import numpy as np
 
 from waterrock.app.loop import FrameLoop, clear_snapshot
 from waterrock.app.overlay import Overlay, draw_tracker_panel
-from waterrock.app.session import Inputs, run_view, save_png
+from waterrock.app.session import Inputs, SharedKeys, run_view, save_png
 from waterrock.app.warp_edit import EDIT_HELP, WarpEditor
 from waterrock.app.window import WindowError
 from waterrock.render.target import unbind_egl
@@ -239,7 +239,7 @@ class Outputs:
         self._terminate()
 
 
-class ProjectionView:
+class ProjectionView(SharedKeys):
     """The frame loop's view on the outputs: the scene drawn once into a picture texture, then
     through each output's warp; keys and the mouse edit the warps."""
 
@@ -318,23 +318,9 @@ class ProjectionView:
             return
         if action != glfw.PRESS:
             return
-        if key in (glfw.KEY_ESCAPE, glfw.KEY_Q):
-            self.loop.stop()
-        elif key == glfw.KEY_W:
+        if not self._shared_key(glfw, key) and key == glfw.KEY_W:
             ed.begin(index)
             self._set_editing(index)
-        elif key == glfw.KEY_SPACE:
-            self.loop.toggle_pause()
-        elif key == glfw.KEY_R:
-            self.loop.request_reset()
-        elif key == glfw.KEY_D:
-            self.show_debug = not self.show_debug
-        elif key == glfw.KEY_T:
-            self.show_tracker = not self.show_tracker
-        elif key == glfw.KEY_H:
-            self.show_help = not self.show_help
-        elif key == glfw.KEY_S:
-            self._want_screenshot = True
 
     def _edit_key(self, key: int, mods: int) -> None:
         glfw, ed = self.outputs.glfw, self.editor

@@ -124,6 +124,32 @@ def save_png(rgb, path: str | Path) -> Path:
     return path
 
 
+class SharedKeys:
+    """The hotkeys every on-screen view answers the same way (docs/operator.md), for a view with
+    ``loop``, ``show_debug``, ``show_tracker``, ``show_help`` and ``_want_screenshot``."""
+
+    def _shared_key(self, glfw, key: int) -> bool:
+        """Q / Esc quit, space pause, R reset the water, D overlay, T tracker panel, H help,
+        S screenshot; False for any other key."""
+        if key in (glfw.KEY_ESCAPE, glfw.KEY_Q):
+            self.loop.stop()
+        elif key == glfw.KEY_SPACE:
+            self.loop.toggle_pause()
+        elif key == glfw.KEY_R:
+            self.loop.request_reset()
+        elif key == glfw.KEY_D:
+            self.show_debug = not self.show_debug
+        elif key == glfw.KEY_T:
+            self.show_tracker = not self.show_tracker
+        elif key == glfw.KEY_H:
+            self.show_help = not self.show_help
+        elif key == glfw.KEY_S:
+            self._want_screenshot = True
+        else:
+            return False
+        return True
+
+
 def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overlay: bool,
              visitor=None, watch=None, on_stop=None) -> int:
     """Drive an on-screen view (the window's InstallationView, the projectors' ProjectionView):

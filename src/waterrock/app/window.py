@@ -19,7 +19,7 @@ import numpy as np
 from waterrock.app.loop import FrameLoop, clear_snapshot
 from waterrock.app.overlay import Overlay, draw_tracker_panel
 from waterrock.app.pointer import pixel_to_scene, touch_plane, visitor_radius
-from waterrock.app.session import Inputs, run_view, save_png
+from waterrock.app.session import Inputs, SharedKeys, run_view, save_png
 from waterrock.render.target import unbind_egl
 from waterrock.scene import Scene
 from waterrock.snapshots import ParticleSnapshot
@@ -126,7 +126,7 @@ class Window:
         self.glfw.terminate()
 
 
-class InstallationView:
+class InstallationView(SharedKeys):
     """The frame loop's view in a window: renderer to the screen, overlay, keys, mouse visitor."""
 
     def __init__(self, window: Window, scene: Scene, renderer, screenshot: Path | None = None):
@@ -174,22 +174,8 @@ class InstallationView:
         glfw = self.window.glfw
         if action != glfw.PRESS or self.loop is None:
             return
-        if key in (glfw.KEY_ESCAPE, glfw.KEY_Q):
-            self.loop.stop()
-        elif key == glfw.KEY_SPACE:
-            self.loop.toggle_pause()
-        elif key == glfw.KEY_R:
-            self.loop.request_reset()
-        elif key == glfw.KEY_F:
+        if not self._shared_key(glfw, key) and key == glfw.KEY_F:
             self.window.toggle_fullscreen()
-        elif key == glfw.KEY_D:
-            self.show_debug = not self.show_debug
-        elif key == glfw.KEY_T:
-            self.show_tracker = not self.show_tracker
-        elif key == glfw.KEY_H:
-            self.show_help = not self.show_help
-        elif key == glfw.KEY_S:
-            self._want_screenshot = True
 
     # --- the View protocol ---------------------------------------------------------------------
 
