@@ -51,13 +51,37 @@ def capsule_distance(p: vec3, a: vec3, b: vec3):
 
 
 @ti.func
-def collide_obstacles(p: vec3, v: vec3, contact: ti.f32, friction: ti.f32, o: ti.template()):
-    """Push p out of every capsule and give it the capsule's velocity. An obstacle adds no density,
-    so it keeps the water a particle radius away: twice the solids' collision distance."""
+def obstacle_distance(p: vec3, k, o: ti.template()):
+    """Distance from p to the axis of obstacle k where it is now (moved on by its velocity since
+    the snapshot), and the unit direction from the axis to p."""
+    shift = o.velocity[k] * o.elapsed
+    return capsule_distance(p, o.a[k] + shift, o.b[k] + shift)
+
+
+@ti.func
+def obstacle_reach(k, contact: ti.f32, o: ti.template()) -> ti.f32:
+    """How close to its axis obstacle k lets water come. An obstacle adds no density, so it keeps
+    the water a particle radius away from its surface: twice the solids' collision distance."""
+    return o.radius[k] + 2.0 * contact
+
+
+@ti.func
+def blocked_by_obstacle(p: vec3, margin: ti.f32, contact: ti.f32, o: ti.template()) -> bool:
+    """Whether p lies within ``margin`` of the water's side of an obstacle's reach."""
+    blocked = False
     for k in range(o.count):
-        shift = o.velocity[k] * o.elapsed
-        dist, n = capsule_distance(p, o.a[k] + shift, o.b[k] + shift)
-        reach = o.radius[k] + 2.0 * contact
+        dist, _ = obstacle_distance(p, k, o)
+        if dist < obstacle_reach(k, contact, o) + margin:
+            blocked = True
+    return blocked
+
+
+@ti.func
+def collide_obstacles(p: vec3, v: vec3, contact: ti.f32, friction: ti.f32, o: ti.template()):
+    """Push p out of every capsule and give it the capsule's velocity."""
+    for k in range(o.count):
+        dist, n = obstacle_distance(p, k, o)
+        reach = obstacle_reach(k, contact, o)
         if dist < reach:
             p += (reach - dist) * n
             u = o.velocity[k]

@@ -29,7 +29,7 @@ from waterrock.solver.grid import NeighborGrid
 from waterrock.solver.launch import Batch, Graphs, launch_now
 from waterrock.solver.obstacles import Obstacles
 from waterrock.solver.pbf import PBF
-from waterrock.solver.sources import EMITTED, NONFINITE, RETIRED, STARVED, Sources
+from waterrock.solver.sources import BLOCKED, EMITTED, NONFINITE, RETIRED, STARVED, Sources
 from waterrock.solver.state import ACTIVE, RECYCLED, ParticleState, clear_recycled
 from waterrock.solver.terms import advect, max_speed, measure_density
 from waterrock.solver.wcsph import WCSPH
@@ -189,7 +189,7 @@ class Solver:
         finally:
             self.dispatch = launch_now
         self.graphs.run(batch)
-        self.sources.emit(self.state, dt)
+        self.sources.emit(self.state, dt, self.obstacles.args(), self.boundary.contact)
         self.time += dt
         self.substeps_total += 1
 
@@ -234,6 +234,7 @@ class Solver:
             "frame": self.frame, "time": self.time, "substeps": n, "dt": dt, "max_speed": vmax,
             "nonfinite": int(counters[NONFINITE]), "retired": int(counters[RETIRED]),
             "emitted": int(counters[EMITTED]), "starved": int(counters[STARVED]),
+            "blocked": int(counters[BLOCKED]),
         }
         if hasattr(self.method, "end_frame"):
             stats.update(self.method.end_frame(n))
