@@ -67,3 +67,51 @@ def test_pbf_keeps_real_time_when_the_cfl_condition_asks_for_more_substeps():
     d.step()
     stats = d.step(1 / 60)
     assert stats["substeps"] == 2 and stats["dt"] < 1 / 120
+
+
+@pytest.mark.parametrize("method", ["pbf", "dfsph"])
+def test_a_visitor_never_pushes_water_into_a_solid(method):
+    """A foot stamped through a pool into the floor: the water under it has nowhere to go, and
+    the solid wins over the visitor: no particle ends up in the floor, whatever the foot does."""
+    s = _pool(method, substeps=2)
+    for _ in range(5):
+        s.step()
+    R, speed = 0.06, 2.0
+    for k in range(8):  # from 0.15 m down to 0.03 m: half the foot below the floor
+        y = max(0.15 - speed * k / 60, 0.03)
+        s.set_obstacles(ObstacleSnapshot.spheres([[0.2, y, 0.2]], R, velocities=[[0, -speed, 0]]))
+        s.step()
+        y_min = s.snapshot().positions[:, 1].min()
+        assert y_min >= 0.99 * s.boundary.contact, f"frame {k}: water {-y_min:.4f} m inside the floor"
+
+
+def test_a_visitor_over_the_source_blocks_it_instead_of_packing_water_onto_itself():
+    """A sphere over one half of a rectangular opening (0.1 m along x by 0.2 m along z): that half
+    emits nothing while it is there (counted as blocked), no particle is placed within its reach,
+    and the other half goes on."""
+    scene = make_scene(
+        domain={"lower": [0, 0, 0], "upper": [0.4, 0.5, 0.4]},
+        fluid={"particle_radius": 0.01, "max_particles": 4000},
+        emitters=[{"shape": "rect", "center": [0.2, 0.4, 0.2], "direction": [0, -1, 0],
+                   "size": [0.2, 0.1], "speed": 1.0}],
+        solver={"method": "dfsph", "substeps": 2},
+    )
+    R, centre = 0.1, [0.2, 0.4, 0.3]
+    emitted = {}
+    for covered in (False, True):
+        s = Solver(scene, arch="cpu")
+        s.step()
+        if covered:
+            s.set_obstacles(ObstacleSnapshot.spheres([centre], R))
+        before = s.snapshot().ids
+        stats = [s.step() for _ in range(6)]
+        emitted[covered] = sum(st["emitted"] for st in stats)
+        blocked = sum(st["blocked"] for st in stats)
+        assert (blocked > 0) == covered
+    assert 0.25 * emitted[False] < emitted[True] < 0.75 * emitted[False]  # about half the opening
+    snap = s.snapshot()
+    new = ~np.isin(snap.ids, before)
+    reach = R + 2 * s.boundary.contact
+    dist = np.linalg.norm(snap.positions[new] - centre, axis=1)
+    assert dist.min() > reach
+    assert np.all(np.linalg.norm(snap.velocities, axis=1) < 3.0)

@@ -89,9 +89,9 @@ def clamp_speed(v: vec3, v_max: ti.f32) -> vec3:
 
 @ti.func
 def collide(p: vec3, v: vec3, b: ti.template(), o: ti.template()):
-    """The solids, then the visitors, push p out and take from v what goes into them."""
-    p, v = collide_solids(p, v, b)
-    return collide_obstacles(p, v, contact(b), friction(b), o)
+    """The visitors, then the solids, push p out and take from v what goes into them."""
+    p, v = collide_obstacles(p, v, contact(b), friction(b), o)
+    return collide_solids(p, v, b)
 
 
 @ti.func
