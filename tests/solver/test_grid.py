@@ -1,4 +1,5 @@
-"""The counting-sort grid finds exactly the pairs a brute-force search finds."""
+"""The counting-sort grid finds exactly the pairs a brute-force search finds, in each form of the
+neighbour loop: gathered through a window (CPU) or a branch (GPU), or every pair once (CPU)."""
 
 from typing import NamedTuple
 
@@ -7,7 +8,17 @@ import pytest
 import taichi as ti
 from scipy.spatial import cKDTree
 
-from waterrock.solver.grid import GridArgs, NeighborGrid, for_each_neighbor_as, nd_ivec3, window_suits_backend
+from waterrock.solver.grid import (
+    PAIR_COLOURS,
+    GridArgs,
+    NeighborGrid,
+    for_each_neighbor_as,
+    nd_ivec3,
+    pair_tasks,
+    pairs_in_block,
+    pairs_to_clear,
+    window_suits_backend,
+)
 from waterrock.solver.state import ACTIVE, ParticleState
 
 vec3 = ti.math.vec3
@@ -43,8 +54,35 @@ def _neighbour_signature(
         out[ids[i]] = acc
 
 
-@pytest.mark.parametrize("windowed", [True, False], ids=["window (CPU)", "branch (GPU)"])
-def test_grid_matches_brute_force(windowed):
+@ti.func
+def _pair_pair_task(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
+    _pair_task(i, j, r, ret_i, c)
+    _pair_task(j, i, -r, ret_j, c)
+
+
+@ti.kernel
+def _pair_signature(
+    x: nd_vec3, ids: nd_i32, share: ti.types.ndarray(dtype=ti.math.ivec4, ndim=1),
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, colour: ti.i32,
+):
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    c = ti.static(_Ids(ids))
+    for i in range(pairs_to_clear(g, colour)):
+        share[i] = ti.zero(share[i])
+    for t in range(pair_tasks(g, colour)):
+        pairs_in_block(t, colour, g, _pair_pair_task, share, c)
+
+
+@ti.kernel
+def _by_id(ids: nd_i32, flags: nd_i32, share: ti.types.ndarray(dtype=ti.math.ivec4, ndim=1),
+           out: ti.types.ndarray(dtype=ti.math.ivec4, ndim=1)):
+    for i in ids:
+        if flags[i] & ACTIVE:
+            out[ids[i]] = share[i]
+
+
+@pytest.mark.parametrize("form", ["window", "branch", "pairs"], ids=["window (CPU)", "branch (GPU)", "pairs (CPU)"])
+def test_grid_matches_brute_force(form):
     rng = np.random.default_rng(3)
     lower, upper, h = np.zeros(3), np.array([0.5, 0.3, 0.4]), 0.05
     n_active, capacity = 3000, 3500
@@ -66,7 +104,14 @@ def test_grid_matches_brute_force(windowed):
 
     out = ti.ndarray(ti.math.ivec4, capacity)
     out.fill(0)
-    _neighbour_signature(state.x, state.ids, state.flags, out, *grid.args(), windowed)
+    if form == "pairs":
+        share = ti.ndarray(ti.math.ivec4, capacity)
+        share.fill(7)  # garbage from an earlier pass
+        for colour in range(PAIR_COLOURS):
+            _pair_signature(state.x, state.ids, share, *grid.args(), colour)
+        _by_id(state.ids, state.flags, share, out)
+    else:
+        _neighbour_signature(state.x, state.ids, state.flags, out, *grid.args(), form == "window")
     got = out.to_numpy()[:n_active]
 
     # brute force on the same float32 positions, strict < h as in the solver; each particle is its

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids, contact, friction
-from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
+from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3, pair_as_task
 from waterrock.solver.kernels import cubic_W
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE
@@ -29,15 +29,21 @@ class Fluid(NamedTuple):
 
 
 @ti.func
-def _density_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
-    ret += f.mass * cubic_W(r.norm(), f.h)
+def density_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), f: ti.template()):
+    """m W_ij, the pair's share of both densities (grid.for_each_pair)."""
+    w = f.mass * cubic_W(r.norm(), f.h)
+    ret_i += w
+    ret_j += w
+
+
+density_task = pair_as_task(density_pair)
 
 
 @ti.func
 def density(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
     """rho_i, and the solids' density map at x_i, (grad Gamma, Gamma) (see ParticleState.wall)."""
     rho = 0.0  # the sum includes j = i: m_i W(0)
-    for_each_neighbor(i, xi, g, _density_task, rho, f)
+    for_each_neighbor(i, xi, g, density_task, rho, f)
     gamma_b, grad_b = boundary_density(xi, b)
     return rho + f.rho0 * gamma_b, ti.math.vec4(grad_b, gamma_b)
 

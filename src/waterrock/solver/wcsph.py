@@ -7,6 +7,10 @@ flows" (SCA). The reference baseline.
 with symplectic Euler, XSPH viscosity, and the density-map boundary of boundary.py (pressure
 mirrored as in Akinci et al. 2012, eq. 9). The speed of sound c = sqrt(B gamma / rho0) enters
 the CFL condition: dt <= cfl * spacing / (c + max speed).
+
+Both passes come in two forms with the same terms: on a GPU each kernel gathers every
+neighbour of its particle and finishes it at once; on a CPU the sums are taken in pair form,
+every pair once (grid.for_each_pair), two kernels per pass, and a third finishes the particles.
 """
 
 import math
@@ -14,11 +18,21 @@ from typing import NamedTuple
 
 import taichi as ti
 
-from waterrock.solver.boundary import BoundaryArgs
-from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
+from waterrock.solver.boundary import BoundaryArgs, boundary_density
+from waterrock.solver.grid import (
+    PAIR_COLOURS,
+    GridArgs,
+    for_each_neighbor,
+    nd_ivec3,
+    pair_as_task,
+    pair_tasks,
+    pairs_in_block,
+    pairs_suit,
+    pairs_to_clear,
+)
 from waterrock.solver.kernels import cubic_W_gradW
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, density, xsph_boundary, xsph_pair
+from waterrock.solver.terms import Fluid, density_pair, density_task, xsph_boundary, xsph_pair
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -27,6 +41,18 @@ nd_vec4 = ti.types.ndarray(dtype=ti.math.vec4, ndim=1)
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
 nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
+
+
+@ti.func
+def _finish_density(i, rho_sum, x: ti.template(), rho: ti.template(), k: ti.template(), wall: ti.template(),
+                    b: ti.template(), rho0, stiffness, exponent):
+    """rho_i = the fluid's sum + the solids' map at x_i, and k_i = p_i / rho_i^2 (eq. 7)."""
+    gamma_b, grad_b = boundary_density(x[i], b)
+    rho_i = rho_sum + rho0 * gamma_b
+    p = ti.max(stiffness * ((rho_i / rho0) ** exponent - 1.0), 0.0)
+    rho[i] = rho_i
+    wall[i] = ti.math.vec4(grad_b, gamma_b)
+    k[i] = p / (rho_i * rho_i)
 
 
 @ti.kernel
@@ -42,11 +68,36 @@ def density_and_pressure(
     f = ti.static(Fluid(mass, rho0, h))
     for i in x:
         if flags[i] & ACTIVE:
-            rho_i, wall_i = density(i, x[i], g, b, f)
-            p = ti.max(stiffness * ((rho_i / rho0) ** exponent - 1.0), 0.0)
-            rho[i] = rho_i
-            wall[i] = wall_i
-            k[i] = p / (rho_i * rho_i)
+            rho_sum = 0.0  # the sum includes j = i: m_i W(0)
+            for_each_neighbor(i, x[i], g, density_task, rho_sum, f)
+            _finish_density(i, rho_sum, x, rho, k, wall, b, rho0, stiffness, exponent)
+
+
+@ti.kernel
+def density_pairs(
+    x: nd_vec3, rho: nd_f32, cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    mass: ti.f32, rho0: ti.f32, colour: ti.i32,
+):
+    """The fluid's sum_j m_j W_ij into rho, for the blocks of one colour (grid.pairs_in_block)."""
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    f = ti.static(Fluid(mass, rho0, h))
+    for i in range(pairs_to_clear(g, colour)):
+        rho[i] = 0.0
+    for t in range(pair_tasks(g, colour)):
+        pairs_in_block(t, colour, g, density_pair, rho, f)
+
+
+@ti.kernel
+def pressure_from_sums(
+    x: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, wall: nd_vec4,
+    b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
+    rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32,
+):
+    """rho_i and k_i from the fluid's sums that density_pairs left in rho."""
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+    for i in x:
+        if flags[i] & ACTIVE:
+            _finish_density(i, rho[i], x, rho, k, wall, b, rho0, stiffness, exponent)
 
 
 class _Momentum(NamedTuple):
@@ -55,16 +106,29 @@ class _Momentum(NamedTuple):
     rho: object
     mass: object
     h: object
+    dt: object
+    c_xsph: object
 
 
 @ti.func
-def _momentum_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    """One pass for both sums over j: ret[0:3] the pressure acceleration (eq. 6),
-    ret[3:6] the XSPH term."""
+def _momentum_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
+    """The pair's share of v_i's and v_j's change: dt times the pressure acceleration (eq. 6),
+    equal and opposite, and the XSPH terms."""
     w, grad_w = cubic_W_gradW(r, c.h)
-    a = -c.mass * (c.k[i] + c.k[j]) * grad_w
-    s = xsph_pair(i, j, w, c)
-    ret += ti.Vector([a.x, a.y, a.z, s.x, s.y, s.z])
+    dv_p = -c.dt * c.mass * (c.k[i] + c.k[j]) * grad_w
+    ret_i += dv_p + c.c_xsph * xsph_pair(i, j, w, c)
+    ret_j += -dv_p + c.c_xsph * xsph_pair(j, i, w, c)
+
+
+_momentum_task = pair_as_task(_momentum_pair)
+
+
+@ti.func
+def _new_velocity(vi: vec3, dv_fluid: vec3, k_i, wall_i, rho0, dt, gravity: vec3, c_wall) -> vec3:
+    """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest; dv_fluid is
+    what the fluid's neighbours add (_momentum_task)."""
+    vi += dv_fluid + dt * (gravity - k_i * rho0 * wall_i.xyz)
+    return vi + c_wall * xsph_boundary(wall_i.w, vi)
 
 
 @ti.kernel
@@ -75,15 +139,41 @@ def accelerate(
 ):
     """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
-    c = ti.static(_Momentum(k, v, rho, mass, h))
+    c = ti.static(_Momentum(k, v, rho, mass, h, dt, c_xsph))
     for i in x:
         vi = v[i]
         if flags[i] & ACTIVE:
-            sums = ti.Vector([0.0] * 6)
-            for_each_neighbor(i, x[i], g, _momentum_task, sums, c)
-            a = gravity[0] + vec3(sums[0], sums[1], sums[2]) - k[i] * rho0 * wall[i].xyz
-            vi += dt * a + c_xsph * vec3(sums[3], sums[4], sums[5])
-            vi += c_wall * xsph_boundary(wall[i].w, vi)
+            dv = vec3(0.0)
+            for_each_neighbor(i, x[i], g, _momentum_task, dv, c)
+            vi = _new_velocity(vi, dv, k[i], wall[i], rho0, dt, gravity[0], c_wall)
+        v_out[i] = vi
+
+
+@ti.kernel
+def momentum_pairs(
+    x: nd_vec3, v: nd_vec3, rho: nd_f32, k: nd_f32, dv: nd_vec3,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    mass: ti.f32, dt: ti.f32, c_xsph: ti.f32, colour: ti.i32,
+):
+    """accelerate's sums over j into dv, for the blocks of one colour (grid.pairs_in_block)."""
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    c = ti.static(_Momentum(k, v, rho, mass, h, dt, c_xsph))
+    for i in range(pairs_to_clear(g, colour)):
+        dv[i] = vec3(0.0)
+    for t in range(pair_tasks(g, colour)):
+        pairs_in_block(t, colour, g, _momentum_pair, dv, c)
+
+
+@ti.kernel
+def accelerate_from_sums(
+    v: nd_vec3, flags: nd_i32, k: nd_f32, wall: nd_vec4, v_out: nd_vec3,
+    rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_wall: ti.f32,
+):
+    """accelerate's velocities, from the fluid's share that momentum_pairs left in v_out."""
+    for i in v:
+        vi = v[i]
+        if flags[i] & ACTIVE:
+            vi = _new_velocity(vi, v_out[i], k[i], wall[i], rho0, dt, gravity[0], c_wall)
         v_out[i] = vi
 
 
@@ -95,20 +185,32 @@ class WCSPH:
         self.exponent = settings.exponent
         self.c_xsph = fluid.viscosity
         self.sound_speed = math.sqrt(self.stiffness * self.exponent / fluid.rest_density)
+        self.pairs = None  # the neighbour sums in pair form: None picks by backend (grid.pairs_suit)
 
     def substep(self, s, dt: float) -> None:
         st, grid = s.state, s.grid
         b_args = s.boundary.args_without_h()
         grid.build(st, s.dispatch)
         g_args = grid.args()
-        s.dispatch(
-            density_and_pressure, st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args, s.mass, s.rho0,
-            self.stiffness, self.exponent,
-        )
-        s.dispatch(
-            accelerate, st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.dv, *g_args, s.mass, s.rho0, dt, s.gravity,
-            self.c_xsph, s.wall_xsph(dt),
-        )
+        if self.pairs if self.pairs is not None else pairs_suit(grid):
+            for colour in range(PAIR_COLOURS):
+                s.dispatch(density_pairs, st.x, st.rho, *g_args, s.mass, s.rho0, colour)
+            s.dispatch(pressure_from_sums, st.x, st.flags, st.rho, st.aux, st.wall, *s.boundary.args(), s.rho0,
+                       self.stiffness, self.exponent)
+            for colour in range(PAIR_COLOURS):
+                s.dispatch(momentum_pairs, st.x, st.v, st.rho, st.aux, st.dv, *g_args, s.mass, dt, self.c_xsph,
+                           colour)
+            s.dispatch(accelerate_from_sums, st.v, st.flags, st.aux, st.wall, st.dv, s.rho0, dt, s.gravity,
+                       s.wall_xsph(dt))
+        else:
+            s.dispatch(
+                density_and_pressure, st.x, st.flags, st.rho, st.aux, st.wall, *g_args, *b_args, s.mass, s.rho0,
+                self.stiffness, self.exponent,
+            )
+            s.dispatch(
+                accelerate, st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.dv, *g_args, s.mass, s.rho0, dt,
+                s.gravity, self.c_xsph, s.wall_xsph(dt),
+            )
         st.swap_velocity_scratch()
         s.advect(dt)
 
