@@ -9,15 +9,14 @@ import taichi as ti
 from scipy.spatial import cKDTree
 
 from waterrock.solver.grid import (
-    PAIR_COLOURS,
     GridArgs,
     NeighborGrid,
     for_each_neighbor_as,
     nd_ivec3,
+    pair_pass,
     pair_tasks,
     pairs_in_block,
-    pairs_to_clear,
-    window_suits_backend,
+        window_suits_backend,
 )
 from waterrock.solver.state import ACTIVE, ParticleState
 
@@ -67,8 +66,6 @@ def _pair_signature(
 ):
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     c = ti.static(_Ids(ids))
-    for i in range(pairs_to_clear(g, colour)):
-        share[i] = ti.zero(share[i])
     for t in range(pair_tasks(g, colour)):
         pairs_in_block(t, colour, g, _pair_pair_task, share, c)
 
@@ -107,8 +104,8 @@ def test_grid_matches_brute_force(form):
     if form == "pairs":
         share = ti.ndarray(ti.math.ivec4, capacity)
         share.fill(7)  # garbage from an earlier pass
-        for colour in range(PAIR_COLOURS):
-            _pair_signature(state.x, state.ids, share, *grid.args(), colour)
+        pair_pass(lambda kernel, *args: kernel(*args), _pair_signature, share, grid.cell_start, state.x, state.ids,
+                  share, *grid.args())
         _by_id(state.ids, state.flags, share, out)
     else:
         _neighbour_signature(state.x, state.ids, state.flags, out, *grid.args(), form == "window")

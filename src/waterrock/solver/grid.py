@@ -40,8 +40,9 @@ SCAN_BLOCK = 1024
 CELLS_X = 4  # cells per support radius along x (see the module's docstring)
 WINDOW = 32  # neighbours gathered before their tasks run (see for_each_neighbor_as)
 BLOCK_ROWS = 2  # rows of cells along y in a block of the pair form (see pairs_in_block)
-BLOCK_GRAIN = 512  # loop iterations per block task (see pair_tasks)
 PAIR_COLOURS = 4  # kernels per pass in the pair form (see pairs_in_block)
+BLOCK_GRAIN = 512  # loop iterations per block task (see pair_tasks)
+PAIRS_MIN_ACTIVE = 24_000  # particles from which the CPU takes the pair form (see pairs_suit)
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
@@ -74,12 +75,13 @@ def cell_index(c: ivec3, res: ivec3) -> ti.i32:
 
 @ti.func
 def _gap(local: ti.f32, d: ti.template(), cell: ti.f32) -> ti.f32:
-    """Distance along one axis from a point at ``local`` in its cell to the cell d = -1, 0, 1 away."""
+    """Distance along one axis from a point at ``local`` in its cell to the cell d = -1, 0, 1 away
+    (0 for a point that has moved past the shared face since the sort, see for_each_pair)."""
     g = 0.0
     if ti.static(d > 0):
-        g = cell - local
+        g = ti.max(cell - local, 0.0)
     elif ti.static(d < 0):
-        g = local
+        g = ti.max(local, 0.0)
     return g
 
 
@@ -186,10 +188,14 @@ def _run_tasks(i, xi: vec3, found: ti.template(), n, g: ti.template(), task: ti.
         task(i, j, xi - g.x[j], ret, ctx)
 
 
-def pairs_suit(grid: "NeighborGrid") -> bool:
-    """The pair form is for CPUs (see for_each_pair); a GPU, with thousands of threads and
-    hardware atomics, gathers (for_each_neighbor)."""
-    return window_suits_backend()
+def pairs_suit(n_active: int) -> bool:
+    """Whether a solver's sums take the pair form (for_each_pair): on a CPU, for PAIRS_MIN_ACTIVE
+    particles and more. Each pass in pair form is six kernels with a barrier between each, and
+    its blocks of rows hold very different numbers of particles; below that, on two cores, the
+    gather form is as fast or faster (measured, PBF's dam break: 5 % slower in pair form at 16k,
+    26 % faster at 64k; the default scene, 1,800 particles: 13 ms a frame gathering, 17 ms in
+    pairs). A GPU, with thousands of threads and hardware atomics, always gathers."""
+    return window_suits_backend() and n_active >= PAIRS_MIN_ACTIVE
 
 
 @ti.func
@@ -210,15 +216,19 @@ def pair_tasks(g: ti.template(), colour) -> ti.i32:
     return n_z * n_y * BLOCK_GRAIN
 
 
-@ti.func
-def pairs_to_clear(g: ti.template(), colour) -> ti.i32:
-    """How many sums the loop before a pair kernel's tasks clears: all the active particles'
-    before the first colour, none after."""
-    n = 0
-    if colour == 0:
-        res = g.shape[0]
-        n = g.cell_start[res.x * res.y * res.z]
-    return n
+@ti.kernel
+def clear_sums(share: ti.types.ndarray(), cell_start: nd_i32):
+    """Zero the active particles' sums before a pass's first colour (see pairs_in_block)."""
+    for i in range(cell_start[cell_start.shape[0] - 2]):  # cell_start[n_cells]: the active count
+        share[i] = ti.zero(share[i])
+
+
+def pair_pass(dispatch, kernel, share, cell_start, *args) -> None:
+    """The sums of a pass in pair form: ``share`` cleared, then ``kernel(*args, colour)`` for
+    each colour, in order (see pairs_in_block)."""
+    dispatch(clear_sums, share, cell_start)
+    for colour in range(PAIR_COLOURS):
+        dispatch(kernel, *args, colour)
 
 
 @ti.func
@@ -238,15 +248,17 @@ def pairs_in_block(t, colour, g: ti.template(), pair_task: ti.template(), share:
         cz = 2 * (k // n_y) + colour % 2
         y0 = (2 * (k % n_y) + colour // 2) * BLOCK_ROWS
         y1 = ti.min(y0 + BLOCK_ROWS, res.y)
-        for i in range(g.cell_start[(cz * res.y + y0) * res.x], g.cell_start[(cz * res.y + y1) * res.x]):
-            ret = ti.zero(share[i])
-            for_each_pair(i, g.x[i], g, pair_task, ret, share, ctx)
-            share[i] = share[i] + ret
+        for cy in range(y0, y1):
+            row = (cz * res.y + cy) * res.x
+            for i in range(g.cell_start[row], g.cell_start[row + res.x]):
+                ret = ti.zero(share[i])
+                for_each_pair(i, g.x[i], ti.math.ivec2(cy, cz), g, pair_task, ret, share, ctx)
+                share[i] = share[i] + ret
 
 
 @ti.func
-def for_each_pair(i, xi: vec3, g: ti.template(), pair_task: ti.template(), ret: ti.template(), share: ti.template(),
-                  ctx: ti.template()):
+def for_each_pair(i, xi: vec3, row: ti.math.ivec2, g: ti.template(), pair_task: ti.template(), ret: ti.template(),
+                  share: ti.template(), ctx: ti.template()):
     """The neighbour loop in pair form: every pair of neighbours once, as a serial SPH code does
     with Newton's third law. i visits the half of its neighbourhood that follows it, which holds
     about half the candidates: the particles after it in its own row, the row above it (+y) in
@@ -256,13 +268,19 @@ def for_each_pair(i, xi: vec3, g: ti.template(), pair_task: ti.template(), ret: 
     evaluates a pair's kernel once for both (see pair_as_task for the gather form).
 
     The writes to share[j] are plain, not atomic: a kernel runs the blocks of one colour, one
-    thread each, which no other thread then touches (pairs_in_block). The test |r| < h is a
+    thread each, which no other thread then touches (pairs_in_block). For that, and for every
+    pair to be taken at most once, i's half is that of the row it was sorted into, ``row`` =
+    (cy, cz), not of where it is now: PBF moves the particles between its passes, and a particle
+    that has crossed into the next row would otherwise take pairs that are another's, or write
+    outside its block. The test |r| < h is a
     branch: with half the candidates, the register window of the gather form costs more than
     the mispredictions it saves (measured: WCSPH's two pair passes 12 % slower with it).
     Measured single-threaded at 16k particles, a WCSPH substep takes 6.8 ms in pair form and
     10.7 ms gathering."""
     h2 = g.h * g.h
-    c, local = _home(xi, g)
+    c, _ = _home(xi, g)
+    c.y, c.z = row.x, row.y
+    local = xi - g.origin[0] - g.h * ti.cast(c, ti.f32)  # y and z from the row's faces
     own = ti.zero(ret)  # i's own term reaches i once
     pair_task(i, i, vec3(0.0), ret, own, ctx)
     for dz in ti.static(range(0, 2)):

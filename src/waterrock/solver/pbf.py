@@ -28,7 +28,17 @@ import numpy as np
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density
-from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
+from waterrock.solver.grid import (
+    GridArgs,
+    for_each_neighbor,
+    nd_ivec3,
+    pair_as_task,
+    pair_pass,
+    pair_tasks,
+    pairs_in_block,
+    pairs_suit,
+    window_suits_backend,
+)
 from waterrock.solver.kernels import cubic_gradW_np, cubic_W_gradW, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE
@@ -85,77 +95,105 @@ class _Lambda(NamedTuple):
 
 
 @ti.func
-def _lambda_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+def _lambda_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
+    """The pair's share of both densities and gradient sums (grad_pj W_ji = -grad_pi W_ij)."""
     w, grad_w = cubic_W_gradW(r, c.h)
-    ret += density_grad_pair(w, grad_w, c.mass)
+    d = density_grad_pair(w, grad_w, c.mass)
+    ret_i += d
+    ret_j += ti.Vector([d[0], -d[1], -d[2], -d[3], d[4]])
 
 
 @ti.func
-def _lambda_vorticity_xsph_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    """The density and its gradient sums, with omega_i (eq. 15, grad_pj W_ij = -grad_pi W_ij)
-    and the XSPH sum (eq. 17), both with the volume m_j / rho0, in ret[5:8] and ret[8:11]."""
+def _lambda_vorticity_xsph_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
+    """_lambda_pair's sums, with omega (eq. 15, grad_pj W_ij = -grad_pi W_ij; the same for both
+    of the pair) and the XSPH sum (eq. 17; opposite), both with the volume m / rho0, in [5:8]
+    and [8:11]."""
     w, grad_w = cubic_W_gradW(r, c.h)
     d = density_grad_pair(w, grad_w, c.mass)
     v_ij = c.v[j] - c.v[i]
     volume = c.mass / c.rho0
     omega = volume * v_ij.cross(-grad_w)
     smooth = volume * w * v_ij
-    ret += ti.Vector([d[0], d[1], d[2], d[3], d[4], omega.x, omega.y, omega.z, smooth.x, smooth.y, smooth.z])
+    ret_i += ti.Vector([d[0], d[1], d[2], d[3], d[4], omega.x, omega.y, omega.z, smooth.x, smooth.y, smooth.z])
+    ret_j += ti.Vector([d[0], -d[1], -d[2], -d[3], d[4], omega.x, omega.y, omega.z, -smooth.x, -smooth.y, -smooth.z])
 
 
-def _constraint_lambda(first: bool):
-    """The lambda pass; the first iteration's also gathers vorticity and XSPH (see PBF.substep)."""
+@ti.func
+def _finish_lambda(i, sums, first: ti.template(), x: ti.template(), v: ti.template(), rho: ti.template(),
+                   lam: ti.template(), wall: ti.template(), omega: ti.template(), dv: ti.template(),
+                   b: ti.template(), rho0, relaxation, c_xsph, c_wall):
+    """lambda_i, eq. 11, from the fluid's sums, with the boundary's share of rho_i and of
+    grad_pi C_i; the solids' density map at x*_i, which the delta pass reads at the same
+    positions. The first iteration's also writes omega_i (eq. 15) and the smoothing's velocity
+    change dv_i: XSPH (eq. 17) plus the solid's, a neighbour at rest (terms.xsph_boundary)."""
+    gamma_b, grad_b = boundary_density(x[i], b)
+    rho_i = sums[0] + rho0 * gamma_b
+    wall[i] = ti.math.vec4(grad_b, gamma_b)
+    grad_i = vec3(sums[1], sums[2], sums[3]) / rho0 + grad_b  # grad_pi C_i
+    denom = grad_i.norm_sqr() + sums[4] / (rho0 * rho0)
+    C = ti.max(rho_i / rho0 - 1.0, 0.0)
+    rho[i] = rho_i
+    lam[i] = -C / (denom + relaxation)
+    if ti.static(first):
+        omega[i] = vec3(sums[5], sums[6], sums[7])
+        smooth = c_xsph * vec3(sums[8], sums[9], sums[10])
+        dv[i] = smooth + c_wall * xsph_boundary(gamma_b, v[i] + smooth)
+
+
+def _lambda_sums(first: bool) -> int:
+    """How many sums a lambda pass takes: rho, sum grad W (3), sum |grad W|^2; and the first's,
+    omega (3) and XSPH (3) too."""
+    return 11 if first else 5
+
+
+def _lambda_kernels(first: bool):
+    """The lambda pass, gathering (GPU), and in pair form (CPU): the sums' kernel, one per
+    colour, then the one that finishes each particle. The first iteration's pass also sums
+    vorticity and XSPH (see PBF.substep)."""
+    pair_task = _lambda_vorticity_xsph_pair if first else _lambda_pair
+    task = pair_as_task(pair_task)
+    n_sums = _lambda_sums(first)
 
     @ti.kernel
     def constraint_lambda(
-        x: nd_vec3,
-        v: nd_vec3,
-        flags: nd_i32,
-        rho: nd_f32,
-        lam: nd_f32,
-        wall: nd_vec4,
-        omega: nd_vec3,
-        dv: nd_vec3,
-        cell_start: nd_i32,
-        g_origin: nd_vec3,
-        g_shape: nd_ivec3,
-        h: ti.f32,
-        b_params: nd_f32,
-        gamma: nd_f32,
-        area: nd_f32,
-        sdf: nd_f32_3d,
-        mass: ti.f32,
-        rho0: ti.f32,
-        relaxation: ti.f32,
-        c_xsph: ti.f32,
-        c_wall: ti.f32,
+        x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3, dv: nd_vec3,
+        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+        b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+        mass: ti.f32, rho0: ti.f32, relaxation: ti.f32, c_xsph: ti.f32, c_wall: ti.f32,
     ):
-        """lambda_i, eq. 11, with the boundary's share of rho_i and of grad_pi C_i; the solids'
-        density map at x*_i, which position_delta reads at the same positions. The first
-        iteration's also writes omega_i (eq. 15) and the smoothing's velocity change dv_i: XSPH
-        (eq. 17) plus the solid's, a neighbour at rest (terms.xsph_boundary)."""
         g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
         b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
         c = ti.static(_Lambda(v, mass, rho0, h))
         for i in x:
             if flags[i] & ACTIVE:
-                xi = x[i]
-                sums = ti.Vector([0.0] * (11 if ti.static(first) else 5))  # the sums include j = i
-                for_each_neighbor(i, xi, g, _lambda_vorticity_xsph_task if ti.static(first) else _lambda_task, sums, c)
-                gamma_b, grad_b = boundary_density(xi, b)
-                rho_i = sums[0] + rho0 * gamma_b
-                wall[i] = ti.math.vec4(grad_b, gamma_b)
-                grad_i = vec3(sums[1], sums[2], sums[3]) / rho0 + grad_b  # grad_pi C_i
-                denom = grad_i.norm_sqr() + sums[4] / (rho0 * rho0)
-                C = ti.max(rho_i / rho0 - 1.0, 0.0)
-                rho[i] = rho_i
-                lam[i] = -C / (denom + relaxation)
-                if ti.static(first):
-                    omega[i] = vec3(sums[5], sums[6], sums[7])
-                    smooth = c_xsph * vec3(sums[8], sums[9], sums[10])
-                    dv[i] = smooth + c_wall * xsph_boundary(gamma_b, v[i] + smooth)
+                sums = ti.Vector([0.0] * n_sums)  # the sums include j = i
+                for_each_neighbor(i, x[i], g, task, sums, c)
+                _finish_lambda(i, sums, first, x, v, rho, lam, wall, omega, dv, b, rho0, relaxation, c_xsph, c_wall)
 
-    return constraint_lambda
+    @ti.kernel
+    def lambda_pairs(
+        x: nd_vec3, v: nd_vec3, sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1),
+        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+        mass: ti.f32, rho0: ti.f32, colour: ti.i32,
+    ):
+        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+        c = ti.static(_Lambda(v, mass, rho0, h))
+        for t in range(pair_tasks(g, colour)):
+            pairs_in_block(t, colour, g, pair_task, sums, c)
+
+    @ti.kernel
+    def finish_lambda(
+        x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3, dv: nd_vec3,
+        sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1),
+        b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
+        rho0: ti.f32, relaxation: ti.f32, c_xsph: ti.f32, c_wall: ti.f32,
+    ):
+        b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+        for i in x:
+            if flags[i] & ACTIVE:
+                _finish_lambda(i, sums[i], first, x, v, rho, lam, wall, omega, dv, b, rho0, relaxation, c_xsph, c_wall)
+
+    return constraint_lambda, lambda_pairs, finish_lambda
 
 
 class _Delta(NamedTuple):
@@ -168,76 +206,102 @@ class _Delta(NamedTuple):
 
 
 @ti.func
-def _delta_pair(i, j, w: ti.f32, grad_w: vec3, c: ti.template()) -> vec3:
-    """One neighbour's share of eq. 12's sum, with s_corr (eq. 13)."""
+def _delta_term(i, j, w: ti.f32, grad_w: vec3, c: ti.template()) -> vec3:
+    """One neighbour's share of eq. 12's sum, with s_corr (eq. 13); j's is its opposite."""
     s_corr = -c.scorr_scale * (w / c.w_dq) ** SCORR_N
     return c.mass * (c.lam[i] + c.lam[j] + s_corr) * grad_w
 
 
 @ti.func
-def _delta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+def _delta_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
     w, grad_w = cubic_W_gradW(r, c.h)
-    ret += _delta_pair(i, j, w, grad_w, c)
+    d = _delta_term(i, j, w, grad_w, c)
+    ret_i += d
+    ret_j -= d
 
 
 @ti.func
-def _delta_eta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    """eq. 12's sum in ret[0:3], and eta = grad |omega| (eq. 16) times rho0 in ret[3:6]: only
-    its direction N is used."""
+def _delta_eta_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
+    """eq. 12's sum in [0:3], and eta = grad |omega| (eq. 16) times rho0 in [3:6], the same for
+    both of the pair: only its direction N is used."""
     w, grad_w = cubic_W_gradW(r, c.h)
-    d = _delta_pair(i, j, w, grad_w, c)
+    d = _delta_term(i, j, w, grad_w, c)
     e = c.mass * (c.omega[j].norm() - c.omega[i].norm()) * grad_w
-    ret += ti.Vector([d.x, d.y, d.z, e.x, e.y, e.z])
+    ret_i += ti.Vector([d.x, d.y, d.z, e.x, e.y, e.z])
+    ret_j += ti.Vector([-d.x, -d.y, -d.z, e.x, e.y, e.z])
 
 
-def _position_delta(first: bool):
-    """The delta pass; the first iteration's also moves x*_i by the smoothing and the vorticity
-    confinement (see PBF.substep)."""
+@ti.func
+def _position_delta(i, sums, first: ti.template(), lam: ti.template(), wall: ti.template(), omega: ti.template(),
+                    dv: ti.template(), rho0, dt, epsilon) -> vec3:
+    """dp_i, eq. 12 with s_corr (eq. 14), from the fluid's sums, plus lambda_i times the
+    boundary's grad_pi C_i. The first iteration's adds dt dv_i and dt^2 f_i, f_i = epsilon
+    (N x omega_i) (eq. 16)."""
+    dp_i = vec3(sums[0], sums[1], sums[2]) / rho0 + lam[i] * wall[i].xyz
+    if ti.static(first):
+        eta = vec3(sums[3], sums[4], sums[5])
+        if eta.norm() > 1e-9:
+            dp_i += dt * dt * epsilon * eta.normalized().cross(omega[i])
+        dp_i += dt * dv[i]
+    return dp_i
+
+
+def _delta_kernels(first: bool):
+    """The delta pass, gathering (GPU), and in pair form (CPU): the sums' kernel, one per colour,
+    then the one that moves each particle. The first iteration's also moves x*_i by the
+    smoothing and the vorticity confinement (see PBF.substep)."""
+    pair_task = _delta_eta_pair if first else _delta_pair
+    task = pair_as_task(pair_task)
+    n_sums = 6 if first else 3
 
     @ti.kernel
     def position_delta(
-        x: nd_vec3,
-        flags: nd_i32,
-        lam: nd_f32,
-        wall: nd_vec4,
-        omega: nd_vec3,
-        dv: nd_vec3,
-        dp: nd_vec3,
-        cell_start: nd_i32,
-        g_origin: nd_vec3,
-        g_shape: nd_ivec3,
-        h: ti.f32,
-        mass: ti.f32,
-        rho0: ti.f32,
-        w_dq: ti.f32,
-        scorr_scale: ti.f32,
-        dt: ti.f32,
-        epsilon: ti.f32,
+        x: nd_vec3, flags: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3, dv: nd_vec3, dp: nd_vec3,
+        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+        mass: ti.f32, rho0: ti.f32, w_dq: ti.f32, scorr_scale: ti.f32, dt: ti.f32, epsilon: ti.f32,
     ):
-        """dp_i, eq. 12 with s_corr (eq. 14), plus lambda_i times the boundary's grad_pi C_i. The
-        first iteration's adds dt dv_i and dt^2 f_i, f_i = epsilon (N x omega_i) (eq. 16)."""
         g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
         c = ti.static(_Delta(lam, omega, mass, h, w_dq, scorr_scale))
         for i in x:
             if flags[i] & ACTIVE:
-                xi = x[i]
-                sums = ti.Vector([0.0] * (6 if ti.static(first) else 3))
-                for_each_neighbor(i, xi, g, _delta_eta_task if ti.static(first) else _delta_task, sums, c)
-                dp_i = vec3(sums[0], sums[1], sums[2]) / rho0 + lam[i] * wall[i].xyz
-                if ti.static(first):
-                    eta = vec3(sums[3], sums[4], sums[5])
-                    if eta.norm() > 1e-9:
-                        dp_i += dt * dt * epsilon * eta.normalized().cross(omega[i])
-                    dp_i += dt * dv[i]
-                dp[i] = dp_i
+                sums = ti.Vector([0.0] * n_sums)
+                for_each_neighbor(i, x[i], g, task, sums, c)
+                dp[i] = _position_delta(i, sums, first, lam, wall, omega, dv, rho0, dt, epsilon)
 
-    return position_delta
+    @ti.kernel
+    def delta_pairs(
+        x: nd_vec3, lam: nd_f32, omega: nd_vec3, sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1),
+        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+        mass: ti.f32, w_dq: ti.f32, scorr_scale: ti.f32, colour: ti.i32,
+    ):
+        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+        c = ti.static(_Delta(lam, omega, mass, h, w_dq, scorr_scale))
+        for t in range(pair_tasks(g, colour)):
+            pairs_in_block(t, colour, g, pair_task, sums, c)
+
+    @ti.kernel
+    def finish_delta(
+        x: nd_vec3, v: nd_vec3, flags: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3, dv: nd_vec3,
+        sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1), rho0: ti.f32, dt: ti.f32,
+        epsilon: ti.f32, b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
+        o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
+    ):
+        """x*_i += dp_i, then collision response (Algorithm 1, lines 13-15): apply_delta, with
+        the sums in hand once every pair is done."""
+        b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+        o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
+        for i in x:
+            if flags[i] & ACTIVE:
+                dp_i = _position_delta(i, sums[i], first, lam, wall, omega, dv, rho0, dt, epsilon)
+                x[i], v[i] = collide(x[i] + dp_i, v[i], b, o)
+
+    return position_delta, delta_pairs, finish_delta
 
 
-constraint_lambda = _constraint_lambda(first=False)
-constraint_lambda_first = _constraint_lambda(first=True)
-position_delta = _position_delta(first=False)
-position_delta_first = _position_delta(first=True)
+constraint_lambda, lambda_pairs, finish_lambda = _lambda_kernels(first=False)
+constraint_lambda_first, lambda_pairs_first, finish_lambda_first = _lambda_kernels(first=True)
+position_delta, delta_pairs, finish_delta = _delta_kernels(first=False)
+position_delta_first, delta_pairs_first, finish_delta_first = _delta_kernels(first=True)
 
 
 @ti.kernel
@@ -282,6 +346,8 @@ class PBF:
     # substeps stay frame_dt / max_substeps long and the speed limit v_max(dt) bounds each move;
     # the water never runs slower than the clock (see Solver.plan)
     keeps_frame_time = True
+    # the pair form's sums: the lambda passes' (5, and 11 in the first) and the first delta's (6)
+    PAIR_BYTES_PER_PARTICLE = 4 * (5 + 11 + 6)
 
     def __init__(self, settings, fluid):
         self.iterations = settings.pbf_iterations
@@ -298,28 +364,63 @@ class PBF:
         g = np.stack(np.meshgrid(*[np.arange(-n, n + 1) * dx] * 3, indexing="ij"), -1).reshape(-1, 3)
         grad_c = dx**3 * cubic_gradW_np(g, h)  # m_j grad W_ij / rho0, with m_j = rho0 dx^3
         self.scorr_scale = SCORR_K / float(np.sum(grad_c**2))
+        # the sums in pair form (grid.for_each_pair): None picks (grid.pairs_suit); each pass's
+        # in its own scratch, the later delta passes' in the state's dv
+        self.pairs = None
+        if window_suits_backend():
+            capacity = fluid.max_particles
+            self.lambda_sums = [ti.ndarray(ti.types.vector(_lambda_sums(first), ti.f32), capacity) for first in (0, 1)]
+            self.delta_sums_first = ti.ndarray(ti.types.vector(6, ti.f32), capacity)
 
     def substep(self, s, dt: float) -> None:
-        st, grid, bnd, obs = s.state, s.grid, s.boundary, s.obstacles
-        b_args = bnd.args()
-        b_args_noh = bnd.args_without_h()
-        s.dispatch(predict, st.x, st.v, st.x0, st.flags, dt, s.gravity, s.v_max(dt), *b_args, *obs.args())
-        grid.build(st, s.dispatch)
-        g_args = grid.args()
+        st, bnd, obs = s.state, s.boundary, s.obstacles
+        s.dispatch(predict, st.x, st.v, st.x0, st.flags, dt, s.gravity, s.v_max(dt), *bnd.args(), *obs.args())
+        s.grid.build(st, s.dispatch)
+        pairs = self.pairs if self.pairs is not None else pairs_suit(s.active)
         for k in range(self.iterations):
-            first = k == 0
-            s.dispatch(
-                constraint_lambda_first if first else constraint_lambda,
-                st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.omega, st.dv, *g_args, *b_args_noh, s.mass,
-                s.rho0, self.relaxation, self.c_xsph, s.wall_xsph(dt),
-            )
-            s.dispatch(  # dv in (the smoothing, read by each particle for itself), then dp out
-                position_delta_first if first else position_delta,
-                st.x, st.flags, st.aux, st.wall, st.omega, st.dv, st.dv, *g_args, s.mass, s.rho0, self.w_dq,
-                self.scorr_scale, dt, self.vorticity_epsilon,
-            )
-            s.dispatch(apply_delta, st.x, st.v, st.flags, st.dv, *b_args, *obs.args())
+            if pairs:
+                self._iteration_in_pairs(s, dt, first=k == 0)
+            else:
+                self._iteration(s, dt, first=k == 0)
         s.dispatch(update_velocity, st.x, st.x0, st.v, st.flags, 1.0 / dt, s.v_max(dt))
+
+    def _iteration(self, s, dt: float, first: bool) -> None:
+        """One Jacobi iteration, gathering: the lambda pass, the delta pass, the move."""
+        st, bnd, obs = s.state, s.boundary, s.obstacles
+        g_args = s.grid.args()
+        s.dispatch(
+            constraint_lambda_first if first else constraint_lambda,
+            st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.omega, st.dv, *g_args, *bnd.args_without_h(), s.mass,
+            s.rho0, self.relaxation, self.c_xsph, s.wall_xsph(dt),
+        )
+        s.dispatch(  # dv in (the smoothing, read by each particle for itself), then dp out
+            position_delta_first if first else position_delta,
+            st.x, st.flags, st.aux, st.wall, st.omega, st.dv, st.dv, *g_args, s.mass, s.rho0, self.w_dq,
+            self.scorr_scale, dt, self.vorticity_epsilon,
+        )
+        s.dispatch(apply_delta, st.x, st.v, st.flags, st.dv, *bnd.args(), *obs.args())
+
+    def _iteration_in_pairs(self, s, dt: float, first: bool) -> None:
+        """One Jacobi iteration in pair form: each pass's sums, colour by colour, then a kernel
+        that finishes every particle (lambda_i; dp_i and the move)."""
+        st, bnd, obs = s.state, s.boundary, s.obstacles
+        g_args = s.grid.args()
+        sums = self.lambda_sums[first]
+        pair_pass(s.dispatch, lambda_pairs_first if first else lambda_pairs, sums, s.grid.cell_start, st.x, st.v, sums,
+                  *g_args, s.mass, s.rho0)
+        s.dispatch(
+            finish_lambda_first if first else finish_lambda,
+            st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.omega, st.dv, sums, *bnd.args(), s.rho0,
+            self.relaxation, self.c_xsph, s.wall_xsph(dt),
+        )
+        sums = self.delta_sums_first if first else st.dv  # dv holds the smoothing until the first move
+        pair_pass(s.dispatch, delta_pairs_first if first else delta_pairs, sums, s.grid.cell_start, st.x, st.aux,
+                  st.omega, sums, *g_args, s.mass, self.w_dq, self.scorr_scale)
+        s.dispatch(
+            finish_delta_first if first else finish_delta,
+            st.x, st.v, st.flags, st.aux, st.wall, st.omega, st.dv, sums, s.rho0, dt, self.vorticity_epsilon,
+            *bnd.args(), *obs.args(),
+        )
 
     def pressure(self, s):
         raise NotImplementedError("PBF solves positions, not pressure: use DFSPH or WCSPH for pressure")

@@ -101,7 +101,9 @@ class Solver:
 
     def _check_memory(self, capacity: int, dom) -> None:
         cells = np.prod(np.ceil((np.subtract(dom.upper, dom.lower)) / self.h))
-        need = capacity * (ParticleState.BYTES_PER_PARTICLE + NeighborGrid.BYTES_PER_PARTICLE) + cells * 4 * 2
+        per_particle = ParticleState.BYTES_PER_PARTICLE + NeighborGrid.BYTES_PER_PARTICLE
+        per_particle += getattr(METHODS[self.settings.method], "PAIR_BYTES_PER_PARTICLE", 0)
+        need = capacity * per_particle + cells * 4 * 2
         avail = _available_memory_bytes()
         if avail is not None and need > 0.8 * avail:
             raise SolverError(
@@ -146,7 +148,8 @@ class Solver:
         self.substeps_total = 0
         top = max((e.speed for e in self.scene.emitters), default=0.0)
         self._max_speed = max(top, 1.0)
-        self.stats = {"max_speed": 0.0, "active": int(self.n_active())}
+        self.active = int(self.n_active())  # as of the last frame; the methods read it (grid.pairs_suit)
+        self.stats = {"max_speed": 0.0, "active": self.active}
 
     # --- stepping ----------------------------------------------------------------------------
 
@@ -226,6 +229,8 @@ class Solver:
         max_speed(st.v, st.flags, self._stats_buf)
         vmax = float(self._stats_buf.to_numpy()[2])
         counters = self.sources.read_counters()
+        # the active particles are the first free_head slots once the emitters are done
+        self.active = int(st.free_head.to_numpy()[0])
         if counters[NONFINITE]:
             log.warning("%d particles had non-finite position or velocity: retired and re-emitted",
                         int(counters[NONFINITE]))
@@ -234,7 +239,7 @@ class Solver:
             "frame": self.frame, "time": self.time, "substeps": n, "dt": dt, "max_speed": vmax,
             "nonfinite": int(counters[NONFINITE]), "retired": int(counters[RETIRED]),
             "emitted": int(counters[EMITTED]), "starved": int(counters[STARVED]),
-            "blocked": int(counters[BLOCKED]),
+            "blocked": int(counters[BLOCKED]), "active": self.active,
         }
         if hasattr(self.method, "end_frame"):
             stats.update(self.method.end_frame(n))

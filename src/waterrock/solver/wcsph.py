@@ -20,16 +20,15 @@ import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density
 from waterrock.solver.grid import (
-    PAIR_COLOURS,
     GridArgs,
     for_each_neighbor,
     nd_ivec3,
     pair_as_task,
+    pair_pass,
     pair_tasks,
     pairs_in_block,
     pairs_suit,
-    pairs_to_clear,
-)
+    )
 from waterrock.solver.kernels import cubic_W_gradW
 from waterrock.solver.state import ACTIVE
 from waterrock.solver.terms import Fluid, density_pair, density_task, xsph_boundary, xsph_pair
@@ -81,8 +80,6 @@ def density_pairs(
     """The fluid's sum_j m_j W_ij into rho, for the blocks of one colour (grid.pairs_in_block)."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     f = ti.static(Fluid(mass, rho0, h))
-    for i in range(pairs_to_clear(g, colour)):
-        rho[i] = 0.0
     for t in range(pair_tasks(g, colour)):
         pairs_in_block(t, colour, g, density_pair, rho, f)
 
@@ -158,8 +155,6 @@ def momentum_pairs(
     """accelerate's sums over j into dv, for the blocks of one colour (grid.pairs_in_block)."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     c = ti.static(_Momentum(k, v, rho, mass, h, dt, c_xsph))
-    for i in range(pairs_to_clear(g, colour)):
-        dv[i] = vec3(0.0)
     for t in range(pair_tasks(g, colour)):
         pairs_in_block(t, colour, g, _momentum_pair, dv, c)
 
@@ -185,21 +180,19 @@ class WCSPH:
         self.exponent = settings.exponent
         self.c_xsph = fluid.viscosity
         self.sound_speed = math.sqrt(self.stiffness * self.exponent / fluid.rest_density)
-        self.pairs = None  # the neighbour sums in pair form: None picks by backend (grid.pairs_suit)
+        self.pairs = None  # the sums in pair form (grid.for_each_pair): None picks (grid.pairs_suit)
 
     def substep(self, s, dt: float) -> None:
         st, grid = s.state, s.grid
         b_args = s.boundary.args_without_h()
         grid.build(st, s.dispatch)
         g_args = grid.args()
-        if self.pairs if self.pairs is not None else pairs_suit(grid):
-            for colour in range(PAIR_COLOURS):
-                s.dispatch(density_pairs, st.x, st.rho, *g_args, s.mass, s.rho0, colour)
+        if self.pairs if self.pairs is not None else pairs_suit(s.active):
+            pair_pass(s.dispatch, density_pairs, st.rho, grid.cell_start, st.x, st.rho, *g_args, s.mass, s.rho0)
             s.dispatch(pressure_from_sums, st.x, st.flags, st.rho, st.aux, st.wall, *s.boundary.args(), s.rho0,
                        self.stiffness, self.exponent)
-            for colour in range(PAIR_COLOURS):
-                s.dispatch(momentum_pairs, st.x, st.v, st.rho, st.aux, st.dv, *g_args, s.mass, dt, self.c_xsph,
-                           colour)
+            pair_pass(s.dispatch, momentum_pairs, st.dv, grid.cell_start, st.x, st.v, st.rho, st.aux, st.dv, *g_args,
+                      s.mass, dt, self.c_xsph)
             s.dispatch(accelerate_from_sums, st.v, st.flags, st.aux, st.wall, st.dv, s.rho0, dt, s.gravity,
                        s.wall_xsph(dt))
         else:
