@@ -272,11 +272,12 @@ def for_each_pair(i, xi: vec3, row: ti.math.ivec2, g: ti.template(), pair_task: 
     pair to be taken at most once, i's half is that of the row it was sorted into, ``row`` =
     (cy, cz), not of where it is now: PBF moves the particles between its passes, and a particle
     that has crossed into the next row would otherwise take pairs that are another's, or write
-    outside its block. The test |r| < h is a
-    branch: with half the candidates, the register window of the gather form costs more than
-    the mispredictions it saves (measured: WCSPH's two pair passes 12 % slower with it).
-    Measured single-threaded at 16k particles, a WCSPH substep takes 6.8 ms in pair form and
-    10.7 ms gathering."""
+    outside its block.
+
+    The test |r| < h is a branch: with half the candidates, the register window of the gather
+    form costs more than the mispredictions it saves (measured: WCSPH's two pair passes 12 %
+    slower with it). Measured single-threaded at 16k particles, a WCSPH substep takes 8.0 ms in
+    pair form and 11.8 ms gathering."""
     h2 = g.h * g.h
     c, _ = _home(xi, g)
     c.y, c.z = row.x, row.y

@@ -8,9 +8,10 @@ with symplectic Euler, XSPH viscosity, and the density-map boundary of boundary.
 mirrored as in Akinci et al. 2012, eq. 9). The speed of sound c = sqrt(B gamma / rho0) enters
 the CFL condition: dt <= cfl * spacing / (c + max speed).
 
-Both passes come in two forms with the same terms: on a GPU each kernel gathers every
-neighbour of its particle and finishes it at once; on a CPU the sums are taken in pair form,
-every pair once (grid.for_each_pair), two kernels per pass, and a third finishes the particles.
+Both passes come in two forms with the same terms, each written once as a pair task: a kernel
+gathers every neighbour of its particle and finishes it at once (a GPU, or a CPU with few
+particles), or, on a CPU with many (grid.pairs_suit), the sums are taken in pair form, every
+pair once (grid.pair_pass), and a kernel finishes the particles after.
 """
 
 import math
@@ -28,7 +29,7 @@ from waterrock.solver.grid import (
     pair_tasks,
     pairs_in_block,
     pairs_suit,
-    )
+)
 from waterrock.solver.kernels import cubic_W_gradW
 from waterrock.solver.state import ACTIVE
 from waterrock.solver.terms import Fluid, density_pair, density_task, xsph_boundary, xsph_pair
