@@ -42,7 +42,6 @@ WINDOW = 32  # neighbours gathered before their tasks run (see for_each_neighbor
 BLOCK_ROWS = 2  # rows of cells along y in a block of the pair form (see pairs_in_block)
 PAIR_COLOURS = 4  # kernels per pass in the pair form (see pairs_in_block)
 BLOCK_GRAIN = 512  # loop iterations per block task (see pair_tasks)
-PAIRS_MIN_ACTIVE = 24_000  # particles from which the CPU takes the pair form (see pairs_suit)
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
@@ -188,14 +187,13 @@ def _run_tasks(i, xi: vec3, found: ti.template(), n, g: ti.template(), task: ti.
         task(i, j, xi - g.x[j], ret, ctx)
 
 
-def pairs_suit(n_active: int) -> bool:
-    """Whether a solver's sums take the pair form (for_each_pair): on a CPU, for PAIRS_MIN_ACTIVE
-    particles and more. Each pass in pair form is six kernels with a barrier between each, and
-    its blocks of rows hold very different numbers of particles; below that, on two cores, the
-    gather form is as fast or faster (measured, PBF's dam break: 5 % slower in pair form at 16k,
-    26 % faster at 64k; the default scene, 1,800 particles: 13 ms a frame gathering, 17 ms in
-    pairs). A GPU, with thousands of threads and hardware atomics, always gathers."""
-    return window_suits_backend() and n_active >= PAIRS_MIN_ACTIVE
+def pairs_suit(n_active: int, pairs_from: int) -> bool:
+    """Whether a solver's sums take the pair form (for_each_pair): on a CPU, from ``pairs_from``
+    active particles, each solver's own figure. Each pass in pair form is six kernels with a
+    barrier between each, and its blocks of rows hold very different numbers of particles: the
+    fewer the particles, the less the pairs save against that. A GPU, with thousands of threads
+    and hardware atomics, always gathers."""
+    return window_suits_backend() and n_active >= pairs_from
 
 
 @ti.func
