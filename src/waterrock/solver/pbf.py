@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import taichi as ti
 
-from waterrock.solver.boundary import BoundaryArgs, boundary_density
+from waterrock.solver.boundary import BoundaryArgs
 from waterrock.solver.grid import (
     GridArgs,
     for_each_neighbor,
@@ -46,7 +46,7 @@ from waterrock.solver.grid import (
 from waterrock.solver.kernels import cubic_gradW_np, cubic_W_gradW, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import clamp_speed, collide, density_grad_pair, move, xsph_boundary
+from waterrock.solver.terms import clamp_speed, collide, density_grad_pair, move, with_solids, xsph_boundary
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -130,10 +130,9 @@ def _finish_lambda(i, sums, first: ti.template(), x: ti.template(), v: ti.templa
     grad_pi C_i; the solids' density map at x*_i, which the delta pass reads at the same
     positions. The first iteration's also writes omega_i (eq. 15) and the smoothing's velocity
     change dv_i: XSPH (eq. 17) plus the solid's, a neighbour at rest (terms.xsph_boundary)."""
-    gamma_b, grad_b = boundary_density(x[i], b)
-    rho_i = sums[0] + rho0 * gamma_b
-    wall[i] = ti.math.vec4(grad_b, gamma_b)
-    grad_i = vec3(sums[1], sums[2], sums[3]) / rho0 + grad_b  # grad_pi C_i
+    rho_i, wall_i = with_solids(sums[0], x[i], b, rho0)
+    wall[i] = wall_i
+    grad_i = vec3(sums[1], sums[2], sums[3]) / rho0 + wall_i.xyz  # grad_pi C_i
     denom = grad_i.norm_sqr() + sums[4] / (rho0 * rho0)
     C = ti.max(rho_i / rho0 - 1.0, 0.0)
     rho[i] = rho_i
@@ -141,7 +140,7 @@ def _finish_lambda(i, sums, first: ti.template(), x: ti.template(), v: ti.templa
     if ti.static(first):
         omega[i] = vec3(sums[5], sums[6], sums[7])
         smooth = c_xsph * vec3(sums[8], sums[9], sums[10])
-        dv[i] = smooth + c_wall * xsph_boundary(gamma_b, v[i] + smooth)
+        dv[i] = smooth + c_wall * xsph_boundary(wall_i.w, v[i] + smooth)
 
 
 def _lambda_sums(first: bool) -> int:

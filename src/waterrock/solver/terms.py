@@ -40,12 +40,19 @@ density_task = pair_as_task(density_pair)
 
 
 @ti.func
+def with_solids(rho_fluid, xi: vec3, b: ti.template(), rho0):
+    """rho_i from the fluid's sum and the solids' density map at x_i, and that map,
+    (grad Gamma, Gamma) (see ParticleState.wall)."""
+    gamma_b, grad_b = boundary_density(xi, b)
+    return rho_fluid + rho0 * gamma_b, ti.math.vec4(grad_b, gamma_b)
+
+
+@ti.func
 def density(i, xi: vec3, g: ti.template(), b: ti.template(), f: ti.template()):
-    """rho_i, and the solids' density map at x_i, (grad Gamma, Gamma) (see ParticleState.wall)."""
+    """rho_i, and the solids' density map at x_i (with_solids)."""
     rho = 0.0  # the sum includes j = i: m_i W(0)
     for_each_neighbor(i, xi, g, density_task, rho, f)
-    gamma_b, grad_b = boundary_density(xi, b)
-    return rho + f.rho0 * gamma_b, ti.math.vec4(grad_b, gamma_b)
+    return with_solids(rho, xi, b, f.rho0)
 
 
 @ti.func

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import taichi as ti
 
-from waterrock.solver.boundary import BoundaryArgs, boundary_density
+from waterrock.solver.boundary import BoundaryArgs
 from waterrock.solver.grid import (
     GridArgs,
     for_each_neighbor,
@@ -32,7 +32,7 @@ from waterrock.solver.grid import (
 )
 from waterrock.solver.kernels import cubic_W_gradW
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import Fluid, density_pair, density_task, xsph_boundary, xsph_pair
+from waterrock.solver.terms import Fluid, density_pair, density_task, with_solids, xsph_boundary, xsph_pair
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -47,11 +47,10 @@ nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
 def _finish_density(i, rho_sum, x: ti.template(), rho: ti.template(), k: ti.template(), wall: ti.template(),
                     b: ti.template(), rho0, stiffness, exponent):
     """rho_i = the fluid's sum + the solids' map at x_i, and k_i = p_i / rho_i^2 (eq. 7)."""
-    gamma_b, grad_b = boundary_density(x[i], b)
-    rho_i = rho_sum + rho0 * gamma_b
+    rho_i, wall_i = with_solids(rho_sum, x[i], b, rho0)
     p = ti.max(stiffness * ((rho_i / rho0) ** exponent - 1.0), 0.0)
     rho[i] = rho_i
-    wall[i] = ti.math.vec4(grad_b, gamma_b)
+    wall[i] = wall_i
     k[i] = p / (rho_i * rho_i)
 
 
