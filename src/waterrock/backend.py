@@ -4,10 +4,21 @@ The choice comes from, in order: the ``arch`` argument (the CLI's ``--arch``), t
 environment variable, then the first backend of the preference order that starts. A backend
 that was asked for but cannot start is an error; a fallback during auto-selection is logged,
 so an operator sees at once that the water runs on the CPU.
+
+Vulkan can be a software rasterizer on the CPU (Mesa's lavapipe, SwiftShader), which Linux
+images often install beside, or instead of, a GPU's driver. Auto-selection asks the Vulkan
+loader for its devices first (vulkan_devices): with a GPU among them it points Taichi at the GPU
+(TI_VISIBLE_DEVICE), with none it passes Vulkan over, since Taichi's own CPU backend runs the
+solver 2 to 5 times faster than a software device (measured, the 4,000-particle dam break on
+2 cores: PBF 2.2 s against 4.9 s, WCSPH 0.9 s against 3.0 s, DFSPH 2.1 s against 11 s). Asked
+for by name, Vulkan runs on whatever device there is: the tests use lavapipe to run the GPU's
+code path on a machine without one.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 
@@ -23,6 +34,68 @@ _initialised: str | None = None
 
 class BackendError(RuntimeError):
     pass
+
+
+# VkPhysicalDeviceType (Vulkan 1.0, sec. 5.1): what kind of device a Vulkan implementation is
+DEVICE_TYPES = {0: "other", 1: "integrated GPU", 2: "discrete GPU", 3: "virtual GPU", 4: "CPU"}
+
+
+def vulkan_devices() -> list[tuple[str, str]]:
+    """The Vulkan loader's physical devices as (name, type) in the loader's order, [] where
+    there is no loader or no device. Only the instance-level calls of Vulkan 1.0, by ctypes:
+    vkCreateInstance, vkEnumeratePhysicalDevices, vkGetPhysicalDeviceProperties."""
+    path = ctypes.util.find_library("vulkan") or ctypes.util.find_library("vulkan-1")  # Windows: vulkan-1.dll
+    if path is None:
+        return []
+    try:
+        vk = ctypes.CDLL(path)
+    except OSError:
+        return []
+
+    class ApplicationInfo(ctypes.Structure):
+        _fields_ = [("sType", ctypes.c_int), ("pNext", ctypes.c_void_p), ("pApplicationName", ctypes.c_char_p),
+                    ("applicationVersion", ctypes.c_uint32), ("pEngineName", ctypes.c_char_p),
+                    ("engineVersion", ctypes.c_uint32), ("apiVersion", ctypes.c_uint32)]
+
+    class InstanceCreateInfo(ctypes.Structure):
+        _fields_ = [("sType", ctypes.c_int), ("pNext", ctypes.c_void_p), ("flags", ctypes.c_uint32),
+                    ("pApplicationInfo", ctypes.POINTER(ApplicationInfo)), ("enabledLayerCount", ctypes.c_uint32),
+                    ("ppEnabledLayerNames", ctypes.c_void_p), ("enabledExtensionCount", ctypes.c_uint32),
+                    ("ppEnabledExtensionNames", ctypes.c_void_p)]
+
+    app = ApplicationInfo(0, None, b"waterrock", 0, b"waterrock", 0, 1 << 22)  # Vulkan 1.0
+    info = InstanceCreateInfo(1, None, 0, ctypes.pointer(app), 0, None, 0, None)
+    instance = ctypes.c_void_p()
+    if vk.vkCreateInstance(ctypes.byref(info), None, ctypes.byref(instance)) != 0:
+        return []
+    try:
+        count = ctypes.c_uint32()
+        vk.vkEnumeratePhysicalDevices(instance, ctypes.byref(count), None)
+        handles = (ctypes.c_void_p * count.value)()
+        vk.vkEnumeratePhysicalDevices(instance, ctypes.byref(count), handles)
+        devices = []
+        for handle in handles[: count.value]:
+            # VkPhysicalDeviceProperties: 4 uint32 (API, driver, vendor, device), deviceType at
+            # byte 16, deviceName[256] at 20, then about 800 bytes of limits: room for all
+            props = ctypes.create_string_buffer(4096)
+            vk.vkGetPhysicalDeviceProperties(ctypes.c_void_p(handle), props)
+            kind = int.from_bytes(props.raw[16:20], "little")
+            name = props.raw[20:276].split(b"\0", 1)[0].decode(errors="replace")
+            devices.append((name, DEVICE_TYPES.get(kind, "other")))
+        return devices
+    finally:
+        vk.vkDestroyInstance(instance, None)
+
+
+def pick_vulkan_device(devices: list[tuple[str, str]]) -> int | None:
+    """The index of the device auto-selection runs Vulkan on: the first discrete GPU, else the
+    first other device that is not the CPU; None where every device is the CPU (a software
+    rasterizer, slower than Taichi's CPU backend) or there is none."""
+    for wanted in ("discrete GPU", None):
+        for k, (_, kind) in enumerate(devices):
+            if kind == wanted or (wanted is None and kind != "CPU"):
+                return k
+    return None
 
 
 def _try_init(name: str) -> bool:
@@ -58,6 +131,8 @@ def init_backend(arch: str | None = None) -> str:
         _initialised = wanted
         return wanted
     for name in PREFERENCE:
+        if name == "vulkan" and not _vulkan_has_gpu():
+            continue
         if _try_init(name):
             if name != PREFERENCE[0]:
                 log.warning(
@@ -68,3 +143,20 @@ def init_backend(arch: str | None = None) -> str:
             _initialised = name
             return name
     raise BackendError("no Taichi backend could start, not even the CPU")  # pragma: no cover
+
+
+def _vulkan_has_gpu() -> bool:
+    """Whether auto-selection tries Vulkan, and on which device (see the module's docstring).
+    Without a loader it is left to ti.init, which reports what it finds."""
+    devices = vulkan_devices()
+    if not devices:
+        return True
+    k = pick_vulkan_device(devices)
+    if k is None:
+        log.warning("Vulkan offers only %s, a software device: passed over for Taichi's CPU backend",
+                 ", ".join(name for name, _ in devices))
+        return False
+    if "TI_VISIBLE_DEVICE" not in os.environ and len(devices) > 1:
+        os.environ["TI_VISIBLE_DEVICE"] = str(k)
+    log.info("Vulkan device %d: %s (%s)", k, *devices[k])
+    return True
