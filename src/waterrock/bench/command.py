@@ -106,8 +106,10 @@ def tables(results: dict) -> str:
     m = results.get("machine") or {}
     v = m.get("versions", {})
     gl = (m.get("gl") or {}).get("renderer")
+    arch, vk = m.get("taichi_arch"), ", ".join(m.get("vulkan_devices") or [])
     parts.append(f"machine: {m.get('cpu')}, {m.get('usable_cores')} of {m.get('cores')} cores, "
-                 f"GPU {', '.join(m.get('gpus') or []) or 'none'}, Taichi {m.get('taichi_arch')}, GL {gl}; "
+                 f"GPU {', '.join(m.get('gpus') or []) or 'none'}, Taichi {arch}"
+                 f"{f' (Vulkan devices: {vk})' if arch == 'vulkan' and vk else ''}, GL {gl}; "
                  + ", ".join(f"{k} {val}" for k, val in v.items() if val))
     if results.get("solver"):
         from waterrock.bench.solver import table

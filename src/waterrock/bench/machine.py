@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from importlib import metadata
 
+from waterrock.backend import vulkan_devices
+
 PACKAGES = ("taichi", "numpy", "scipy", "moderngl", "opencv-python", "matplotlib",
             "pysplishsplash", "warp-lang")
 
@@ -76,6 +78,8 @@ def machine_info(taichi_arch: str | None = None, with_gl: bool = True) -> dict:
         "cores": os.cpu_count(),
         "usable_cores": usable_cores(),
         "gpus": nvidia_gpus(),
+        # what Taichi's Vulkan backend may run on, a software rasterizer included
+        "vulkan_devices": [f"{name} ({kind})" for name, kind in vulkan_devices()],
         "taichi_arch": taichi_arch,
         "gl": gl_renderer() if with_gl else None,
         "versions": versions(),
