@@ -31,11 +31,11 @@ from typing import NamedTuple
 
 import taichi as ti
 
-from waterrock.solver.boundary import BoundaryArgs, boundary_density
+from waterrock.solver.boundary import BoundaryArgs
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
 from waterrock.solver.kernels import cubic_gradW, cubic_W_gradW
 from waterrock.solver.state import ACTIVE
-from waterrock.solver.terms import XSPHArgs, density_grad_pair, xsph_boundary, xsph_pair
+from waterrock.solver.terms import XSPHArgs, density_grad_pair, with_solids, xsph_boundary, xsph_pair
 
 vec3 = ti.math.vec3
 ivec3 = ti.math.ivec3
@@ -113,11 +113,12 @@ def density_and_factor(
         if flags[i] & ACTIVE:
             sums = ti.Vector([0.0] * 6)  # the sums include j = i
             for_each_neighbor(i, x[i], g, _factor_task, sums, c)
-            gamma_b, grad_b = boundary_density(x[i], b)
+            rho_i, wall_i = with_solids(sums[0], x[i], b, rho0)
+            grad_b = wall_i.xyz
             sum_grad = vec3(sums[1], sums[2], sums[3])
             denom = (sum_grad + rho0 * grad_b).norm_sqr() + sums[4]
-            rho[i] = sums[0] + rho0 * gamma_b
-            wall[i] = ti.math.vec4(grad_b, gamma_b)
+            rho[i] = rho_i
+            wall[i] = wall_i
             alpha[i] = 1.0 / denom if denom > 1e-6 else 0.0
             rate = sums[5] + rho0 * v[i].dot(grad_b)
             ki = warm_start_k(rate, kappa[i][DIVERGENCE], dt, k_max)
