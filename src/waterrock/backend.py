@@ -129,6 +129,10 @@ def init_backend(arch: str | None = None) -> str:
     if wanted is not None:
         if not _try_init(wanted):
             raise BackendError(f"the Taichi backend {wanted!r} was asked for but could not start on this machine")
+        devices = vulkan_devices() if wanted == "vulkan" else []
+        if devices and pick_vulkan_device(devices) is None:
+            log.warning("Vulkan runs on %s, a software device on the CPU: 2 to 11 times slower than --arch cpu",
+                        devices[0][0])
         _initialised = wanted
         return wanted
     for name in PREFERENCE:
