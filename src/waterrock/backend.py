@@ -11,9 +11,8 @@ loader for its devices first (vulkan_devices): with a GPU among them it points T
 (TI_VISIBLE_DEVICE), with none it passes Vulkan over, since Taichi's own CPU backend runs the
 solver 2 to 11 times faster than a software device (measured on 2 cores, the dam break: 4,000
 particles, PBF 2.2 s against 4.9 s, DFSPH 2.1 s against 11 s; 16,000, a PBF substep 25 ms
-against 219 ms). Asked
-for by name, Vulkan runs on whatever device there is: the tests use lavapipe to run the GPU's
-code path on a machine without one.
+against 219 ms). Asked for by name, Vulkan runs on whatever device there is, with a warning
+where that is the CPU: the tests use lavapipe to run the GPU's code path on a machine without one.
 """
 
 from __future__ import annotations
@@ -92,11 +91,9 @@ def pick_vulkan_device(devices: list[tuple[str, str]]) -> int | None:
     """The index of the device auto-selection runs Vulkan on: the first discrete GPU, else the
     first other device that is not the CPU; None where every device is the CPU (a software
     rasterizer, slower than Taichi's CPU backend) or there is none."""
-    for wanted in ("discrete GPU", None):
-        for k, (_, kind) in enumerate(devices):
-            if kind == wanted or (wanted is None and kind != "CPU"):
-                return k
-    return None
+    gpus = [k for k, (_, kind) in enumerate(devices) if kind != "CPU"]
+    discrete = [k for k in gpus if devices[k][1] == "discrete GPU"]
+    return (discrete or gpus or [None])[0]
 
 
 def _try_init(name: str) -> bool:
@@ -159,7 +156,7 @@ def _vulkan_has_gpu() -> bool:
     k = pick_vulkan_device(devices)
     if k is None:
         log.warning("Vulkan offers only %s, a software device: passed over for Taichi's CPU backend",
-                 ", ".join(name for name, _ in devices))
+                    ", ".join(name for name, _ in devices))
         return False
     if "TI_VISIBLE_DEVICE" not in os.environ and len(devices) > 1:
         os.environ["TI_VISIBLE_DEVICE"] = str(k)
