@@ -1,59 +1,92 @@
 """The backend's choice, and the GPU's code path against the CPU's.
 
 On a GPU the solver runs other forms of its loops: the neighbour loop branches instead of
-gathering into a register window, there is no pair form, and the sums over all particles are
-reduced on the device. Where a Vulkan device is present, if only Mesa's software rasterizer
-lavapipe (.ci/run installs it), the same dam breaks run there, in a subprocess since Taichi
-starts once per process, and must give the same water as on the CPU."""
+gathering into a register window, there is no pair form, and sums over all particles (the
+emitters' free slots, DFSPH's errors) are reduced on the device with atomics. Where a Vulkan
+device is present, if only Mesa's software rasterizer lavapipe (.ci/run installs it), the same
+runs go there, in one subprocess since Taichi starts once per process, and must give the CPU's
+water."""
 
-import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from waterrock.backend import DEVICE_TYPES, pick_vulkan_device, vulkan_devices
-from waterrock.bench.cases import DamBreak
-from waterrock.solver.solver import Solver
 
-N, FRAMES = 3000, 3
+N, FRAMES = 3000, 3  # the dam breaks: 15 substeps
+SCENE_FRAMES = 45  # the default scene with a visitor crossing the falling sheet
 # DFSPH's solves stop on a mean error, and float rounding may stop one an iteration earlier on
 # one backend: a tolerance no solve meets runs each for exactly max_iterations on both
 SETTINGS = {"pbf": {}, "wcsph": {}, "dfsph": {"max_iterations": 6}}
 TOLERANCE = {"pbf": {}, "wcsph": {}, "dfsph": {"tolerance": 1e-12, "divergence_tolerance": 1e-12}}
 
 RUN = """
-import json, sys
+import sys
 import numpy as np
 from waterrock.backend import init_backend
-arch = init_backend("vulkan")
-from waterrock.bench.cases import DamBreak
-from waterrock.solver.solver import Solver
-n, frames, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[5]
-settings, tolerance = json.loads(sys.argv[3]), json.loads(sys.argv[4])
-runs = {}
-for method in settings:
-    case = DamBreak(n=n, method=method, **tolerance[method])
-    s = Solver(case.scene(solver=settings[method]), arch=arch)
-    for _ in range(frames):
-        s.step(5 * case.time_step)
-    snap = s.snapshot()
-    order = np.argsort(snap.ids)
-    runs[method + "_x"], runs[method + "_v"] = snap.positions[order], snap.velocities[order]
-np.savez(out, **runs)
+arch = init_backend(sys.argv[1])
+from tests.solver.test_backends import dam_breaks, default_scene_with_a_visitor
+np.savez(sys.argv[2], **dam_breaks(arch), **default_scene_with_a_visitor(arch))
 print(arch)
 """
 
 
-def _cpu_run(method):
-    case = DamBreak(n=N, method=method, **TOLERANCE[method])
-    s = Solver(case.scene(solver=SETTINGS[method]), arch="cpu")
-    for _ in range(FRAMES):
-        s.step(5 * case.time_step)
+def dam_breaks(arch: str) -> dict:
+    """Each method's dam break: positions and velocities in id order."""
+    from waterrock.bench.cases import DamBreak
+    from waterrock.solver.solver import Solver
+
+    out = {}
+    for method in SETTINGS:
+        case = DamBreak(n=N, method=method, **TOLERANCE[method])
+        s = Solver(case.scene(solver=SETTINGS[method]), arch=arch)
+        for _ in range(FRAMES):
+            s.step(5 * case.time_step)
+        snap = s.snapshot()
+        order = np.argsort(snap.ids)
+        out[method + "_x"], out[method + "_v"] = snap.positions[order], snap.velocities[order]
+    return out
+
+
+def default_scene_with_a_visitor(arch: str) -> dict:
+    """The default scene (emitter, rock, sink) while a sphere of 0.1 m walks through the sheet
+    at 1.1 m/s. The emitters hand out slots by atomics, so ids differ between backends: the
+    water is compared as a set."""
+    from waterrock.scene import load_scene
+    from waterrock.snapshots import ObstacleSnapshot
+    from waterrock.solver.solver import Solver
+
+    s = Solver(load_scene("default"), arch=arch)
+    closest = np.inf  # of the water to the sphere's centre, over the crossing
+    for f in range(SCENE_FRAMES):
+        z = -0.4 + 0.8 * f / SCENE_FRAMES
+        s.set_obstacles(ObstacleSnapshot.spheres([[0.0, 0.7, z]], 0.1, velocities=[[0.0, 0.0, 1.1]]))
+        s.step()
+        moved = 1.1 * s.obstacles.args()[-1]  # the sphere moves on with its velocity within a frame
+        x = s.snapshot().positions
+        closest = min(closest, np.linalg.norm(x - [0.0, 0.7, z + moved], axis=1).min())
     snap = s.snapshot()
-    order = np.argsort(snap.ids)
-    return snap.positions[order], snap.velocities[order]
+    return {"scene_x": snap.positions, "scene_v": snap.velocities,
+            "scene_rock": s.boundary.rock_sdf.sample(snap.positions), "scene_closest": np.array(closest)}
+
+
+@pytest.fixture(scope="module")
+def vulkan_water(tmp_path_factory):
+    devices = vulkan_devices()
+    assert all(name and kind in DEVICE_TYPES.values() for name, kind in devices)
+    if not devices:
+        pytest.skip("no Vulkan device here (Mesa's lavapipe, package mesa-vulkan-drivers, provides one on a CPU)")
+    out = tmp_path_factory.mktemp("vulkan") / "water.npz"
+    done = subprocess.run([sys.executable, "-c", RUN, "vulkan", str(out)], capture_output=True, text=True,
+                          timeout=600, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == "vulkan"  # the backend it ran on, after Taichi's banner
+    if pick_vulkan_device(devices) is None:  # asked for by name, a software device runs, with a warning
+        assert "a software device on the CPU" in done.stderr
+    return np.load(out)
 
 
 def test_auto_selection_passes_a_software_vulkan_device_over():
@@ -63,26 +96,31 @@ def test_auto_selection_passes_a_software_vulkan_device_over():
     assert pick_vulkan_device([("Intel(R) UHD Graphics", "integrated GPU"), ("NVIDIA H100", "discrete GPU")]) == 1
 
 
-def test_gpu_code_path_gives_the_cpus_water(tmp_path):
-    devices = vulkan_devices()
-    assert all(name and kind in DEVICE_TYPES.values() for name, kind in devices)
-    if not devices:
-        pytest.skip("no Vulkan device here (Mesa's lavapipe, package mesa-vulkan-drivers, provides one on a CPU)")
-    out = tmp_path / "vulkan.npz"
-    done = subprocess.run(
-        [sys.executable, "-c", RUN, str(N), str(FRAMES), json.dumps(SETTINGS), json.dumps(TOLERANCE), str(out)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split()[-1] == "vulkan"  # the backend it ran on, after Taichi's banner
-    if pick_vulkan_device(devices) is None:  # asked for by name, a software device runs, with a warning
-        assert "a software device on the CPU" in done.stderr
-    gpu = np.load(out)
+def test_gpu_code_path_gives_the_cpus_dam_breaks(vulkan_water):
+    cpu = dam_breaks("cpu")
     for method in SETTINGS:
-        x, v = _cpu_run(method)
+        x, v = cpu[method + "_x"], cpu[method + "_v"]
         speed = np.abs(v).max()
         assert speed > 0.1, method  # the column is falling
         # the same terms summed in another order: float32 rounding, grown over 15 substeps to
         # a few 1e-5 m (measured, lavapipe against the CPU); a wrong term moves water by mm
-        np.testing.assert_allclose(gpu[method + "_x"], x, atol=2e-4, err_msg=method)
-        np.testing.assert_allclose(gpu[method + "_v"], v, atol=0.02 * speed, err_msg=method)
+        np.testing.assert_allclose(vulkan_water[method + "_x"], x, atol=2e-4, err_msg=method)
+        np.testing.assert_allclose(vulkan_water[method + "_v"], v, atol=0.02 * speed, err_msg=method)
+
+
+def test_gpu_code_path_gives_the_cpus_waterfall_around_a_visitor(vulkan_water):
+    """Emitters, the rock, the sink and a visitor on the GPU's path: as much water, in the same
+    place, out of the rock and out of the visitor."""
+    cpu = default_scene_with_a_visitor("cpu")
+    gpu = {k[len("scene_"):]: vulkan_water[k] for k in vulkan_water.files if k.startswith("scene_")}
+    cpu = {k[len("scene_"):]: v for k, v in cpu.items()}
+    assert len(cpu["x"]) > 500  # the sheet has reached the rock
+    assert abs(len(gpu["x"]) - len(cpu["x"])) <= 0.01 * len(cpu["x"])
+    np.testing.assert_allclose(gpu["x"].mean(0), cpu["x"].mean(0), atol=0.005)
+    np.testing.assert_allclose(gpu["x"].std(0), cpu["x"].std(0), rtol=0.05)
+    speeds = [np.linalg.norm(w["v"], axis=1).max() for w in (cpu, gpu)]
+    assert abs(speeds[1] - speeds[0]) <= 0.1 * speeds[0]
+    for w in (cpu, gpu):
+        assert np.isfinite(w["x"]).all()
+        assert w["rock"].min() > -0.5 * 0.012  # no water deeper in the rock than half a radius
+        assert 0.1 < w["closest"] < 0.13  # the water touched the sphere, and none came inside
