@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 
@@ -142,3 +143,20 @@ def test_latest_before_any_frame_is_empty_and_immediate():
     assert len(runner.latest()) == 0
     assert time.perf_counter() - t < 0.005
     assert runner.state().status == "stopped"
+
+
+def test_a_pause_of_the_whole_process_is_not_the_sources_stall(walker):
+    """A kernel compile holds the GIL for seconds at start-up on a small machine (the first run
+    after an install compiles every kernel): every thread stops, the watchdog too. The source
+    did not stall, so it is not reopened (a depth camera reopened at start-up can take seconds,
+    or fail)."""
+    src, bg = walker
+    source = ScriptedSource(src, frame_interval=1 / 60)
+    with make_runner(source, bg, stall_reconnect=0.5) as runner:
+        w = Watcher(runner)
+        w.until(lambda: runner.state().frames >= 25)
+        frames = runner.state().frames
+        ctypes.PyDLL(None).usleep(1_500_000)  # holds the GIL for 1.5 s, as a compile does
+        w.until(lambda: runner.state().frames >= frames + 25)
+    assert source.opened == 1
+    assert "reopening" not in (runner.state().last_error or "")

@@ -26,6 +26,8 @@ from waterrock.tracking.settings import TrackingSettings
 from waterrock.tracking.sources import FrameSource, source_from_settings
 
 log = logging.getLogger(__name__)
+WATCH_INTERVAL = 0.05  # s between the watchdog's looks at the worker
+PAUSED = 0.5  # s: a look this late means the process, not the source, was held up
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,17 @@ class TrackerRunner:
         self._threads = [x for x in self._threads if x.is_alive()] + [t]
 
     def _watch(self) -> None:
-        """Abandon a worker stuck in a read for longer than stall_reconnect, start a fresh one."""
-        while not self._stop.wait(0.05):
-            if self._connected and self._clock() - self._last_frame_wall > self.settings.stall_reconnect:
+        """Abandon a worker stuck in a read for longer than stall_reconnect, start a fresh one.
+        A pause of the whole process stops this thread too (a kernel compile holds the GIL for
+        seconds at start-up on a small machine): that time is not the source's, and the stall's
+        clock skips it."""
+        last = self._clock()
+        while not self._stop.wait(WATCH_INTERVAL):
+            now = self._clock()
+            if now - last > PAUSED:
+                self._last_frame_wall += now - last
+            last = now
+            if self._connected and now - self._last_frame_wall > self.settings.stall_reconnect:
                 self._last_error = f"no frame for {self.settings.stall_reconnect:.1f} s: reopening the source"
                 log.warning("tracker: %s", self._last_error)
                 self._connected = False
