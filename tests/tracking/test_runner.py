@@ -156,7 +156,10 @@ def test_a_pause_of_the_whole_process_is_not_the_sources_stall(walker):
         w = Watcher(runner)
         w.until(lambda: runner.state().frames >= 25)
         frames = runner.state().frames
-        ctypes.PyDLL(None).usleep(1_500_000)  # holds the GIL for 1.5 s, as a compile does
+        hold = ctypes.PyDLL(None).usleep  # a C call that keeps the GIL, as a compile's steps do
+        for _ in range(6):  # 1.8 s in all, let go for a moment between steps
+            hold(300_000)
+            time.sleep(0.002)
         w.until(lambda: runner.state().frames >= frames + 25)
     assert source.opened == 1
     assert "reopening" not in (runner.state().last_error or "")

@@ -27,7 +27,7 @@ from waterrock.tracking.sources import FrameSource, source_from_settings
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.05  # s between the watchdog's looks at the worker
-PAUSED = 0.5  # s: a look this late means the process, not the source, was held up
+LATE = 0.1  # s: a look this late means the process, not the source, was held up
 
 
 @dataclass(frozen=True)
@@ -164,14 +164,15 @@ class TrackerRunner:
 
     def _watch(self) -> None:
         """Abandon a worker stuck in a read for longer than stall_reconnect, start a fresh one.
-        A pause of the whole process stops this thread too (a kernel compile holds the GIL for
-        seconds at start-up on a small machine): that time is not the source's, and the stall's
-        clock skips it."""
+        Pauses of the whole process stop this thread too (a kernel compile holds the GIL for
+        tenths of a second at a time, seconds in all, at start-up on a small machine): that time
+        is not the source's, and the stall's clock skips what this thread's looks come late."""
         last = self._clock()
         while not self._stop.wait(WATCH_INTERVAL):
             now = self._clock()
-            if now - last > PAUSED:
-                self._last_frame_wall += now - last
+            late = now - last - WATCH_INTERVAL
+            if late > LATE:
+                self._last_frame_wall += late
             last = now
             if self._connected and now - self._last_frame_wall > self.settings.stall_reconnect:
                 self._last_error = f"no frame for {self.settings.stall_reconnect:.1f} s: reopening the source"
