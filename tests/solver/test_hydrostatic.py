@@ -1,6 +1,7 @@
 """A column of water at rest: DFSPH holds rest density and pressure grows as rho g h."""
 
 import numpy as np
+import pytest
 
 from tests.solver.conftest import make_scene
 from waterrock.solver.solver import Solver
@@ -14,6 +15,28 @@ def test_dfsph_hydrostatic_column():
 
 def test_wcsph_hydrostatic_column():
     _hydrostatic_column("wcsph", density_error=0.01)
+
+
+@pytest.mark.parametrize("exponent", [7.0, 6.5])
+def test_wcsph_pressure_is_taits_equation(exponent):
+    """Eq. 7 of Becker & Teschner 2007 as the step took it, on both of its code paths: a whole
+    exponent is raised by repeated squaring, another by powf (wcsph._tait_power)."""
+    stiffness, rho0 = 50000.0, 1000.0
+    scene = make_scene(
+        domain={"lower": [0, 0, 0], "upper": [0.16, 0.6, 0.16]},
+        fluid={"particle_radius": 0.01, "rest_density": rho0, "max_particles": 3000,
+               "blocks": [{"lower": [0, 0, 0], "upper": [0.16, 0.3, 0.16]}]},
+        solver={"method": "wcsph", "stiffness": stiffness, "exponent": exponent, "frame_rate": 50, "substeps": 2},
+    )
+    s = Solver(scene, arch="cpu")
+    for _ in range(5):
+        s.step()
+    active = (s.state.flags.to_numpy() & 1) != 0
+    rho = s.state.rho.to_numpy()[active]  # the densities the last substep's pressure came from
+    p = s.pressure()
+    want = np.maximum(stiffness * ((rho.astype(np.float64) / rho0) ** exponent - 1.0), 0.0)
+    assert (want > 100.0).sum() > 500  # most of the column is under pressure
+    np.testing.assert_allclose(p, want, rtol=2e-4, atol=0.5)
 
 
 def _hydrostatic_column(method, density_error, time_step=None):

@@ -221,10 +221,12 @@ def clear_sums(share: ti.types.ndarray(), cell_start: nd_i32):
         share[i] = ti.zero(share[i])
 
 
-def pair_pass(dispatch, kernel, share, cell_start, *args) -> None:
-    """The sums of a pass in pair form: ``share`` cleared, then ``kernel(*args, colour)`` for
-    each colour, in order (see pairs_in_block)."""
-    dispatch(clear_sums, share, cell_start)
+def pair_pass(dispatch, kernel, share, cell_start, *args, cleared: bool = False) -> None:
+    """The sums of a pass in pair form: ``share`` cleared (unless an earlier kernel of the
+    substep has zeroed the active particles' share, ``cleared``), then ``kernel(*args, colour)``
+    for each colour, in order (see pairs_in_block)."""
+    if not cleared:
+        dispatch(clear_sums, share, cell_start)
     for colour in range(PAIR_COLOURS):
         dispatch(kernel, *args, colour)
 

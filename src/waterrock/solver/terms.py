@@ -77,10 +77,16 @@ class XSPHArgs(NamedTuple):
 
 
 @ti.func
+def xsph_term(volume_j, v_ji: vec3, w_ij) -> vec3:
+    """One neighbour's XSPH term, V_j (v_j - v_i) W_ij with the volume V_j = m_j / rho_j."""
+    return volume_j * v_ji * w_ij
+
+
+@ti.func
 def xsph_pair(i, j, w_ij, c: ti.template()) -> vec3:
-    """One neighbour's XSPH term, (m_j / rho_j) (v_j - v_i) W_ij; c is an XSPHArgs. Every solver
-    folds the smoothing into another pass over the same neighbours."""
-    return c.mass / c.rho[j] * (c.v[j] - c.v[i]) * w_ij
+    """xsph_term with V_j from the density; c is an XSPHArgs. Every solver folds the smoothing
+    into another pass over the same neighbours."""
+    return xsph_term(c.mass / c.rho[j], c.v[j] - c.v[i], w_ij)
 
 
 # --- kernels shared by the SPH solvers -----------------------------------------------------------
