@@ -12,7 +12,7 @@ import pytest
 
 from tests.app.app_helpers import run_cli
 from waterrock.app.cli import build_parser
-from waterrock.bench import compare, peers
+from waterrock.bench import compare, goals, peers
 from waterrock.bench.cases import DamBreak
 from waterrock.bench.density import common_density_error
 
@@ -49,6 +49,8 @@ def test_tiny_solver_run_writes_json_and_png(tmp_path):
     assert STATS <= set(w["stats"]) and w["stats"]["n"] == 1
     assert w["n"] > 200 and w["particle_substeps_per_s"] > 0 and w["density_error"] >= 0
     assert "solver.wcsph.n300.vs_numpy" in res["figures"]
+    assert "issue 3's goals" in r.stdout and res["goals"]
+    assert all(g["met"] is None for g in res["goals"])  # no peers, no probe, no GPU: nothing to judge
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     import cv2
@@ -126,3 +128,32 @@ def test_the_peer_case_is_waterrocks_scene():
     assert scene.fluid.particle_radius == case.radius and case.steps == 20
     assert len(case.positions()) == case.to_json()["particles"] == 4096
     assert np.allclose(case.to_json()["upper"], [0.64, 0.48, 0.32])
+
+
+def test_goals_judged_from_the_committed_baseline():
+    """The goals read the run's own figures: the committed 2-core run's peers and 60 fps probe."""
+    res = json.loads((REPO / "benchmarks" / "baseline.json").read_text())
+    judged = goals.judge(res)
+    ratios = {(g["goal"].split()[0], g["detail"].split(",")[0]): g for g in judged if g["target"] == 2.0}
+    runs = [r for r in res["peers"]["runs"] if r["peer"] == "splishsplash"]
+    assert len(ratios) == len(runs) > 0
+    for run in runs:
+        g = ratios[(run["method"].upper(), f"N={run['waterrock']['particles']}")]
+        assert g["value"] == run["speedup"] and g["met"] == (run["speedup"] >= 2.0)
+    probe = next(g for g in judged if g["goal"].startswith("PBF at 60 fps on a CPU"))
+    assert probe["value"] == res["solver"]["max_n_60fps"]["max_n"] and probe["met"] == (probe["value"] >= 10_000)
+    gpu = [g for g in judged if "GPU" in g["goal"]]
+    assert len(gpu) == 2 and all(g["met"] is None and "needs a GPU" in g["detail"] for g in gpu)
+    assert "NOT met" in goals.table(judged)
+
+
+def test_gpu_goals_judged_on_a_gpu_run():
+    rows = [{"method": "wcsph", "requested_n": 1_000_000, "n": 1_000_000, "particle_substeps_per_s": 1.2e9},
+            {"method": "pbf", "requested_n": 1_000_000, "n": 1_000_000, "particle_substeps_per_s": 3e8}]
+    res = {"solver": {"backend": "cuda", "rows": rows,
+                      "max_n_60fps": {"max_n": 800_000, "substeps": 2, "pbf_iterations": 3, "method": "interpolated"}}}
+    judged = {g["goal"]: g for g in goals.judge(res)}
+    assert judged["WCSPH >= 1e+09 particle-substeps/s at 1M on a GPU"]["met"] is True
+    assert judged["PBF at 60 fps on a GPU: >= 1,000,000 particles"]["met"] is False
+    assert judged["WCSPH >= 2x SPlisHSPlasH"]["met"] is None  # no peers in this run
+    assert not any("CPU" in g for g in judged)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from waterrock.bench import compare as comparing
+from waterrock.bench import goals
 from waterrock.bench.figures import figures
 from waterrock.bench.machine import machine_info
 
@@ -76,6 +77,7 @@ def measure(args) -> dict:
             _log("== peers")
             peer_sizes = _counts(args.peer_sizes, "--peer-sizes") or [16000, 32000]
             results["peers"] = peers.compare_peers(peer_sizes, args.radius, args.peer_seconds, arch, log=_log)
+        results["goals"] = goals.judge(results)
     if "render" in which:
         from waterrock.bench import render
 
@@ -117,6 +119,8 @@ def tables(results: dict) -> str:
         parts.append(table(results["solver"]))
     if results.get("peers") is not None:
         parts.append(peers_table(results["peers"]))
+    if results.get("solver"):  # judged again: an earlier run's JSON (--results) may predate the goals
+        parts.append(goals.table(goals.judge(results)))
     for rep in results.get("render") or []:
         from waterrock.bench.render import table
 
