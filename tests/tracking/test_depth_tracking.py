@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from tests.tracking.conftest import empty_background, nearest
 from waterrock.snapshots import ObstacleSnapshot
 from waterrock.tracking.frame import CorruptFrame, Frame
 from waterrock.tracking.pipeline import HAND_IDS_FROM, DepthPipeline
+from waterrock.tracking.segment import DepthBackground
 from waterrock.tracking.synthetic import SyntheticScript, SyntheticSource
 
 
@@ -102,6 +105,27 @@ def test_background_learned_from_the_first_frames_then_people_found(settings_for
     assert pipe.ready
     snaps = [pipe.process(Frame(1 + f.timestamp, depth=f.depth, index=f.index)) for f in walk]
     assert sum(len(s) == 1 for s in snaps) >= 35
+
+
+@pytest.mark.parametrize("frames, dropout", [(30, 0.002), (8, 0.4), (1, 0.1), (5, 0.7)])
+def test_background_is_the_median_and_mad_of_valid_readings(frames, dropout):
+    """DepthBackground.learn against numpy's nanmedian over the readings that are not 0, odd and
+    even counts of them, pixels that never read and pixels valid in fewer than half the frames."""
+    rng = np.random.default_rng(frames)
+    stack = rng.normal(2000.0, 4.0, (frames, 48, 64)).astype(np.uint16)
+    stack[rng.random(stack.shape) < dropout] = 0
+    stack[:, :2, :2] = 0  # never read
+    readings = np.where(stack > 0, stack, np.nan).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the never-read pixels: all NaN
+        med = np.nanmedian(readings, axis=0)
+        mad = np.nanmedian(np.abs(readings - med), axis=0)
+    enough = (stack > 0).sum(0) * 2 >= frames
+    bg = DepthBackground.learn(list(stack))
+    np.testing.assert_array_equal(bg.depth, np.where(enough, med, 0).astype(np.float32))
+    want_noise = np.where(enough, np.maximum(1.4826 * mad, 0.5), 0).astype(np.float32)
+    np.testing.assert_allclose(bg.noise, want_noise, rtol=1e-6)
+    assert (bg.depth[:2, :2] == 0).all() and (bg.depth > 0).any()
 
 
 def test_background_file_round_trip(tmp_path, settings_for):
