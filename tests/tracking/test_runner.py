@@ -163,3 +163,46 @@ def test_a_pause_of_the_whole_process_is_not_the_sources_stall(walker):
         w.until(lambda: runner.state().frames >= frames + 25)
     assert source.opened == 1
     assert "reopening" not in (runner.state().last_error or "")
+
+
+def test_a_starved_worker_is_not_the_sources_stall(walker):
+    """A slow frame loop (software rendering, a heavy solver) holds the GIL in C calls of tens of
+    milliseconds, one after another: the worker gets the GIL only now and then and its frames
+    come seconds apart, though the source is fine. Each hold is shorter than a look's interval
+    twice over, so no single late look shows it; the watchdog counts every late look."""
+    src, bg = walker
+    source = ScriptedSource(src, frame_interval=1 / 60)
+    with make_runner(source, bg, stall_reconnect=0.5) as runner:
+        w = Watcher(runner)
+        w.until(lambda: runner.state().frames >= 25)
+        frames = runner.state().frames
+        hold = ctypes.PyDLL(None).usleep
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:  # 80 ms held, a moment let go, for 2 s
+            hold(80_000)
+            time.sleep(0.0005)
+        w.until(lambda: runner.state().frames >= frames + 25)
+    assert source.opened == 1
+    assert "reopening" not in (runner.state().last_error or "")
+
+
+def test_a_long_frame_is_not_the_sources_stall(walker):
+    """Learning the background takes the worker a second or more once; the source was read on
+    time and is not reopened for what the worker did with its frame."""
+    src, bg = walker
+    source = ScriptedSource(src, frame_interval=1 / 60)
+    settings = TrackingSettings(stall_timeout=0.1, fade_time=0.3, reconnect_initial=0.5, stall_reconnect=0.5)
+
+    class SlowOnce(DepthPipeline):
+        def process(self, frame):
+            if frame.index == 10:
+                time.sleep(1.5)
+            return super().process(frame)
+
+    runner = TrackerRunner(lambda: source, settings,
+                           pipeline_factory=lambda frame, s: SlowOnce(settings, s.calibration, bg))
+    with runner:
+        w = Watcher(runner)
+        w.until(lambda: runner.state().frames >= 40)
+    assert source.opened == 1, runner.state()
+    assert "reopening" not in (runner.state().last_error or "")

@@ -27,7 +27,7 @@ from waterrock.tracking.sources import FrameSource, source_from_settings
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.05  # s between the watchdog's looks at the worker
-LATE = 0.1  # s: a look this late means the process, not the source, was held up
+NOT_READING = (np.inf, 0.0)  # TrackerRunner._reading_since while the worker is not in a read
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,10 @@ class TrackerRunner:
         self._fps = 0.0
         self._last_error: str | None = None
         self._last_frame_wall = -np.inf  # clock() when the last frame arrived, corrupt or not
+        # the watchdog's measure of a read: the process's pauses it has seen so far, and, set by
+        # the worker each time it turns to the source, (clock(), those pauses) then
+        self._paused = 0.0
+        self._reading_since = NOT_READING
         self._warn = RateLimitedLog(log)
         self._prev_done: float | None = None
         self._lock = threading.Lock()  # guards the pipeline between an abandoned and a fresh worker
@@ -162,19 +166,29 @@ class TrackerRunner:
         t.start()
         self._threads = [x for x in self._threads if x.is_alive()] + [t]
 
+    def _turn_to_source(self) -> None:
+        """The worker is about to read: the watchdog's clock on the read starts now."""
+        self._reading_since = (self._clock(), self._paused)
+
     def _watch(self) -> None:
-        """Abandon a worker stuck in a read for longer than stall_reconnect, start a fresh one.
-        Pauses of the whole process stop this thread too (a kernel compile holds the GIL for
-        tenths of a second at a time, seconds in all, at start-up on a small machine): that time
-        is not the source's, and the stall's clock skips what this thread's looks come late."""
+        """Abandon a worker stuck in one read for longer than stall_reconnect, start a fresh one.
+
+        Only the read counts: the time the worker spends on a frame it has (learning the
+        background takes a second) is not the source's. Nor is what holds up the whole process,
+        which holds up this thread too: the clock skips whatever this thread's looks come late.
+        A kernel compile holds the GIL for tenths of a second at a time, seconds in all, at
+        start-up on a small machine; a slow frame loop holds it in C calls of tens of
+        milliseconds (measured: a WCSPH scene at 5.7 fps on 2 cores, 125 ms of software
+        rendering and 50 ms of solve a frame, where this thread's looks came 1.95 s late in all
+        over 4 s, in steps of under 0.14 s). A hung read costs the process nothing, so the clock
+        still runs out on it. Each variable has one writer: no lock."""
         last = self._clock()
         while not self._stop.wait(WATCH_INTERVAL):
             now = self._clock()
-            late = now - last - WATCH_INTERVAL
-            if late > LATE:
-                self._last_frame_wall += late
+            self._paused += max(now - last - WATCH_INTERVAL, 0.0)
             last = now
-            if self._connected and now - self._last_frame_wall > self.settings.stall_reconnect:
+            since, paused_then = self._reading_since
+            if self._connected and now - since - (self._paused - paused_then) > self.settings.stall_reconnect:
                 self._last_error = f"no frame for {self.settings.stall_reconnect:.1f} s: reopening the source"
                 log.warning("tracker: %s", self._last_error)
                 self._connected = False
@@ -192,12 +206,15 @@ class TrackerRunner:
                 source = self._open_source()
                 self._source_name = source.describe()
                 frames = iter(source)
+                self._turn_to_source()  # before the watchdog may look again
                 self._connected = True
                 self._last_frame_wall = self._clock()
                 while not self._stop.is_set():
+                    self._turn_to_source()
                     frame = next(frames, None)
                     if generation != self._generation:
                         return  # abandoned while hung in the read; a fresh worker has the source
+                    self._reading_since = NOT_READING
                     if frame is None:
                         raise StopIteration("the source stopped delivering frames")
                     self._handle(frame, source)

@@ -88,7 +88,7 @@ class TrackingSettings(BaseModel):
     # --- the runner: stalls, fading, reconnects ---
     stall_timeout: Positive = Field(0.2, description="s without a frame before obstacles start to fade")
     fade_time: Positive = Field(0.5, description="s over which a stalled source's obstacles fade out")
-    stall_reconnect: Positive = Field(3.0, description="s without a frame before the source is reopened")
+    stall_reconnect: Positive = Field(3.0, description="s one read may last before the source is reopened")
     reconnect_initial: Positive = Field(0.25, description="s, first reconnect delay, doubled on each failure")
     reconnect_max: Positive = Field(8.0, description="s, longest reconnect delay")
 
