@@ -4,7 +4,8 @@ The simulation runs at the scene's fixed ``solver.frame_rate``, decoupled from t
 accumulator (Fiedler, "Fix your timestep!", 2004): each displayed frame steps as many whole
 simulation frames as real time has made due, at most ``max_catchup``; what is due beyond that is
 dropped. A machine too slow for the scene therefore sees the water run slower, never stutter
-through a burst of catch-up frames or blow up on one long step.
+through a burst of catch-up frames or blow up on one long step; its visitors move through the
+slower water at their own speed, lagging instead of sweeping through it (``follow.py``).
 
 Every simulation frame is handed to the view (``view.update``), so trails sample the water at
 the simulation's rate whatever the display's: the lines look the same on a 30 Hz projector and
@@ -27,6 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
+from waterrock.app.follow import WaterTimeFollower
 from waterrock.snapshots import ObstacleSnapshot, ParticleSnapshot
 
 log = logging.getLogger(__name__)
@@ -179,6 +181,7 @@ class FrameLoop:
         self.max_catchup = int(max_catchup)
         self.realtime = realtime
         self.clock, self.sleep = clock, sleep
+        self.follow = WaterTimeFollower()  # visitors in the water's time, when it falls behind
         self.times = StageTimes(stats_window)
         self.paused = False
         self._stop = threading.Event()
@@ -245,6 +248,8 @@ class FrameLoop:
             if self.obstacles is not None:
                 snap = self.obstacles.latest()
                 self.obstacle_count = len(snap)
+                if self.realtime:  # offline, the visitors are stepped in the water's time already
+                    snap = self.follow(snap, self.sim_dt, self.clock())
                 self.solver.set_obstacles(snap)
         with _Timed(self.times, "solve"):
             self.last_stats = self.solver.step(self.sim_dt)
