@@ -56,12 +56,12 @@ def walker():
     return src, empty_background(src)
 
 
-def make_runner(source: ScriptedSource, bg, **kw) -> TrackerRunner:
+def make_runner(source: ScriptedSource, bg, pipeline=DepthPipeline, **kw) -> TrackerRunner:
     settings = TrackingSettings(**{"stall_timeout": 0.1, "fade_time": 0.3, "reconnect_initial": 0.5, **kw})
     return TrackerRunner(
         lambda: source,
         settings,
-        pipeline_factory=lambda frame, src: DepthPipeline(settings, src.calibration, bg),
+        pipeline_factory=lambda frame, src: pipeline(settings, src.calibration, bg),
     )
 
 
@@ -145,24 +145,37 @@ def test_latest_before_any_frame_is_empty_and_immediate():
     assert runner.state().status == "stopped"
 
 
+def hold_the_gil(hold_s: float, total_s: float, gap_s: float) -> None:
+    """C calls that keep the GIL (as a kernel compile's steps, or a frame loop's rendering, do),
+    ``hold_s`` each, with ``gap_s`` let go between them, for ``total_s`` in all."""
+    hold = ctypes.PyDLL(None).usleep
+    end = time.monotonic() + total_s
+    while time.monotonic() < end:
+        hold(int(hold_s * 1e6))
+        time.sleep(gap_s)
+
+
+def assert_not_reopened(walker, disturb=lambda: None, **kw) -> None:
+    """A healthy source, read at 60 fps with stall_reconnect 0.5 s, through ``disturb()``: its
+    frames come on afterwards and it is never reopened."""
+    src, bg = walker
+    source = ScriptedSource(src, frame_interval=1 / 60)
+    with make_runner(source, bg, stall_reconnect=0.5, **kw) as runner:
+        w = Watcher(runner)
+        w.until(lambda: runner.state().frames >= 25)
+        frames = runner.state().frames
+        disturb()
+        w.until(lambda: runner.state().frames >= frames + 25)
+    assert source.opened == 1, runner.state()
+    assert "reopening" not in (runner.state().last_error or "")
+
+
 def test_a_pause_of_the_whole_process_is_not_the_sources_stall(walker):
     """A kernel compile holds the GIL for seconds at start-up on a small machine (the first run
     after an install compiles every kernel): every thread stops, the watchdog too. The source
     did not stall, so it is not reopened (a depth camera reopened at start-up can take seconds,
     or fail)."""
-    src, bg = walker
-    source = ScriptedSource(src, frame_interval=1 / 60)
-    with make_runner(source, bg, stall_reconnect=0.5) as runner:
-        w = Watcher(runner)
-        w.until(lambda: runner.state().frames >= 25)
-        frames = runner.state().frames
-        hold = ctypes.PyDLL(None).usleep  # a C call that keeps the GIL, as a compile's steps do
-        for _ in range(6):  # 1.8 s in all, let go for a moment between steps
-            hold(300_000)
-            time.sleep(0.002)
-        w.until(lambda: runner.state().frames >= frames + 25)
-    assert source.opened == 1
-    assert "reopening" not in (runner.state().last_error or "")
+    assert_not_reopened(walker, lambda: hold_the_gil(0.3, 1.8, 0.002))
 
 
 def test_a_starved_worker_is_not_the_sources_stall(walker):
@@ -170,28 +183,12 @@ def test_a_starved_worker_is_not_the_sources_stall(walker):
     milliseconds, one after another: the worker gets the GIL only now and then and its frames
     come seconds apart, though the source is fine. Each hold is shorter than a look's interval
     twice over, so no single late look shows it; the watchdog counts every late look."""
-    src, bg = walker
-    source = ScriptedSource(src, frame_interval=1 / 60)
-    with make_runner(source, bg, stall_reconnect=0.5) as runner:
-        w = Watcher(runner)
-        w.until(lambda: runner.state().frames >= 25)
-        frames = runner.state().frames
-        hold = ctypes.PyDLL(None).usleep
-        end = time.monotonic() + 2.0
-        while time.monotonic() < end:  # 80 ms held, a moment let go, for 2 s
-            hold(80_000)
-            time.sleep(0.0005)
-        w.until(lambda: runner.state().frames >= frames + 25)
-    assert source.opened == 1
-    assert "reopening" not in (runner.state().last_error or "")
+    assert_not_reopened(walker, lambda: hold_the_gil(0.08, 2.0, 0.0005))
 
 
 def test_a_long_frame_is_not_the_sources_stall(walker):
     """Learning the background takes the worker a second or more once; the source was read on
     time and is not reopened for what the worker did with its frame."""
-    src, bg = walker
-    source = ScriptedSource(src, frame_interval=1 / 60)
-    settings = TrackingSettings(stall_timeout=0.1, fade_time=0.3, reconnect_initial=0.5, stall_reconnect=0.5)
 
     class SlowOnce(DepthPipeline):
         def process(self, frame):
@@ -199,10 +196,4 @@ def test_a_long_frame_is_not_the_sources_stall(walker):
                 time.sleep(1.5)
             return super().process(frame)
 
-    runner = TrackerRunner(lambda: source, settings,
-                           pipeline_factory=lambda frame, s: SlowOnce(settings, s.calibration, bg))
-    with runner:
-        w = Watcher(runner)
-        w.until(lambda: runner.state().frames >= 40)
-    assert source.opened == 1, runner.state()
-    assert "reopening" not in (runner.state().last_error or "")
+    assert_not_reopened(walker, pipeline=SlowOnce)
