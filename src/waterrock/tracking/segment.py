@@ -44,8 +44,8 @@ class DepthBackground:
         valid = np.count_nonzero(readings > 0, axis=1)
         med = _median_of_last(readings, valid)
         deviation = np.abs(readings - med[:, None])
-        deviation[readings <= 0] = np.inf  # sorted past every valid reading's
-        mad = _median_of_last(np.sort(deviation, axis=1)[:, ::-1], valid)  # the valid ones last
+        deviation[readings <= 0] = -np.inf  # sorted before every valid reading's
+        mad = _median_of_last(np.sort(deviation, axis=1), valid)
         enough = valid * 2 >= n
         depth = np.where(enough & np.isfinite(med), med, 0).astype(np.float32).reshape(h, w)
         # one median of integer millimetres has a MAD of 0: quantisation is the noise floor
