@@ -224,6 +224,7 @@ def test_on_a_slow_machine_the_visitors_move_in_the_waters_time():
     steps = np.diff(xs)
     assert np.all(steps > 0) and np.all(steps <= 2 * MARGIN * 1.0 / 60 + 1e-6)  # two frames of water a tick
     assert walker["x"] - xs[-1] > 3.0  # the shape lags the visitor by the clock
+    assert f"(lagging {walker['x'] - xs[-1]:.2f} m)" in loop.report()
 
     offline, solver, _ = make(realtime=False)
     offline.obstacles = Obstacles([visitor])

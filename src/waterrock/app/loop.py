@@ -360,8 +360,12 @@ class FrameLoop:
         return (
             f"t={self.solver.time:7.2f}s fps {self.fps():5.1f} sim {self.sim_frames} frames "
             f"(dropped {self.dropped}) | ms {stages} | particles {self.particles} "
-            f"| obstacles {self.obstacle_count}{' | PAUSED' if self.paused else ''}"
+            f"| obstacles {self.obstacle_count}{self._lag_note()}{' | PAUSED' if self.paused else ''}"
         )
+
+    def _lag_note(self) -> str:
+        """How far the visitors' shapes in the water trail the visitors, once it shows (follow.py)."""
+        return f" (lagging {self.follow.lag:.2f} m)" if self.follow.lag >= 0.01 else ""
 
     def overlay_lines(self) -> list[str]:
         ms = self.times.ms()
@@ -369,7 +373,7 @@ class FrameLoop:
         lines = [
             f"fps {self.fps():5.1f}   sim {sim_rate:.0f} Hz   t {self.solver.time:7.2f} s"
             + ("   PAUSED" if self.paused else ""),
-            f"particles {self.particles}   obstacles {self.obstacle_count}   dropped {self.dropped}",
+            f"particles {self.particles}   obstacles {self.obstacle_count}{self._lag_note()}   dropped {self.dropped}",
         ]
         lines += [f"  {k:<9} {v:7.2f} ms" for k, v in ms.items()]
         st = self.last_stats
