@@ -4,8 +4,8 @@ The simulation runs at the scene's fixed ``solver.frame_rate``, decoupled from t
 accumulator (Fiedler, "Fix your timestep!", 2004): each displayed frame steps as many whole
 simulation frames as real time has made due, at most ``max_catchup``; what is due beyond that is
 dropped. A machine too slow for the scene therefore sees the water run slower, never stutter
-through a burst of catch-up frames or blow up on one long step; its visitors move through the
-slower water at their own speed, lagging instead of sweeping through it (``follow.py``).
+through a burst of catch-up frames or blow up on one long step; its visitors grow and shrink in
+the water's time, not the clock's (``follow.py``).
 
 Every simulation frame is handed to the view (``view.update``), so trails sample the water at
 the simulation's rate whatever the display's: the lines look the same on a 30 Hz projector and
@@ -28,7 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
-from waterrock.app.follow import WaterTimeFollower
+from waterrock.app.follow import GirthInWaterTime
 from waterrock.snapshots import ObstacleSnapshot, ParticleSnapshot
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class FrameLoop:
         self.max_catchup = int(max_catchup)
         self.realtime = realtime
         self.clock, self.sleep = clock, sleep
-        self.follow = WaterTimeFollower()  # visitors in the water's time, when it falls behind
+        self.girth = GirthInWaterTime()  # visitors' radii in the water's time
         self.times = StageTimes(stats_window)
         self.paused = False
         self._stop = threading.Event()
@@ -249,7 +249,7 @@ class FrameLoop:
                 snap = self.obstacles.latest()
                 self.obstacle_count = len(snap)
                 if self.realtime:  # offline, the visitors are stepped in the water's time already
-                    snap = self.follow(snap, self.sim_dt, self.clock())
+                    snap = self.girth(snap, self.sim_dt)
                 self.solver.set_obstacles(snap)
         with _Timed(self.times, "solve"):
             self.last_stats = self.solver.step(self.sim_dt)
@@ -360,12 +360,8 @@ class FrameLoop:
         return (
             f"t={self.solver.time:7.2f}s fps {self.fps():5.1f} sim {self.sim_frames} frames "
             f"(dropped {self.dropped}) | ms {stages} | particles {self.particles} "
-            f"| obstacles {self.obstacle_count}{self._lag_note()}{' | PAUSED' if self.paused else ''}"
+            f"| obstacles {self.obstacle_count}{' | PAUSED' if self.paused else ''}"
         )
-
-    def _lag_note(self) -> str:
-        """How far the visitors' shapes in the water trail the visitors, once it shows (follow.py)."""
-        return f" (lagging {self.follow.lag:.2f} m)" if self.follow.lag >= 0.01 else ""
 
     def overlay_lines(self) -> list[str]:
         ms = self.times.ms()
@@ -373,7 +369,7 @@ class FrameLoop:
         lines = [
             f"fps {self.fps():5.1f}   sim {sim_rate:.0f} Hz   t {self.solver.time:7.2f} s"
             + ("   PAUSED" if self.paused else ""),
-            f"particles {self.particles}   obstacles {self.obstacle_count}{self._lag_note()}   dropped {self.dropped}",
+            f"particles {self.particles}   obstacles {self.obstacle_count}   dropped {self.dropped}",
         ]
         lines += [f"  {k:<9} {v:7.2f} ms" for k, v in ms.items()]
         st = self.last_stats
