@@ -54,3 +54,26 @@ def test_visitors_are_followed_by_id_whatever_their_order():
     np.testing.assert_array_equal(out.a, swapped.a)
     assert len(g(ObstacleSnapshot.empty(), FRAME)) == 0
     assert girth(g(sphere(oid=3), FRAME)) == pytest.approx(GROWTH * FRAME)  # gone, then new again
+
+
+def test_a_shrinking_radius_estimate_keeps_the_weight_within_0_and_1():
+    """The girth may shrink no faster than GROWTH: where the tracker's radius estimate falls
+    faster, the snapshot carries the girth as its radius, weight 1, and stays valid (a weight
+    over 1 made the solver drop the visitor for the frame)."""
+    g = GirthInWaterTime()
+    for _ in range(13):
+        g(sphere(radius=0.2), FRAME)
+    out = g(sphere(radius=0.15), FRAME)
+    assert girth(out) == pytest.approx(0.2 - GROWTH * FRAME)
+    assert 0.0 <= out.weight[0] <= 1.0 and out.radius[0] == pytest.approx(0.2 - GROWTH * FRAME)
+    assert out.problems() == []
+
+
+def test_a_bad_radius_is_passed_on_for_the_solver_to_name_and_not_kept():
+    g = GirthInWaterTime()
+    for _ in range(13):
+        g(sphere(), FRAME)
+    bad = g(sphere(radius=float("nan")), FRAME)
+    assert any("not finite" in p for p in bad.problems())
+    after = g(sphere(), FRAME)
+    assert np.isfinite(after.weight).all() and girth(after) == pytest.approx(GROWTH * FRAME)  # grows in again

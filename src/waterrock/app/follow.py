@@ -53,9 +53,13 @@ class GirthInWaterTime:
             girth = np.where(self._ids[prev] == snap.ids, self._girth[prev], 0.0).astype(np.float32)
         want = snap.radius * snap.weight
         change = np.float32(self.growth * water_dt)
-        girth = np.clip(want, girth - change, girth + change)
-        self._ids, self._girth = snap.ids.copy(), girth
-        if np.array_equal(girth, want):
+        # a bad value (NaN) goes on as it is, for the solver to reject and name; it is not kept
+        girth = np.where(np.isfinite(want), np.clip(want, girth - change, girth + change), want)
+        self._ids, self._girth = snap.ids.copy(), np.where(np.isfinite(girth), girth, 0.0).astype(np.float32)
+        if np.array_equal(girth, want, equal_nan=True):
             return snap
-        weight = np.where(snap.radius > 0, girth / np.maximum(snap.radius, 1e-12), snap.weight).astype(np.float32)
-        return dataclasses.replace(snap, weight=weight)
+        # as radius x weight with the weight in [0, 1]: where the tracker's radius estimate shrank
+        # faster than the girth may, the radius is the girth's
+        radius = np.where(girth > snap.radius, girth, snap.radius).astype(np.float32)
+        weight = np.where(radius > 0, girth / np.maximum(radius, 1e-12), snap.weight).astype(np.float32)
+        return dataclasses.replace(snap, radius=radius, weight=weight)
