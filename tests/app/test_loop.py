@@ -202,7 +202,7 @@ def test_on_a_slow_machine_the_visitors_fade_in_the_waters_time():
     """Each displayed frame takes 0.2 s and steps 2 frames of water: a visitor who appears at
     once grows in by GROWTH per second of water, not of the clock; offline (not real time), the
     visitors are handed over as they are."""
-    from waterrock.app.follow import GROWTH
+    from waterrock.app.girth import GROWTH
 
     def visitor():
         return ObstacleSnapshot.spheres([[0.0, 0.5, 0.0]], [0.2], velocities=[[1.0, 0.0, 0.0]], ids=[1])

@@ -5,7 +5,7 @@ accumulator (Fiedler, "Fix your timestep!", 2004): each displayed frame steps as
 simulation frames as real time has made due, at most ``max_catchup``; what is due beyond that is
 dropped. A machine too slow for the scene therefore sees the water run slower, never stutter
 through a burst of catch-up frames or blow up on one long step; its visitors grow and shrink in
-the water's time, not the clock's (``follow.py``).
+the water's time, not the clock's (``girth.py``).
 
 Every simulation frame is handed to the view (``view.update``), so trails sample the water at
 the simulation's rate whatever the display's: the lines look the same on a 30 Hz projector and
@@ -28,7 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
-from waterrock.app.follow import GirthInWaterTime
+from waterrock.app.girth import GirthInWaterTime
 from waterrock.snapshots import ObstacleSnapshot, ParticleSnapshot
 
 log = logging.getLogger(__name__)

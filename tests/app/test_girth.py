@@ -1,4 +1,4 @@
-"""Visitors' girth in the water's time (app/follow.py): a new visitor grows in, a fading one
+"""Visitors' girth in the water's time (app/girth.py): a new visitor grows in, a fading one
 shrinks, no faster than GROWTH per second of water, whatever the wall clock does."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from waterrock.app.follow import GROWTH, GirthInWaterTime
+from waterrock.app.girth import GROWTH, GirthInWaterTime
 from waterrock.snapshots import ObstacleSnapshot
 
 FRAME = 1.0 / 60.0
