@@ -21,9 +21,13 @@ GPU_WCSPH_RATE = 1e9
 GPU_BACKENDS = ("cuda", "vulkan", "metal")
 
 
-def _goal(goal: str, value, target: float, detail: str) -> dict:
+RATIO, COUNT, RATE = "{:.2f}x", "{:,.0f}", "{:.3g}"  # how each kind of goal's value is shown
+
+
+def _goal(goal: str, value, target: float, detail: str, shown: str) -> dict:
     met = None if value is None else bool(value >= target)
-    return {"goal": goal, "value": value, "target": target, "met": met, "detail": detail}
+    return {"goal": goal, "value": value, "target": target, "met": met, "detail": detail,
+            "shown": "-" if value is None else shown.format(value)}
 
 
 def judge(results: dict) -> list[dict]:
@@ -44,43 +48,35 @@ def judge(results: dict) -> list[dict]:
             n = run["waterrock"].get("particles", run["n"])
             detail = f"N={n}, dt {run['case']['time_step']:g} s" if ratio is not None else \
                 f"N={n}: {run['result'].get('error') or run['waterrock'].get('error') or 'no ratio'}"
-            out.append(_goal(goal, ratio, PEER_FACTOR, detail))
+            out.append(_goal(goal, ratio, PEER_FACTOR, detail, RATIO))
         if not runs:
             why = (peers or {}).get("skipped", {}).get("splishsplash") if peers else "peers not run (--no-peers)"
-            out.append(_goal(goal, None, PEER_FACTOR, why or "no SPlisHSPlasH run"))
+            out.append(_goal(goal, None, PEER_FACTOR, why or "no SPlisHSPlasH run", RATIO))
     probe = solver.get("max_n_60fps")
     target = GPU_60FPS_N if on_gpu else CPU_60FPS_N
     goal = f"PBF at 60 fps on a {'GPU' if on_gpu else 'CPU'}: >= {target:,} particles"
     if probe:
         out.append(_goal(goal, probe["max_n"], target, f"{backend}, {probe['substeps']} substeps x "
-                                                        f"{probe['pbf_iterations']} iterations, {probe['method']}"))
+                                                        f"{probe['pbf_iterations']} iterations, {probe['method']}",
+                         COUNT))
     else:
-        out.append(_goal(goal, None, target, "the 60 fps probe was not run (--no-fps-probe)"))
+        out.append(_goal(goal, None, target, "the 60 fps probe was not run (--no-fps-probe)", COUNT))
     goal = f"WCSPH >= {GPU_WCSPH_RATE:.0e} particle-substeps/s at 1M on a GPU"
     row = next((r for r in solver["rows"] if r["method"] == "wcsph" and r["requested_n"] == GPU_WCSPH_N), None)
     if on_gpu and row:
-        out.append(_goal(goal, row["particle_substeps_per_s"], GPU_WCSPH_RATE, f"{backend}, N={row['n']}"))
+        out.append(_goal(goal, row["particle_substeps_per_s"], GPU_WCSPH_RATE, f"{backend}, N={row['n']}", RATE))
     else:
         why = "a GPU backend (--arch cuda)" if not on_gpu else f"WCSPH at N={GPU_WCSPH_N:,} (--sizes ... 1000000)"
-        out.append(_goal(goal, None, GPU_WCSPH_RATE, f"needs {why}"))
+        out.append(_goal(goal, None, GPU_WCSPH_RATE, f"needs {why}", RATE))
     if not on_gpu:
         out.append(_goal(f"PBF at 60 fps on a GPU: >= {GPU_60FPS_N:,} particles", None, GPU_60FPS_N,
-                         "needs a GPU backend (--arch cuda)"))
+                         "needs a GPU backend (--arch cuda)", COUNT))
     return out
-
-
-def _value(g: dict) -> str:
-    v = g["value"]
-    if v is None:
-        return "-"
-    if g["target"] == PEER_FACTOR:
-        return f"{v:.2f}x"
-    return f"{v:.3g}" if v >= 1e6 and g["target"] >= 1e8 else f"{int(v):,}"
 
 
 def table(goals: list[dict]) -> str:
     lines = ["issue 3's goals"]
     for g in goals:
         verdict = {True: "met", False: "NOT met", None: "not measured"}[g["met"]]
-        lines.append(f"  {g['goal']:<52}{_value(g):>12}  {verdict:<14}{g['detail']}")
+        lines.append(f"  {g['goal']:<52}{g['shown']:>12}  {verdict:<14}{g['detail']}")
     return "\n".join(lines)
