@@ -96,6 +96,29 @@ def test_frozen_source_fades_and_comes_back_without_reopening(walker):
     assert w.slowest < NEVER_WAITED
 
 
+def test_slow_source_is_held_between_frames_and_fades_when_late(walker):
+    """A tracker at 5 fps (a loaded 2-core machine runs it at 2 to 4) is not 'stalled' between
+    two of its frames, nor are its visitors faded; when its frames stop, they fade as a fast
+    source's do, after LATE_AFTER of its intervals."""
+    src, bg = walker
+    source = ScriptedSource(src, freeze_at={16: 1.2}, frame_interval=0.2)
+    with make_runner(source, bg) as runner:  # stall_timeout 0.1 s
+        w = Watcher(runner)
+        w.until(lambda: runner.state().frames >= 6 and len(runner.latest()) == 1)
+        assert runner.stall_after == pytest.approx(2.5 * 0.2, rel=0.5)
+        steady = len(w.seen)
+        w.until(lambda: runner.state().frames >= 12)
+        held = w.seen[steady:]
+        w.until(lambda: runner.state().status == "stalled")
+        w.until(lambda: len(runner.latest()) == 0)
+        w.until(lambda: runner.state().status == "running" and len(runner.latest()) == 1)
+    assert len(held) > 100
+    assert {status for status, _, _ in held} == {"running"}
+    assert min(weight for _, _, weight in held) > 0.99, "faded between two frames of a steady source"
+    assert w.faded()
+    assert source.opened == 1
+
+
 def test_hung_source_is_abandoned_and_reopened(walker):
     src, bg = walker
     source = ScriptedSource(src, freeze_at={30: 3600.0}, frame_interval=1 / 60)
