@@ -1,9 +1,20 @@
 """The particle budget cycles through emitters and sinks: nothing is lost or duplicated."""
 
 import numpy as np
+import pytest
 
 from tests.solver.conftest import make_scene
+from waterrock.bench.cases import DamBreak
 from waterrock.solver.solver import Solver
+from waterrock.solver.state import ACTIVE, ParticleState
+
+
+def assert_active_in_use(s: Solver) -> None:
+    """Every active particle lies in the slots in use, the first free_head: the kernels loop over
+    those alone (state.in_use), so one beyond would stand still, and feel nothing."""
+    flags = s.state.flags.to_numpy()
+    head = min(int(s.state.free_head.to_numpy()[0]), s.state.capacity)
+    assert not np.any(flags[head:] & ACTIVE), f"active particles beyond the {head} slots in use"
 
 
 def test_count_conserved_through_emitting_and_recycling():
@@ -24,6 +35,7 @@ def test_count_conserved_through_emitting_and_recycling():
         emitted += st["emitted"]
         retired += st["retired"]
         assert st["nonfinite"] == 0
+        assert_active_in_use(s)
         ids = s.state.ids.to_numpy()
         assert np.array_equal(np.sort(ids), np.arange(capacity))  # a permutation, always
         snap = s.snapshot()
@@ -38,3 +50,24 @@ def test_count_conserved_through_emitting_and_recycling():
     assert emitted - retired == s.n_active()
     assert retired > capacity  # the budget went round more than once
     assert saw_recycled_id_twice  # ids come back, flagged as recycled
+
+
+def test_loaded_particles_are_in_use_before_any_sort():
+    state = ParticleState(100)
+    state.load(np.zeros((40, 3), np.float32))
+    assert int(state.free_head.to_numpy()[0]) == 40
+    state.clear()
+    assert int(state.free_head.to_numpy()[0]) == 0
+
+
+@pytest.mark.parametrize("method", ["pbf", "dfsph", "wcsph"])
+def test_initial_particles_are_in_use_from_the_first_substep(method):
+    """The particles a scene starts with, at rest, are in use from the first substep: gravity
+    and pressure give each of them a velocity."""
+    case = DamBreak(n=2000, method=method)
+    s = Solver(case.scene(max_particles=5000), arch="cpu")  # budget to spare past the block
+    assert int(s.state.free_head.to_numpy()[0]) == s.n_active() == len(case.positions())
+    assert_active_in_use(s)
+    s.step(case.time_step)
+    speed = np.linalg.norm(s.snapshot().velocities, axis=1)
+    assert np.all(speed > 0.0), f"{np.count_nonzero(speed == 0)} particles stood still in the first substep"

@@ -3,6 +3,7 @@ gathering every neighbour: the same terms, each pair taken once instead of twice
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from tests.solver.conftest import make_scene
 from waterrock.bench.cases import DamBreak
@@ -52,10 +53,14 @@ def test_pair_form_follows_particles_that_cross_rows_between_passes():
         for _ in range(6):
             s.step()
         snap = s.snapshot()
-        order = np.argsort(snap.ids)
-        out[pairs] = snap.ids[order], snap.positions[order], snap.velocities[order]
-    np.testing.assert_array_equal(out[True][0], out[False][0])
-    assert len(out[True][0]) > 200
+        out[pairs] = snap.positions, snap.velocities
+    # the water compared particle by particle, each matched to the nearest of the other run: the
+    # emitters' slots, and so the ids they hand out, follow the grid sort's atomics, which two
+    # threads may take in either order (the spacing, 3 cm, leaves no doubt about the match)
+    (x_g, v_g), (x_p, v_p) = out[False], out[True]
+    assert len(x_p) == len(x_g) > 200
+    dist, match = cKDTree(x_g).query(x_p)
+    assert len(np.unique(match)) == len(match)
     # float32 rounding grows over 20 substeps to a few 1e-5 m (the fault gave 1e-2 m, 1 m/s)
-    np.testing.assert_allclose(out[True][1], out[False][1], atol=5e-4)
-    np.testing.assert_allclose(out[True][2], out[False][2], atol=0.05)
+    assert dist.max() < 5e-4
+    np.testing.assert_allclose(v_p, v_g[match], atol=0.05)

@@ -34,7 +34,7 @@ import taichi as ti
 from waterrock.solver.boundary import BoundaryArgs
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
 from waterrock.solver.kernels import cubic_gradW, cubic_W_gradW
-from waterrock.solver.state import ACTIVE
+from waterrock.solver.state import ACTIVE, in_use
 from waterrock.solver.terms import XSPHArgs, density_grad_pair, with_solids, xsph_boundary, xsph_pair
 
 vec3 = ti.math.vec3
@@ -93,7 +93,7 @@ def warm_start_k(e: ti.f32, kappa_i: ti.f32, scale: ti.f32, k_max: ti.f32) -> ti
 
 @ti.kernel
 def density_and_factor(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, alpha: nd_f32, wall: nd_vec4,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, alpha: nd_f32, wall: nd_vec4,
     k: nd_f32, kappa: nd_vec2, solve: nd_i32, dt: ti.f32, k_max: ti.f32,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
@@ -108,7 +108,7 @@ def density_and_factor(
     c = ti.static(_Rate(v, mass, h))
     solve[DONE] = 0
     solve[ITERS] = 0
-    for i in x:
+    for i in range(in_use(free_head, x)):
         ki = 0.0
         if flags[i] & ACTIVE:
             sums = ti.Vector([0.0] * 6)  # the sums include j = i
@@ -141,7 +141,7 @@ def density_rate(i, xi: vec3, g: ti.template(), grad_gamma: vec3, c: ti.template
 
 @ti.kernel
 def pressure_parameter(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, alpha: nd_f32, k: nd_f32,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, wall: nd_vec4, rho: nd_f32, alpha: nd_f32, k: nd_f32,
     solve: nd_i32, err: nd_f32, which: ti.i32, dt: ti.f32,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, rho0: ti.f32,
@@ -151,7 +151,7 @@ def pressure_parameter(
     c = ti.static(_Rate(v, mass, h))
     total = 0.0  # a kernel-local sum: Taichi reduces it per thread (into err[0] at once, the
     # thread-contended atomic costs 1.3 ms per 16k particles on 2 CPU cores)
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if solve[DONE] == 0 and flags[i] & ACTIVE:
             rate = density_rate(i, x[i], g, wall[i].xyz, c, rho0)
             if which == DIVERGENCE:
@@ -188,8 +188,8 @@ def pressure_acceleration(i, xi: vec3, k: ti.template(), g: ti.template(), grad_
 
 @ti.kernel
 def apply_pressure(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, k: nd_f32, kappa: nd_vec2,
-    solve: nd_i32, err: nd_f32, free_head: nd_i32, which: ti.i32, tolerance: ti.f32, dt: ti.f32, scale: ti.f32,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, wall: nd_vec4, k: nd_f32, kappa: nd_vec2,
+    solve: nd_i32, err: nd_f32, which: ti.i32, tolerance: ti.f32, dt: ti.f32, scale: ti.f32,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
@@ -199,7 +199,7 @@ def apply_pressure(
         mean_err = err[0] / ti.max(ti.cast(free_head[0], ti.f32), 1.0)
         if mean_err <= tolerance:
             solve[DONE] = 1
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if solve[DONE] == 0 and flags[i] & ACTIVE:
             v[i] -= dt * pressure_acceleration(i, x[i], k, g, wall[i].xyz, mass, h, rho0)
             kappa[i][which] += k[i] * scale
@@ -218,12 +218,12 @@ def close_solve(solve: nd_i32):
 
 @ti.kernel
 def apply_warm_start(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, k: nd_f32, dt: ti.f32,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, wall: nd_vec4, k: nd_f32, dt: ti.f32,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, rho0: ti.f32,
 ):
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             v[i] -= dt * pressure_acceleration(i, x[i], k, g, wall[i].xyz, mass, h, rho0)
 
@@ -238,7 +238,7 @@ def _xsph_rate_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 
 @ti.kernel
 def non_pressure(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, wall: nd_vec4, rho: nd_f32, v_out: nd_vec3,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, wall: nd_vec4, rho: nd_f32, v_out: nd_vec3,
     k: nd_f32, kappa: nd_vec2, solve: nd_i32,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
@@ -252,7 +252,7 @@ def non_pressure(
     c = ti.static(XSPHArgs(v, rho, mass, h))
     solve[DONE] = 0
     solve[ITERS] = 0
-    for i in x:
+    for i in range(in_use(free_head, x)):
         vi = v[i]
         ki = 0.0
         if flags[i] & ACTIVE:
@@ -288,16 +288,18 @@ class DFSPH:
         """The Jacobi iterations of one solve, after its warm start."""
         st = s.state
         scale = dt if which == DIVERGENCE else 1.0
-        s.dispatch(apply_warm_start, st.x, st.v, st.flags, st.wall, st.aux2, dt, *g_args, s.mass, s.rho0)
+        s.dispatch(apply_warm_start, st.x, st.v, st.flags, st.free_head, st.wall, st.aux2, dt, *g_args, s.mass, s.rho0)
         s.flush()  # an iteration is one graph, whatever the number launched
         for _ in range(self.launch[which]):
             s.dispatch(
-                pressure_parameter, st.x, st.v, st.flags, st.wall, st.rho, st.aux, st.aux2, self.solve[which],
+                pressure_parameter, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, st.aux, st.aux2,
+                self.solve[which],
                 self.err, which, dt, *g_args, s.mass, s.rho0,
             )
             s.dispatch(
-                apply_pressure, st.x, st.v, st.flags, st.wall, st.aux2, st.kappa, self.solve[which], self.err,
-                st.free_head, which, tolerance, dt, scale, *g_args, s.mass, s.rho0,
+                apply_pressure, st.x, st.v, st.flags, st.free_head, st.wall, st.aux2, st.kappa, self.solve[which],
+                self.err,
+                which, tolerance, dt, scale, *g_args, s.mass, s.rho0,
             )
             s.flush()
         s.dispatch(close_solve, self.solve[which])
@@ -309,12 +311,13 @@ class DFSPH:
         grid.build(st, s.dispatch)
         g_args = grid.args()
         s.dispatch(
-            density_and_factor, st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.aux2, st.kappa,
+            density_and_factor, st.x, st.v, st.flags, st.free_head, st.rho, st.aux, st.wall, st.aux2, st.kappa,
             self.solve[DIVERGENCE], dt, s.k_hydrostatic, *g_args, *b_args, s.mass, s.rho0,
         )
         self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args)
         s.dispatch(
-            non_pressure, st.x, st.v, st.flags, st.wall, st.rho, st.dv, st.aux2, st.kappa, self.solve[DENSITY],
+            non_pressure, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, st.dv, st.aux2, st.kappa,
+            self.solve[DENSITY],
             *g_args, s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt),
         )
         st.swap_velocity_scratch()

@@ -45,7 +45,7 @@ from waterrock.solver.grid import (
 )
 from waterrock.solver.kernels import cubic_gradW_np, cubic_W_gradW, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs
-from waterrock.solver.state import ACTIVE
+from waterrock.solver.state import ACTIVE, in_use
 from waterrock.solver.terms import clamp_speed, collide, density_grad_pair, move, with_solids, xsph_boundary
 
 vec3 = ti.math.vec3
@@ -67,6 +67,7 @@ def predict(
     v: nd_vec3,
     x0: nd_vec3,
     flags: nd_i32,
+    free_head: nd_i32,
     dt: ti.f32,
     gravity: nd_vec3,
     v_max: ti.f32,
@@ -85,7 +86,7 @@ def predict(
     """Apply gravity and predict x* = x + dt v (Algorithm 1, lines 2-3), out of the solids."""
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             x0[i] = x[i]
             x[i], v[i] = move(x[i], v[i] + dt * gravity[0], dt, v_max, b, o)
@@ -159,7 +160,8 @@ def _lambda_kernels(first: bool):
 
     @ti.kernel
     def constraint_lambda(
-        x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3, dv: nd_vec3,
+        x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, lam: nd_f32, wall: nd_vec4,
+        omega: nd_vec3, dv: nd_vec3,
         cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
         b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
         mass: ti.f32, rho0: ti.f32, relaxation: ti.f32, c_xsph: ti.f32, c_wall: ti.f32,
@@ -167,7 +169,7 @@ def _lambda_kernels(first: bool):
         g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
         b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
         c = ti.static(_Lambda(v, mass, rho0, h))
-        for i in x:
+        for i in range(in_use(free_head, x)):
             if flags[i] & ACTIVE:
                 sums = ti.Vector([0.0] * n_sums)  # the sums include j = i
                 for_each_neighbor(i, x[i], g, task, sums, c)
@@ -186,13 +188,14 @@ def _lambda_kernels(first: bool):
 
     @ti.kernel
     def finish_lambda(
-        x: nd_vec3, v: nd_vec3, flags: nd_i32, rho: nd_f32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3, dv: nd_vec3,
+        x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, lam: nd_f32, wall: nd_vec4,
+        omega: nd_vec3, dv: nd_vec3,
         sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1),
         b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
         rho0: ti.f32, relaxation: ti.f32, c_xsph: ti.f32, c_wall: ti.f32,
     ):
         b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
-        for i in x:
+        for i in range(in_use(free_head, x)):
             if flags[i] & ACTIVE:
                 _finish_lambda(i, sums[i], first, x, v, rho, lam, wall, omega, dv, b, rho0, relaxation, c_xsph, c_wall)
 
@@ -259,13 +262,14 @@ def _delta_kernels(first: bool):
 
     @ti.kernel
     def position_delta(
-        x: nd_vec3, flags: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3, dv: nd_vec3, dp: nd_vec3,
+        x: nd_vec3, flags: nd_i32, free_head: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3, dv: nd_vec3,
+        dp: nd_vec3,
         cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
         mass: ti.f32, rho0: ti.f32, w_dq: ti.f32, scorr_scale: ti.f32, dt: ti.f32, epsilon: ti.f32,
     ):
         g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
         c = ti.static(_Delta(lam, omega, mass, h, w_dq, scorr_scale))
-        for i in x:
+        for i in range(in_use(free_head, x)):
             if flags[i] & ACTIVE:
                 sums = ti.Vector([0.0] * n_sums)
                 for_each_neighbor(i, x[i], g, task, sums, c)
@@ -284,7 +288,8 @@ def _delta_kernels(first: bool):
 
     @ti.kernel
     def finish_delta(
-        x: nd_vec3, v: nd_vec3, flags: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3, dv: nd_vec3,
+        x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3,
+        dv: nd_vec3,
         sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1), rho0: ti.f32, dt: ti.f32,
         epsilon: ti.f32, b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
         o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
@@ -293,7 +298,7 @@ def _delta_kernels(first: bool):
         the sums in hand once every pair is done."""
         b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
         o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
-        for i in x:
+        for i in range(in_use(free_head, x)):
             if flags[i] & ACTIVE:
                 dp_i = _position_delta(i, sums[i], first, lam, wall, omega, dv, rho0, dt, epsilon)
                 x[i], v[i] = collide(x[i] + dp_i, v[i], b, o)
@@ -312,6 +317,7 @@ def apply_delta(
     x: nd_vec3,
     v: nd_vec3,
     flags: nd_i32,
+    free_head: nd_i32,
     dp: nd_vec3,
     b_params: nd_f32,
     gamma: nd_f32,
@@ -328,15 +334,16 @@ def apply_delta(
     """x*_i += dp_i, then collision response on the positions (Algorithm 1, lines 13-15)."""
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             x[i], v[i] = collide(x[i] + dp[i], v[i], b, o)
 
 
 @ti.kernel
-def update_velocity(x: nd_vec3, x0: nd_vec3, v: nd_vec3, flags: nd_i32, inv_dt: ti.f32, v_max: ti.f32):
+def update_velocity(x: nd_vec3, x0: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, inv_dt: ti.f32,
+    v_max: ti.f32):
     """v_i = (x*_i - x_i) / dt (Algorithm 1, line 21)."""
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             v[i] = clamp_speed((x[i] - x0[i]) * inv_dt, v_max)
 
@@ -381,7 +388,8 @@ class PBF:
 
     def substep(self, s, dt: float) -> None:
         st, bnd, obs = s.state, s.boundary, s.obstacles
-        s.dispatch(predict, st.x, st.v, st.x0, st.flags, dt, s.gravity, s.v_max(dt), *bnd.args(), *obs.args())
+        s.dispatch(predict, st.x, st.v, st.x0, st.flags, st.free_head, dt, s.gravity, s.v_max(dt), *bnd.args(),
+            *obs.args())
         s.grid.build(st, s.dispatch)
         pairs = self.pairs if self.pairs is not None else pairs_suit(s.active, self.PAIRS_FROM)
         for k in range(self.iterations):
@@ -389,7 +397,7 @@ class PBF:
                 self._iteration_in_pairs(s, dt, first=k == 0)
             else:
                 self._iteration(s, dt, first=k == 0)
-        s.dispatch(update_velocity, st.x, st.x0, st.v, st.flags, 1.0 / dt, s.v_max(dt))
+        s.dispatch(update_velocity, st.x, st.x0, st.v, st.flags, st.free_head, 1.0 / dt, s.v_max(dt))
 
     def _iteration(self, s, dt: float, first: bool) -> None:
         """One Jacobi iteration, gathering: the lambda pass, the delta pass, the move."""
@@ -397,15 +405,16 @@ class PBF:
         g_args = s.grid.args()
         s.dispatch(
             constraint_lambda_first if first else constraint_lambda,
-            st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.omega, st.dv, *g_args, *bnd.args_without_h(), s.mass,
+            st.x, st.v, st.flags, st.free_head, st.rho, st.aux, st.wall, st.omega, st.dv, *g_args,
+            *bnd.args_without_h(), s.mass,
             s.rho0, self.relaxation, self.c_xsph, s.wall_xsph(dt),
         )
         s.dispatch(  # dv in (the smoothing, read by each particle for itself), then dp out
             position_delta_first if first else position_delta,
-            st.x, st.flags, st.aux, st.wall, st.omega, st.dv, st.dv, *g_args, s.mass, s.rho0, self.w_dq,
+            st.x, st.flags, st.free_head, st.aux, st.wall, st.omega, st.dv, st.dv, *g_args, s.mass, s.rho0, self.w_dq,
             self.scorr_scale, dt, self.vorticity_epsilon,
         )
-        s.dispatch(apply_delta, st.x, st.v, st.flags, st.dv, *bnd.args(), *obs.args())
+        s.dispatch(apply_delta, st.x, st.v, st.flags, st.free_head, st.dv, *bnd.args(), *obs.args())
 
     def _iteration_in_pairs(self, s, dt: float, first: bool) -> None:
         """One Jacobi iteration in pair form: each pass's sums, colour by colour, then a kernel
@@ -417,7 +426,7 @@ class PBF:
                   *g_args, s.mass, s.rho0)
         s.dispatch(
             finish_lambda_first if first else finish_lambda,
-            st.x, st.v, st.flags, st.rho, st.aux, st.wall, st.omega, st.dv, sums, *bnd.args(), s.rho0,
+            st.x, st.v, st.flags, st.free_head, st.rho, st.aux, st.wall, st.omega, st.dv, sums, *bnd.args(), s.rho0,
             self.relaxation, self.c_xsph, s.wall_xsph(dt),
         )
         sums = self.delta_sums_first if first else st.dv  # dv holds the smoothing until the first move
@@ -425,7 +434,8 @@ class PBF:
                   st.omega, sums, *g_args, s.mass, self.w_dq, self.scorr_scale)
         s.dispatch(
             finish_delta_first if first else finish_delta,
-            st.x, st.v, st.flags, st.aux, st.wall, st.omega, st.dv, sums, s.rho0, dt, self.vorticity_epsilon,
+            st.x, st.v, st.flags, st.free_head, st.aux, st.wall, st.omega, st.dv, sums, s.rho0, dt,
+            self.vorticity_epsilon,
             *bnd.args(), *obs.args(),
         )
 

@@ -208,7 +208,8 @@ class Solver:
 
     def advect(self, dt: float) -> None:
         st = self.state
-        self.dispatch(advect, st.x, st.v, st.flags, dt, self.v_max(dt), *self.boundary.args(), *self.obstacles.args())
+        self.dispatch(advect, st.x, st.v, st.flags, st.free_head, dt, self.v_max(dt), *self.boundary.args(),
+            *self.obstacles.args())
 
     def step(self, frame_dt: float | None = None) -> dict:
         """Advance one frame (1 / frame_rate by default); returns the frame's statistics."""
@@ -226,11 +227,11 @@ class Solver:
 
     def _end_frame(self, n: int, dt: float) -> dict:
         st = self.state
-        max_speed(st.v, st.flags, self._stats_buf)
+        max_speed(st.v, st.flags, st.free_head, self._stats_buf)
         vmax = float(self._stats_buf.to_numpy()[2])
         counters = self.sources.read_counters()
         # the active particles are the first free_head slots once the emitters are done
-        self.active = int(st.free_head.to_numpy()[0])
+        self.active = min(int(st.free_head.to_numpy()[0]), st.capacity)
         if counters[NONFINITE]:
             log.warning("%d particles had non-finite position or velocity: retired and re-emitted",
                         int(counters[NONFINITE]))
@@ -273,7 +274,7 @@ class Solver:
         st = self.state
         self.grid.build(st)
         measure_density(
-            st.x, st.flags, st.rho, self._stats_buf, *self.grid.args(), *self.boundary.args_without_h(),
+            st.x, st.flags, st.free_head, st.rho, self._stats_buf, *self.grid.args(), *self.boundary.args_without_h(),
             self.mass, self.rho0,
         )
         active = (st.flags.to_numpy() & ACTIVE) != 0

@@ -24,7 +24,7 @@ import taichi as ti
 
 from waterrock.solver.launch import launch_now
 from waterrock.solver.obstacles import ObstacleArgs, blocked_by_obstacle
-from waterrock.solver.state import ACTIVE, RECYCLED
+from waterrock.solver.state import ACTIVE, RECYCLED, in_use
 
 vec3 = ti.math.vec3
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
@@ -44,9 +44,9 @@ def is_finite3(a: vec3) -> bool:
 
 
 @ti.kernel
-def retire(x: nd_vec3, v: nd_vec3, flags: nd_i32, sink_lower: nd_vec3, sink_upper: nd_vec3,
+def retire(x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, sink_lower: nd_vec3, sink_upper: nd_vec3,
            n_sinks: ti.i32, counters: nd_i32):
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             p = x[i]
             if not (is_finite3(p) and is_finite3(v[i])):
@@ -156,7 +156,8 @@ class Sources:
         return float(sum(m * lps for m, lps in zip(self.count, self.layers_per_second, strict=True)))
 
     def retire(self, state, dispatch=launch_now) -> None:
-        dispatch(retire, state.x, state.v, state.flags, self.sink_lower, self.sink_upper, self.n_sinks, self.counters)
+        dispatch(retire, state.x, state.v, state.flags, state.free_head, self.sink_lower, self.sink_upper,
+            self.n_sinks, self.counters)
 
     def emit(self, state, dt: float, obstacle_args: tuple, contact: float) -> None:
         """Emit the layers due during a substep of length dt, each where it has got to by its end,

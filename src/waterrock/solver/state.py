@@ -14,6 +14,10 @@ Scratch arrays, recomputed every substep and never reordered:
   omega  vorticity (PBF)                     wall   the solids' density map at x_i, (grad Gamma, Gamma):
          sampled once where a substep's positions are fixed, read by its later passes
 
+Every active particle lies in the first free_head slots: the grid's sort puts the active ones
+first and sets free_head after them, and the emitters fill the slots from there on. Kernels over
+the particles loop over those slots (in_use), not the whole budget.
+
 Nothing here grows: emitters take retired particles back, so memory stays flat for days.
 """
 
@@ -24,6 +28,16 @@ ACTIVE = 1
 RECYCLED = 2
 
 vec3 = ti.math.vec3
+
+
+@ti.func
+def in_use(free_head: ti.template(), x: ti.template()) -> ti.i32:
+    """The slots from the front that hold every active particle (free_head, which the emitters
+    may have run past the budget when it starved). Taichi 1.7's CPU backend splits a loop of
+    dynamic length into one contiguous share per thread, so a loop over the whole budget with
+    the active particles in its first half ran on one thread (measured: the default scene, 1,800
+    particles in a budget of 12,000, took as long on 2 threads as on 1)."""
+    return ti.min(free_head[0], x.shape[0])
 
 
 @ti.kernel
@@ -103,6 +117,7 @@ class ParticleState:
             buf.kappa.fill(0.0)
             buf.flags.fill(0)
         self._front.ids.from_numpy(np.arange(self.capacity, dtype=np.int32))
+        self.free_head.fill(0)
 
     def load(self, positions: np.ndarray, velocities: np.ndarray | None = None) -> None:
         """Activate len(positions) particles at the given positions; retire the rest."""
@@ -121,3 +136,4 @@ class ParticleState:
         self.x0.from_numpy(x)
         self.v.from_numpy(v)
         self.flags.from_numpy(flags)
+        self.free_head.fill(n)

@@ -17,7 +17,7 @@ from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_so
 from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3, pair_as_task
 from waterrock.solver.kernels import cubic_W
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
-from waterrock.solver.state import ACTIVE
+from waterrock.solver.state import ACTIVE, in_use
 
 vec3 = ti.math.vec3
 
@@ -122,21 +122,21 @@ def move(p: vec3, v: vec3, dt: ti.f32, v_max: ti.f32, b: ti.template(), o: ti.te
 
 @ti.kernel
 def advect(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, dt: ti.f32, v_max: ti.f32,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, dt: ti.f32, v_max: ti.f32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
     o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
 ):
     """Symplectic Euler's position update, then the solids and the obstacles push back."""
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             x[i], v[i] = move(x[i], v[i], dt, v_max, b, o)
 
 
 @ti.kernel
 def measure_density(
-    x: nd_vec3, flags: nd_i32, rho: nd_f32, out: nd_f32,
+    x: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, out: nd_f32,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
@@ -147,7 +147,7 @@ def measure_density(
     f = ti.static(Fluid(mass, rho0, h))
     compression = 0.0  # kernel-local sums, reduced per thread (see dfsph.pressure_parameter)
     count = 0.0
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             r, _wall = density(i, x[i], g, b, f)
             rho[i] = r
@@ -158,9 +158,9 @@ def measure_density(
 
 
 @ti.kernel
-def max_speed(v: nd_vec3, flags: nd_i32, out: nd_f32):
+def max_speed(v: nd_vec3, flags: nd_i32, free_head: nd_i32, out: nd_f32):
     fastest = 0.0
-    for i in v:
+    for i in range(in_use(free_head, v)):
         if flags[i] & ACTIVE:
             ti.atomic_max(fastest, v[i].norm())
     out[2] = fastest

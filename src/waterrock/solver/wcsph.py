@@ -34,7 +34,7 @@ from waterrock.solver.grid import (
 )
 from waterrock.solver.kernels import cubic_W_gradW
 from waterrock.solver.obstacles import ObstacleArgs
-from waterrock.solver.state import ACTIVE
+from waterrock.solver.state import ACTIVE, in_use
 from waterrock.solver.terms import Fluid, density_pair, density_task, move, with_solids, xsph_boundary, xsph_term
 
 vec3 = ti.math.vec3
@@ -74,7 +74,7 @@ def _finish_density(i, rho_sum, x: ti.template(), rho: ti.template(), k: ti.temp
 
 @ti.kernel
 def density_and_pressure(
-    x: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, volume: nd_f32, wall: nd_vec4,
+    x: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, k: nd_f32, volume: nd_f32, wall: nd_vec4,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32, whole: ti.i32,
@@ -83,7 +83,7 @@ def density_and_pressure(
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             rho_sum = 0.0  # the sum includes j = i: m_i W(0)
             for_each_neighbor(i, x[i], g, density_task, rho_sum, f)
@@ -104,14 +104,14 @@ def density_pairs(
 
 @ti.kernel
 def pressure_from_sums(
-    x: nd_vec3, flags: nd_i32, rho: nd_f32, k: nd_f32, volume: nd_f32, wall: nd_vec4, dv: nd_vec3,
+    x: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, k: nd_f32, volume: nd_f32, wall: nd_vec4, dv: nd_vec3,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32, whole: ti.i32,
 ):
     """rho_i, k_i and V_i from the fluid's sums that density_pairs left in rho; and dv_i, where
     momentum_pairs will sum, zeroed (pair_pass's clearing, without a kernel of its own)."""
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             _finish_density(i, rho[i], x, rho, k, volume, wall, b, mass, rho0, stiffness, exponent, whole)
             dv[i] = vec3(0.0)
@@ -151,14 +151,14 @@ def _new_velocity(vi: vec3, dv_fluid: vec3, k_i, wall_i, rho0, dt, gravity: vec3
 
 @ti.kernel
 def accelerate(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, volume: nd_f32, k: nd_f32, wall: nd_vec4, v_out: nd_vec3,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, volume: nd_f32, k: nd_f32, wall: nd_vec4, v_out: nd_vec3,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
     """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     c = ti.static(_Momentum(k, v, volume, mass, h, dt, c_xsph))
-    for i in x:
+    for i in range(in_use(free_head, x)):
         vi = v[i]
         if flags[i] & ACTIVE:
             dv = vec3(0.0)
@@ -182,7 +182,7 @@ def momentum_pairs(
 
 @ti.kernel
 def accelerate_and_move(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, k: nd_f32, wall: nd_vec4, dv: nd_vec3,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, k: nd_f32, wall: nd_vec4, dv: nd_vec3,
     rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_wall: ti.f32, v_max: ti.f32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
     o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
@@ -192,7 +192,7 @@ def accelerate_and_move(
     v any more once every colour is done, so v_i is written in place."""
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
-    for i in x:
+    for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             vi = _new_velocity(v[i], dv[i], k[i], wall[i], rho0, dt, gravity[0], c_wall)
             x[i], v[i] = move(x[i], vi, dt, v_max, b, o)
@@ -222,17 +222,20 @@ class WCSPH:
         # k_i in aux, V_i in aux2
         if self.pairs if self.pairs is not None else pairs_suit(s.active, self.PAIRS_FROM):
             pair_pass(s.dispatch, density_pairs, st.rho, grid.cell_start, st.x, st.rho, *g_args, s.mass, s.rho0)
-            s.dispatch(pressure_from_sums, st.x, st.flags, st.rho, st.aux, st.aux2, st.wall, st.dv,
+            s.dispatch(pressure_from_sums, st.x, st.flags, st.free_head, st.rho, st.aux, st.aux2, st.wall, st.dv,
                        *s.boundary.args(), *tait)
             pair_pass(s.dispatch, momentum_pairs, st.dv, grid.cell_start, st.x, st.v, st.aux2, st.aux, st.dv,
                       *g_args, s.mass, dt, self.c_xsph, cleared=True)
-            s.dispatch(accelerate_and_move, st.x, st.v, st.flags, st.aux, st.wall, st.dv, s.rho0, dt, s.gravity,
+            s.dispatch(accelerate_and_move, st.x, st.v, st.flags, st.free_head, st.aux, st.wall, st.dv, s.rho0, dt,
+                s.gravity,
                        s.wall_xsph(dt), s.v_max(dt), *s.boundary.args(), *s.obstacles.args())
         else:
-            s.dispatch(density_and_pressure, st.x, st.flags, st.rho, st.aux, st.aux2, st.wall, *g_args, *b_args,
+            s.dispatch(density_and_pressure, st.x, st.flags, st.free_head, st.rho, st.aux, st.aux2, st.wall,
+                *g_args, *b_args,
                        *tait)
             s.dispatch(
-                accelerate, st.x, st.v, st.flags, st.aux2, st.aux, st.wall, st.dv, *g_args, s.mass, s.rho0, dt,
+                accelerate, st.x, st.v, st.flags, st.free_head, st.aux2, st.aux, st.wall, st.dv, *g_args, s.mass,
+                s.rho0, dt,
                 s.gravity, self.c_xsph, s.wall_xsph(dt),
             )
             st.swap_velocity_scratch()
