@@ -12,7 +12,7 @@ import pytest
 from tests.tracking.conftest import ScriptedSource, empty_background
 from waterrock.tracking.frame import Frame
 from waterrock.tracking.pipeline import DepthPipeline
-from waterrock.tracking.runner import TrackerRunner
+from waterrock.tracking.runner import LATE_AFTER, TrackerRunner
 from waterrock.tracking.settings import TrackingSettings
 from waterrock.tracking.synthetic import SyntheticSource
 
@@ -105,7 +105,7 @@ def test_slow_source_is_held_between_frames_and_fades_when_late(walker):
     with make_runner(source, bg) as runner:  # stall_timeout 0.1 s
         w = Watcher(runner)
         w.until(lambda: runner.state().frames >= 6 and len(runner.latest()) == 1)
-        assert runner.stall_after == pytest.approx(2.5 * 0.2, rel=0.5)
+        assert runner.stall_after == pytest.approx(LATE_AFTER * 0.2, rel=0.5)
         steady = len(w.seen)
         w.until(lambda: runner.state().frames >= 12)
         held = w.seen[steady:]

@@ -5,7 +5,7 @@ reference assignment; :meth:`TrackerRunner.latest` only reads that reference, so
 waits on the camera. When frames stop coming, ``latest()`` fades the last obstacles out
 (weight 1 -> 0 over ``fade_time``, then none): a visitor does not stay frozen in the water
 while the sensor is gone. Frames have stopped when none has come for ``stall_timeout``, or,
-for a source slower than that, for LATE_AFTER of its own recent intervals (see stall_after).
+for a source slower than that, for LATE_AFTER of its own long intervals (see stall_after).
 A source that raises or ends is reopened with exponential backoff; one that hangs inside a
 read is abandoned after ``stall_reconnect`` and a fresh one opened (its thread exits when the
 read returns: OpenCV captures must not be released across threads).
@@ -14,7 +14,6 @@ read returns: OpenCV captures must not be released across threads).
 from __future__ import annotations
 
 import logging
-import statistics
 import threading
 import time
 from collections import deque
@@ -32,8 +31,8 @@ from waterrock.tracking.sources import FrameSource, source_from_settings
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.05  # s between the watchdog's looks at the worker
 NOT_READING = (np.inf, 0.0)  # TrackerRunner._reading_since while the worker is not in a read
-CADENCE_FRAMES = 15  # the recent intervals between frames whose median is a source's cadence
-LATE_AFTER = 2.5  # a slow source's cadences without a frame before it counts as stalled
+CADENCE_FRAMES = 15  # the recent intervals between frames that give a source's cadence
+LATE_AFTER = 2.0  # a slow source's cadences without a frame before it counts as stalled
 
 
 @dataclass(frozen=True)
@@ -146,12 +145,14 @@ class TrackerRunner:
     def stall_after(self) -> float:
         """Seconds without a frame before the source counts as stalled and its obstacles start to
         fade: ``stall_timeout``, or, for a source whose frames come further apart than that,
-        LATE_AFTER times the median of its last CADENCE_FRAMES intervals, at most
-        ``stall_reconnect``. A tracker that shares a 2-core machine with software rendering
-        delivers 2 to 4 frames a second (measured: the default scene, headless); against a
-        fixed 0.2 s, every visitor faded by up to a third between two frames and the status
-        read 'stalled' for 40 % of a run. A 30 fps camera that stops still fades after
-        ``stall_timeout``: a single long gap does not move the median."""
+        LATE_AFTER times its cadence, at most ``stall_reconnect``. The cadence is the second
+        longest of its last CADENCE_FRAMES intervals, about their 90th percentile: a tracker
+        that shares a 2-core machine with software rendering gets frames through in bursts,
+        between the frame loop's renders (measured, the default scene headless: 2 to 12 a
+        second, with gaps of a render's 0.15 s and more); against a fixed 0.2 s, every visitor
+        faded by up to a third between two frames and the status read 'stalled' for 40 % of a
+        run. One long gap alone does not move the cadence: a 30 fps camera that stops still
+        fades after ``stall_timeout``."""
         return self._stall_after
 
     @property
@@ -278,6 +279,6 @@ class TrackerRunner:
             self._fps = inst if self._fps == 0 else 0.9 * self._fps + 0.1 * inst
             self._intervals.append(done - self._prev_done)
             s = self.settings
-            cadence = statistics.median(self._intervals) if len(self._intervals) >= 3 else 0.0
+            cadence = sorted(self._intervals)[-2] if len(self._intervals) >= 3 else 0.0
             self._stall_after = min(max(s.stall_timeout, LATE_AFTER * cadence), s.stall_reconnect)
         self._prev_done = done
