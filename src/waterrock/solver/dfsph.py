@@ -293,13 +293,11 @@ class DFSPH:
         for _ in range(self.launch[which]):
             s.dispatch(
                 pressure_parameter, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, st.aux, st.aux2,
-                self.solve[which],
-                self.err, which, dt, *g_args, s.mass, s.rho0,
+                self.solve[which], self.err, which, dt, *g_args, s.mass, s.rho0,
             )
             s.dispatch(
                 apply_pressure, st.x, st.v, st.flags, st.free_head, st.wall, st.aux2, st.kappa, self.solve[which],
-                self.err,
-                which, tolerance, dt, scale, *g_args, s.mass, s.rho0,
+                self.err, which, tolerance, dt, scale, *g_args, s.mass, s.rho0,
             )
             s.flush()
         s.dispatch(close_solve, self.solve[which])
@@ -317,8 +315,7 @@ class DFSPH:
         self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args)
         s.dispatch(
             non_pressure, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, st.dv, st.aux2, st.kappa,
-            self.solve[DENSITY],
-            *g_args, s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt),
+            self.solve[DENSITY], *g_args, s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt),
         )
         st.swap_velocity_scratch()
         self._solve(s, DENSITY, self.density_tolerance, dt, g_args)
