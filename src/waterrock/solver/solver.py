@@ -30,7 +30,7 @@ from waterrock.solver.launch import Batch, Graphs, launch_now
 from waterrock.solver.obstacles import Obstacles
 from waterrock.solver.pbf import PBF
 from waterrock.solver.sources import BLOCKED, EMITTED, NONFINITE, RETIRED, STARVED, Sources
-from waterrock.solver.state import ACTIVE, RECYCLED, ParticleState, clear_recycled
+from waterrock.solver.state import ACTIVE, ParticleState
 from waterrock.solver.terms import advect, max_speed, measure_density
 from waterrock.solver.wcsph import WCSPH
 
@@ -258,16 +258,9 @@ class Solver:
 
     def snapshot(self) -> ParticleSnapshot:
         """The active particles; the recycled flags are cleared for the next snapshot."""
-        st = self.state
-        flags = st.flags.to_numpy()
-        active = (flags & ACTIVE) != 0
-        snap = ParticleSnapshot(
-            frame=self.frame, time=self.time,
-            positions=st.x.to_numpy()[active], velocities=st.v.to_numpy()[active],
-            ids=st.ids.to_numpy()[active], recycled=(flags[active] & RECYCLED) != 0,
-        )
-        clear_recycled(st.flags)
-        return snap
+        positions, velocities, ids, recycled = self.state.read_active()
+        return ParticleSnapshot(frame=self.frame, time=self.time, positions=positions, velocities=velocities,
+                                ids=ids, recycled=recycled)
 
     def density(self) -> np.ndarray:
         """rho of every active particle in the current state (builds the grid; for measurement)."""
