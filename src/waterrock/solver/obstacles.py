@@ -99,9 +99,10 @@ def collide_obstacles(p: vec3, v: vec3, contact: ti.f32, friction: ti.f32, o: ti
 @ti.kernel
 def upload(packed: ti.types.ndarray(dtype=ti.f32, ndim=2), count: ti.i32, a: nd_vec3, b: nd_vec3, radius: nd_f32,
            velocity: nd_vec3):
-    """The obstacles from one host array of rows (a, b, radius x weight, velocity): one launch, and
-    no vec3-typed host array, which Taichi 1.7 leaks about 6 bytes of for each from_numpy
-    (measured: 100,000 uploads; a 2D f32 array, 0.2 bytes)."""
+    """The obstacles from one host array of rows (a, b, radius x weight, velocity): one launch
+    where four from_numpy were four. Taichi 1.7 keeps a few bytes for each launch with a host
+    array (measured in a running solver: about 6), so the fewer a frame, the slower the app's
+    memory creeps (state.ParticleState.read_active)."""
     for k in range(count):
         a[k] = vec3(packed[k, 0], packed[k, 1], packed[k, 2])
         b[k] = vec3(packed[k, 3], packed[k, 4], packed[k, 5])
