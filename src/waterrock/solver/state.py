@@ -140,8 +140,7 @@ class ParticleState:
         read_back(self.x, self.v, self.ids, self.flags, self._host_floats, self._host_ints)
         flags = self._host_ints[:, 1]
         active = (flags & ACTIVE) != 0
-        floats = self._host_floats[active]
-        positions, velocities = np.ascontiguousarray(floats[:, :3]), np.ascontiguousarray(floats[:, 3:])
+        positions, velocities = self._host_floats[active, :3], self._host_floats[active, 3:]  # contiguous copies
         return positions, velocities, self._host_ints[active, 0], (flags[active] & RECYCLED) != 0
 
     def load(self, positions: np.ndarray, velocities: np.ndarray | None = None) -> None:
