@@ -16,7 +16,7 @@ from waterrock.solver.grid import (
     pair_pass,
     pair_tasks,
     pairs_in_block,
-        window_suits_backend,
+    window_suits_backend,
 )
 from waterrock.solver.state import ACTIVE, ParticleState
 
@@ -126,6 +126,32 @@ def test_grid_matches_brute_force(form):
     np.testing.assert_array_equal(got[:, 0], want[:, 0])  # same neighbour counts
     np.testing.assert_array_equal(got, want)  # same neighbour sets
     assert want[:, 0].mean() > 10
+
+
+@pytest.mark.parametrize("scan", [(2, 2), (32, 32), (5, 300)])
+def test_the_gpus_scan_of_many_levels_sorts_as_the_cpus(scan):
+    """The cells' prefix sum in a GPU's short blocks, over several levels (scan_suits_backend),
+    leaves the same cell starts and the same order of particles as the CPU's one level."""
+    rng = np.random.default_rng(5)
+    lower, upper, h = np.zeros(3), np.array([0.6, 0.35, 0.3]), 0.05
+    pts = rng.uniform(lower, upper, (2500, 3)).astype(np.float32)
+    got = {}
+    for name, how in (("cpu", None), ("levels", scan)):
+        state = ParticleState(3000)
+        state.load(pts)
+        grid = NeighborGrid(lower, upper, h, 3000, scan=how)
+        for _ in range(2):  # the second build starts from the counts the first one zeroed
+            grid.build(state)
+        start = grid.cell_start_numpy()
+        # each particle's cell, by where it lies in the sorted order (the order inside a cell is
+        # the atomics' and may differ)
+        cell = np.searchsorted(start, np.arange(2500), side="right") - 1
+        in_cells = sorted(zip(cell.tolist(), state.ids.to_numpy()[:2500].tolist(), strict=True))
+        got[name] = (start, in_cells, state.free_head.to_numpy()[0], len(grid.levels))
+    assert got["cpu"][3] == 2 and got["levels"][3] >= 3
+    np.testing.assert_array_equal(got["levels"][0], got["cpu"][0])
+    assert got["levels"][1] == got["cpu"][1]
+    assert got["levels"][2] == got["cpu"][2] == 2500
 
 
 def test_the_cpu_gathers_neighbours_in_a_window():

@@ -39,7 +39,8 @@ import taichi as ti
 from waterrock.solver.launch import launch_now
 from waterrock.solver.state import ParticleState, in_use
 
-SCAN_BLOCK = 1024
+SCAN_BLOCK = 1024  # values per thread of the cells' prefix sum on a CPU (see scan_suits_backend)
+GPU_SCAN_BLOCK = 128  # and on a GPU
 CELLS_X = 4  # cells per support radius along x (see the module's docstring)
 WINDOW = 32  # neighbours gathered before their tasks run (see for_each_neighbor_as)
 BLOCK_ROWS = 2  # rows of cells along y in a block of the pair form (see pairs_in_block)
@@ -323,16 +324,18 @@ def _assign_cells(
 
 
 @ti.kernel
-def _block_sums(count: nd_i32, n: ti.i32, sums: nd_i32):
+def _block_sums(values: nd_i32, n: ti.i32, sums: nd_i32, block: ti.i32):
+    """sums[b] = the sum of values[b * block : (b + 1) * block], the first n values."""
     for b in sums:
         s = 0
-        for k in range(b * SCAN_BLOCK, ti.min((b + 1) * SCAN_BLOCK, n)):
-            s += count[k]
+        for k in range(b * block, ti.min((b + 1) * block, n)):
+            s += values[k]
         sums[b] = s
 
 
 @ti.kernel
-def _scan_block_sums(sums: nd_i32):
+def _scan_serial(sums: nd_i32):
+    """The exclusive scan of the top level, in place, on one thread."""
     ti.loop_config(serialize=True)
     acc = 0
     for b in range(sums.shape[0]):
@@ -342,19 +345,61 @@ def _scan_block_sums(sums: nd_i32):
 
 
 @ti.kernel
-def _block_scan(count: nd_i32, n: ti.i32, sums: nd_i32, start: nd_i32, free_head: nd_i32):
+def _scan_in_blocks(values: nd_i32, n: ti.i32, offsets: nd_i32, block: ti.i32):
+    """The exclusive scan of a middle level, in place: each block of values scanned from its
+    offset, the scanned sum of the blocks before it."""
+    for b in offsets:
+        acc = offsets[b]
+        for k in range(b * block, ti.min((b + 1) * block, n)):
+            s = values[k]
+            values[k] = acc
+            acc += s
+
+
+@ti.kernel
+def _scan_in_blocks_from_top(values: nd_i32, n: ti.i32, top: nd_i32, block: ti.i32):
+    """_scan_in_blocks whose offsets come from the short top level, not yet scanned: each block
+    sums the top's values before its own (at most a block of them), where a scan of the top on
+    one thread would be one launch more (on an H100 a launch costs the stream tens of
+    microseconds besides its kernel)."""
+    for b in top:
+        acc = 0
+        for c in range(b):
+            acc += top[c]
+        for k in range(b * block, ti.min((b + 1) * block, n)):
+            s = values[k]
+            values[k] = acc
+            acc += s
+
+
+@ti.kernel
+def _block_scan(count: nd_i32, n: ti.i32, sums: nd_i32, start: nd_i32, free_head: nd_i32, block: ti.i32):
     """Exclusive scan inside each block, offset by the block's scanned sum; start[n] = total.
     The counts are zeroed for the next build as they are read, and the free head is set: the
     retired particles' bucket, the last, starts after the active ones."""
     for b in sums:
         acc = sums[b]
-        for k in range(b * SCAN_BLOCK, ti.min((b + 1) * SCAN_BLOCK, n)):
+        for k in range(b * block, ti.min((b + 1) * block, n)):
             start[k] = acc
             acc += count[k]
             count[k] = 0
-        if (b + 1) * SCAN_BLOCK >= n:
+        if (b + 1) * block >= n:
             start[n] = acc
             free_head[0] = start[n - 1]
+
+
+def scan_suits_backend() -> tuple[int, int]:
+    """(block, top) of the cells' prefix sum: each thread scans ``block`` values serially, level
+    over level, until a level of at most ``top`` values is scanned on one thread.
+
+    A CPU's few threads each take long blocks, and one thread scans all the block sums (1,465 of
+    them for a million cells). A GPU needs thousands of threads, each with a short serial loop:
+    with 1,024-value blocks and one serial top level, the scan of the 1.5M cells of a million
+    particles took 0.65 ms on an H100, 42 % of a WCSPH substep's kernel time (Taichi's kernel
+    profiler), the serial top level 0.2 ms of it."""
+    if window_suits_backend():
+        return SCAN_BLOCK, 1 << 30
+    return GPU_SCAN_BLOCK, GPU_SCAN_BLOCK
 
 
 @ti.kernel
@@ -380,7 +425,7 @@ class NeighborGrid:
 
     BYTES_PER_PARTICLE = 2 * 4  # cell id, rank
 
-    def __init__(self, lower, upper, h: float, capacity: int):
+    def __init__(self, lower, upper, h: float, capacity: int, scan: tuple[int, int] | None = None):
         self.lower = np.asarray(lower, np.float32)
         self.h = float(h)
         extent = np.asarray(upper, np.float64) - self.lower
@@ -398,7 +443,12 @@ class NeighborGrid:
         self.count = ti.ndarray(ti.i32, n)
         self.count.fill(0)  # and zeroed again by every scan
         self.cell_start = ti.ndarray(ti.i32, n + 1)
-        self.block_sums = ti.ndarray(ti.i32, math.ceil(n / SCAN_BLOCK))
+        self.scan_block, top = scan_suits_backend() if scan is None else scan
+        # the block sums of each level of the scan: the counts' first, each level's after it
+        self.levels = [n]
+        while len(self.levels) == 1 or self.levels[-1] > top:
+            self.levels.append(math.ceil(self.levels[-1] / self.scan_block))
+        self.block_sums = [ti.ndarray(ti.i32, m) for m in self.levels[1:]]
         self.cell_id = ti.ndarray(ti.i32, capacity)
         self.rank = ti.ndarray(ti.i32, capacity)
 
@@ -407,15 +457,13 @@ class NeighborGrid:
         return (self.cell_start, self.origin, self.shape, self.h)
 
     def build(self, state: ParticleState, dispatch=launch_now) -> None:
-        """Count, scan and scatter: sort the particle state by cell (five kernel launches)."""
-        n = self.n_cells + 1
+        """Count, scan and scatter: sort the particle state by cell (five kernel launches on a CPU,
+        six for a million particles on a GPU, whose scan has more levels)."""
         dispatch(
             _assign_cells, state.x, state.flags, state.free_head, self.cell_id, self.rank, self.count,
             self.origin, self.shape, self.n_cells,
         )
-        dispatch(_block_sums, self.count, n, self.block_sums)
-        dispatch(_scan_block_sums, self.block_sums)
-        dispatch(_block_scan, self.count, n, self.block_sums, self.cell_start, state.free_head)
+        self.scan(dispatch, state.free_head)
         back = state.back
         dispatch(
             _scatter, self.cell_id, self.rank, self.cell_start,
@@ -423,6 +471,23 @@ class NeighborGrid:
             back.x, back.v, back.x0, back.kappa, back.ids, back.flags,
         )
         state.swap()
+
+    def scan(self, dispatch, free_head) -> None:
+        """cell_start from the counts: the block sums level over level, the top level's scan (on
+        one thread, or folded into the level below it), then each level scanned down from the one
+        above it (the blocked scan of
+        Blelloch 1990, "Prefix sums and their applications", applied again to its own sums)."""
+        b, sums, levels = self.scan_block, self.block_sums, self.levels
+        dispatch(_block_sums, self.count, levels[0], sums[0], b)
+        for k in range(1, len(sums)):
+            dispatch(_block_sums, sums[k - 1], levels[k], sums[k], b)
+        if len(sums) == 1:  # a CPU's long top level, or few cells
+            dispatch(_scan_serial, sums[0])
+        else:
+            dispatch(_scan_in_blocks_from_top, sums[-2], levels[-2], sums[-1], b)
+        for k in range(len(sums) - 2, 0, -1):
+            dispatch(_scan_in_blocks, sums[k - 1], levels[k], sums[k], b)
+        dispatch(_block_scan, self.count, levels[0], sums[0], self.cell_start, free_head, b)
 
     def cell_start_numpy(self) -> np.ndarray:
         return self.cell_start.to_numpy()
