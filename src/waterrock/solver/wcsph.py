@@ -151,19 +151,29 @@ def _new_velocity(vi: vec3, dv_fluid: vec3, k_i, wall_i, rho0, dt, gravity: vec3
 
 @ti.kernel
 def accelerate(
-    x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, volume: nd_f32, k: nd_f32, wall: nd_vec4, v_out: nd_vec3,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
-    mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
+    x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, volume: nd_f32, k: nd_f32, wall: nd_vec4,
+    x_out: nd_vec3, v_out: nd_vec3, cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32, v_max: ti.f32,
+    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
 ):
-    """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest."""
+    """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest, and the move
+    that follows it (terms.move), into x_out and v_out: the neighbours still read x and v. One
+    launch where two were (this and terms.advect): on an H100 a launch costs the stream tens of
+    microseconds besides its kernel."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
     c = ti.static(_Momentum(k, v, volume, mass, h, dt, c_xsph))
+    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in range(in_use(free_head, x)):
+        xi = x[i]
         vi = v[i]
         if flags[i] & ACTIVE:
             dv = vec3(0.0)
-            for_each_neighbor(i, x[i], g, _momentum_task, dv, c)
+            for_each_neighbor(i, xi, g, _momentum_task, dv, c)
             vi = _new_velocity(vi, dv, k[i], wall[i], rho0, dt, gravity[0], c_wall)
+            xi, vi = move(xi, vi, dt, v_max, b, o)
+        x_out[i] = xi
         v_out[i] = vi
 
 
@@ -233,13 +243,14 @@ class WCSPH:
             s.dispatch(density_and_pressure, st.x, st.flags, st.free_head, st.rho, st.aux, st.aux2, st.wall,
                 *g_args, *b_args,
                        *tait)
+            # the moved particles into the scratch buffers x0 (which WCSPH does not use) and dv
             s.dispatch(
-                accelerate, st.x, st.v, st.flags, st.free_head, st.aux2, st.aux, st.wall, st.dv, *g_args, s.mass,
-                s.rho0, dt,
-                s.gravity, self.c_xsph, s.wall_xsph(dt),
+                accelerate, st.x, st.v, st.flags, st.free_head, st.aux2, st.aux, st.wall, st.x0, st.dv, *g_args,
+                s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt), s.v_max(dt), *b_args,
+                *s.obstacles.args(),
             )
+            st.swap_position_scratch()
             st.swap_velocity_scratch()
-            s.advect(dt)
 
     def pressure(self, s):
         rho = s.state.rho.to_numpy()
