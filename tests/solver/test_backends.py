@@ -1,12 +1,14 @@
 """The backend's choice, and the GPU's code path against the CPU's.
 
 On a GPU the solver runs other forms of its loops: the neighbour loop branches instead of
-gathering into a register window, there is no pair form, and sums over all particles (the
+gathering into a register window, there is no pair form, the grid's scan runs in short blocks
+over several levels (on CUDA a warp at a time, with shuffles), and sums over all particles (the
 emitters' free slots, DFSPH's errors) are reduced on the device with atomics. Where a Vulkan
 device is present, if only Mesa's software rasterizer lavapipe (.ci/run installs it), the same
-runs go there, in one subprocess since Taichi starts once per process, and must give the CPU's
-water."""
+runs go there, and where an NVIDIA GPU is, to CUDA, each in one subprocess since Taichi starts
+once per process, and must give the CPU's water."""
 
+import ctypes
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +50,35 @@ def dam_breaks(arch: str) -> dict:
         snap = s.snapshot()
         order = np.argsort(snap.ids)
         out[method + "_x"], out[method + "_v"] = snap.positions[order], snap.velocities[order]
+        s.density()  # sorts the particles by cell again
+        out[method + "_in_cell"] = np.array(in_their_cells(s))
     return out
+
+
+def in_their_cells(s) -> float:
+    """The share of the active particles that the grid's cell_start puts in the cell their
+    positions lie in, right after a sort: 1 where the sort and its scan are right."""
+    g, st = s.grid, s.state
+    active = int(st.free_head.to_numpy()[0])
+    x = st.x.to_numpy()[:active]
+    inv_cell = (1.0 / g.cell).astype(np.float32)  # as the device has them (NeighborGrid.origin)
+    c = np.clip(np.floor((x - g.lower) * inv_cell).astype(np.int64), 0, g.res - 1)
+    cell = (c[:, 2] * g.res[1] + c[:, 1]) * g.res[0] + c[:, 0]
+    start = g.cell_start_numpy()
+    slot = np.arange(active)
+    return float(np.mean((start[cell] <= slot) & (slot < start[cell + 1])))
+
+
+def cuda_devices() -> int:
+    """NVIDIA GPUs the CUDA driver sees (cuInit, cuDeviceGetCount), 0 without a driver."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
 
 
 def default_scene_with_a_visitor(arch: str) -> dict:
@@ -73,18 +103,21 @@ def default_scene_with_a_visitor(arch: str) -> dict:
             "scene_rock": s.boundary.rock_sdf.sample(snap.positions), "scene_closest": np.array(closest)}
 
 
-@pytest.fixture(scope="module")
-def vulkan_water(tmp_path_factory):
+@pytest.fixture(scope="module", params=["vulkan", "cuda"])
+def gpu_water(request, tmp_path_factory):
+    arch = request.param
     devices = vulkan_devices()
     assert all(name and kind in DEVICE_TYPES.values() for name, kind in devices)
-    if not devices:
+    if arch == "vulkan" and not devices:
         pytest.skip("no Vulkan device here (Mesa's lavapipe, package mesa-vulkan-drivers, provides one on a CPU)")
-    out = tmp_path_factory.mktemp("vulkan") / "water.npz"
-    done = subprocess.run([sys.executable, "-c", RUN, "vulkan", str(out)], capture_output=True, text=True,
+    if arch == "cuda" and not cuda_devices():
+        pytest.skip("no NVIDIA GPU here: the CUDA path runs on a machine with one")
+    out = tmp_path_factory.mktemp(arch) / "water.npz"
+    done = subprocess.run([sys.executable, "-c", RUN, arch, str(out)], capture_output=True, text=True,
                           timeout=600, cwd=Path(__file__).parents[2])
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split()[-1] == "vulkan"  # the backend it ran on, after Taichi's banner
-    if pick_vulkan_device(devices) is None:  # asked for by name, a software device runs, with a warning
+    assert done.stdout.split()[-1] == arch  # the backend it ran on, after Taichi's banner
+    if arch == "vulkan" and pick_vulkan_device(devices) is None:  # asked for by name, a software device runs
         assert "a software device on the CPU" in done.stderr
     return np.load(out)
 
@@ -96,23 +129,24 @@ def test_auto_selection_passes_a_software_vulkan_device_over():
     assert pick_vulkan_device([("Intel(R) UHD Graphics", "integrated GPU"), ("NVIDIA H100", "discrete GPU")]) == 1
 
 
-def test_gpu_code_path_gives_the_cpus_dam_breaks(vulkan_water):
+def test_gpu_code_path_gives_the_cpus_dam_breaks(gpu_water):
     cpu = dam_breaks("cpu")
     for method in SETTINGS:
+        assert cpu[method + "_in_cell"] == gpu_water[method + "_in_cell"] == 1.0, method
         x, v = cpu[method + "_x"], cpu[method + "_v"]
         speed = np.abs(v).max()
         assert speed > 0.1, method  # the column is falling
         # the same terms summed in another order: float32 rounding, grown over 15 substeps to
         # a few 1e-5 m (measured, lavapipe against the CPU); a wrong term moves water by mm
-        np.testing.assert_allclose(vulkan_water[method + "_x"], x, atol=2e-4, err_msg=method)
-        np.testing.assert_allclose(vulkan_water[method + "_v"], v, atol=0.02 * speed, err_msg=method)
+        np.testing.assert_allclose(gpu_water[method + "_x"], x, atol=2e-4, err_msg=method)
+        np.testing.assert_allclose(gpu_water[method + "_v"], v, atol=0.02 * speed, err_msg=method)
 
 
-def test_gpu_code_path_gives_the_cpus_waterfall_around_a_visitor(vulkan_water):
+def test_gpu_code_path_gives_the_cpus_waterfall_around_a_visitor(gpu_water):
     """Emitters, the rock, the sink and a visitor on the GPU's path: as much water, in the same
     place, out of the rock and out of the visitor."""
     cpu = default_scene_with_a_visitor("cpu")
-    gpu = {k[len("scene_"):]: vulkan_water[k] for k in vulkan_water.files if k.startswith("scene_")}
+    gpu = {k[len("scene_"):]: gpu_water[k] for k in gpu_water.files if k.startswith("scene_")}
     cpu = {k[len("scene_"):]: v for k, v in cpu.items()}
     assert len(cpu["x"]) > 500  # the sheet has reached the rock
     assert abs(len(gpu["x"]) - len(cpu["x"])) <= 0.01 * len(cpu["x"])

@@ -388,18 +388,69 @@ def _block_scan(count: nd_i32, n: ti.i32, sums: nd_i32, start: nd_i32, free_head
             free_head[0] = start[n - 1]
 
 
-def scan_suits_backend() -> tuple[int, int]:
-    """(block, top) of the cells' prefix sum: each thread scans ``block`` values serially, level
-    over level, until a level of at most ``top`` values is scanned on one thread.
+WARP = 32  # CUDA's warp: the lanes that trade values with shuffles
+
+
+@ti.func
+def _warp_inclusive_sum(lane, value):
+    """The sum of ``value`` over the lanes 0..lane of the warp (Hillis & Steele 1986's scan in
+    five shuffles). Every lane of the warp must take part."""
+    s = value
+    for d in ti.static([1, 2, 4, 8, 16]):
+        up = ti.simt.warp.shfl_up_i32(ti.u32(0xFFFFFFFF), s, d)
+        if lane >= d:
+            s += up
+    return s
+
+
+@ti.kernel
+def _warp_sums(count: nd_i32, sums: nd_i32):
+    """sums[w] = the sum of the counts of warp w's 32 cells, one cell a thread (CUDA). The counts
+    are padded to whole warps, so every lane of a warp runs the loop alike."""
+    ti.loop_config(block_dim=4 * WARP)
+    for i in count:
+        s = _warp_inclusive_sum(i % WARP, count[i])
+        if i % WARP == WARP - 1:
+            sums[i // WARP] = s
+
+
+@ti.kernel
+def _warp_scan(count: nd_i32, n: ti.i32, sums: nd_i32, start: nd_i32, free_head: nd_i32):
+    """_block_scan with a warp for a block (CUDA): each cell's exclusive sum from its warp's
+    scanned offset and the counts of the lanes before it, every cell on a thread of its own."""
+    ti.loop_config(block_dim=4 * WARP)
+    for i in count:
+        c = count[i]
+        first = sums[i // WARP] + _warp_inclusive_sum(i % WARP, c) - c
+        if i < n:
+            start[i] = first
+            count[i] = 0
+        if i == n - 1:
+            start[n] = first + c
+            free_head[0] = first
+
+
+def scan_suits_backend() -> tuple[int, int, bool]:
+    """(block, top, warps) of the cells' prefix sum: each thread scans ``block`` values serially,
+    level over level, until a level of at most ``top`` values is scanned on one thread; with
+    ``warps`` (CUDA), the cells themselves are scanned a warp at a time with shuffles, one cell a
+    thread, and the levels start from the warps' sums.
 
     A CPU's few threads each take long blocks, and one thread scans all the block sums (1,465 of
     them for a million cells). A GPU needs thousands of threads, each with a short serial loop:
     with 1,024-value blocks and one serial top level, the scan of the 1.5M cells of a million
     particles took 0.65 ms on an H100, 42 % of a WCSPH substep's kernel time (Taichi's kernel
-    profiler), the serial top level 0.2 ms of it."""
+    profiler), the serial top level 0.2 ms of it. In 128-value blocks over three levels, 0.18 ms,
+    of which the cells' level took 0.14: each thread reads and writes its block's cells one after
+    another, 512 bytes from its neighbour's, where a warp's shuffles let its lanes read and
+    write adjacent cells at once."""
     if window_suits_backend():
-        return SCAN_BLOCK, 1 << 30
-    return GPU_SCAN_BLOCK, GPU_SCAN_BLOCK
+        return SCAN_BLOCK, 1 << 30, False
+    if ti.lang.impl.current_cfg().arch == ti.cuda:
+        # the warps' sums of a million particles' cells (47k) in one level of blocks: 367 sums,
+        # which the level below sums up to itself (_scan_in_blocks_from_top), one launch fewer
+        return GPU_SCAN_BLOCK, 4 * GPU_SCAN_BLOCK, True
+    return GPU_SCAN_BLOCK, GPU_SCAN_BLOCK, False
 
 
 @ti.kernel
@@ -420,12 +471,27 @@ def _scatter(
         flags_out[k] = flags[i]
 
 
+@ti.kernel
+def _scatter_moving(
+    cell_id: nd_i32, rank: nd_i32, start: nd_i32, x: nd_vec3, v: nd_vec3, ids: nd_i32, flags: nd_i32,
+    x_out: nd_vec3, v_out: nd_vec3, ids_out: nd_i32, flags_out: nd_i32,
+):
+    """_scatter of positions, velocities, ids and flags alone, for a method that keeps nothing
+    else from one substep to the next (WCSPH): 32 bytes a particle where _scatter moves 52."""
+    for i in x:
+        k = start[cell_id[i]] + rank[i]
+        x_out[k] = x[i]
+        v_out[k] = v[i]
+        ids_out[k] = ids[i]
+        flags_out[k] = flags[i]
+
+
 class NeighborGrid:
     """A dense grid over the domain box, with cells h / CELLS_X long in x and h wide in y and z."""
 
     BYTES_PER_PARTICLE = 2 * 4  # cell id, rank
 
-    def __init__(self, lower, upper, h: float, capacity: int, scan: tuple[int, int] | None = None):
+    def __init__(self, lower, upper, h: float, capacity: int, scan: tuple[int, int, bool] | None = None):
         self.lower = np.asarray(lower, np.float32)
         self.h = float(h)
         extent = np.asarray(upper, np.float64) - self.lower
@@ -440,14 +506,16 @@ class NeighborGrid:
         self.shape = ti.ndarray(ivec3, 1)
         self.shape.from_numpy(self.res[None, :].astype(np.int32))
         n = self.n_cells + 1  # + the bucket of retired particles
-        self.count = ti.ndarray(ti.i32, n)
+        self.scan_block, top, self.warps = scan_suits_backend() if scan is None else scan
+        # the counts, padded to whole warps where warps scan them (zeros, never counted into)
+        self.count = ti.ndarray(ti.i32, WARP * math.ceil(n / WARP) if self.warps else n)
         self.count.fill(0)  # and zeroed again by every scan
         self.cell_start = ti.ndarray(ti.i32, n + 1)
-        self.scan_block, top = scan_suits_backend() if scan is None else scan
         # the block sums of each level of the scan: the counts' first, each level's after it
         self.levels = [n]
         while len(self.levels) == 1 or self.levels[-1] > top:
-            self.levels.append(math.ceil(self.levels[-1] / self.scan_block))
+            block = WARP if self.warps and len(self.levels) == 1 else self.scan_block
+            self.levels.append(math.ceil(self.levels[-1] / block))
         self.block_sums = [ti.ndarray(ti.i32, m) for m in self.levels[1:]]
         self.cell_id = ti.ndarray(ti.i32, capacity)
         self.rank = ti.ndarray(ti.i32, capacity)
@@ -456,20 +524,27 @@ class NeighborGrid:
         """The grid's kernel arguments, in GridArgs order after the positions."""
         return (self.cell_start, self.origin, self.shape, self.h)
 
-    def build(self, state: ParticleState, dispatch=launch_now) -> None:
+    def build(self, state: ParticleState, dispatch=launch_now, moving_only: bool = False) -> None:
         """Count, scan and scatter: sort the particle state by cell (five kernel launches on a CPU,
-        six for a million particles on a GPU, whose scan has more levels)."""
+        six for a million particles on a GPU, whose scan has more levels). With ``moving_only``,
+        x0 and kappa are left behind (_scatter_moving)."""
         dispatch(
             _assign_cells, state.x, state.flags, state.free_head, self.cell_id, self.rank, self.count,
             self.origin, self.shape, self.n_cells,
         )
         self.scan(dispatch, state.free_head)
         back = state.back
-        dispatch(
-            _scatter, self.cell_id, self.rank, self.cell_start,
-            state.x, state.v, state.x0, state.kappa, state.ids, state.flags,
-            back.x, back.v, back.x0, back.kappa, back.ids, back.flags,
-        )
+        if moving_only:
+            dispatch(
+                _scatter_moving, self.cell_id, self.rank, self.cell_start, state.x, state.v, state.ids, state.flags,
+                back.x, back.v, back.ids, back.flags,
+            )
+        else:
+            dispatch(
+                _scatter, self.cell_id, self.rank, self.cell_start,
+                state.x, state.v, state.x0, state.kappa, state.ids, state.flags,
+                back.x, back.v, back.x0, back.kappa, back.ids, back.flags,
+            )
         state.swap()
 
     def scan(self, dispatch, free_head) -> None:
@@ -478,7 +553,10 @@ class NeighborGrid:
         above it (the blocked scan of
         Blelloch 1990, "Prefix sums and their applications", applied again to its own sums)."""
         b, sums, levels = self.scan_block, self.block_sums, self.levels
-        dispatch(_block_sums, self.count, levels[0], sums[0], b)
+        if self.warps:
+            dispatch(_warp_sums, self.count, sums[0])
+        else:
+            dispatch(_block_sums, self.count, levels[0], sums[0], b)
         for k in range(1, len(sums)):
             dispatch(_block_sums, sums[k - 1], levels[k], sums[k], b)
         if len(sums) == 1:  # a CPU's long top level, or few cells
@@ -487,7 +565,10 @@ class NeighborGrid:
             dispatch(_scan_in_blocks_from_top, sums[-2], levels[-2], sums[-1], b)
         for k in range(len(sums) - 2, 0, -1):
             dispatch(_scan_in_blocks, sums[k - 1], levels[k], sums[k], b)
-        dispatch(_block_scan, self.count, levels[0], sums[0], self.cell_start, free_head, b)
+        if self.warps:
+            dispatch(_warp_scan, self.count, levels[0], sums[0], self.cell_start, free_head)
+        else:
+            dispatch(_block_scan, self.count, levels[0], sums[0], self.cell_start, free_head, b)
 
     def cell_start_numpy(self) -> np.ndarray:
         return self.cell_start.to_numpy()
