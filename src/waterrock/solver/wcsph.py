@@ -226,7 +226,7 @@ class WCSPH:
     def substep(self, s, dt: float) -> None:
         st, grid = s.state, s.grid
         b_args = s.boundary.args_without_h()
-        grid.build(st, s.dispatch)
+        grid.build(st, s.dispatch, moving_only=True)  # WCSPH keeps no x0 nor kappa between substeps
         g_args = grid.args()
         tait = (s.mass, s.rho0, self.stiffness, self.exponent, self.whole_exponent)
         # k_i in aux, V_i in aux2
