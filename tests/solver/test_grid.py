@@ -128,7 +128,7 @@ def test_grid_matches_brute_force(form):
     assert want[:, 0].mean() > 10
 
 
-@pytest.mark.parametrize("scan", [(2, 2), (32, 32), (5, 300)])
+@pytest.mark.parametrize("scan", [(2, 2, False), (32, 32, False), (5, 300, False)])
 def test_the_gpus_scan_of_many_levels_sorts_as_the_cpus(scan):
     """The cells' prefix sum in a GPU's short blocks, over several levels (scan_suits_backend),
     leaves the same cell starts and the same order of particles as the CPU's one level."""
