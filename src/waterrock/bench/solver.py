@@ -79,20 +79,22 @@ def bench_method(n: int, method: str, repeat: int, arch: str | None, warmup: int
     One substep a call would add the frame's end (the host's read of the device, a fence and
     its latency) to every substep: on an H100 that is as long as a WCSPH substep of a million
     particles. The first substeps of the collapse from rest ran slower and far more spread on
-    the 2-core CPU (PBF at 16k: 35 to 45 ms where later ones take 27), so ten are left untimed,
-    and they set the batch."""
+    the 2-core CPU (PBF at 16k: 35 to 45 ms where later ones take 27), so ten are left untimed;
+    they set the batch, and the density error is measured after them, at the same substep on
+    every machine."""
     from waterrock.solver.solver import Solver
 
     case = DamBreak(n, method)
     s = Solver(case.scene(), arch=arch)
     warm = time_calls(lambda: s.step(case.time_step), warmup, warmup=0, sync=_sync)
+    density_error = s.density_error()  # after the warm-up, whatever the batch and the repeats after it
     batch = substeps_per_call(warm["min_ms"], case.time_step)
     st = time_calls(lambda: s.step(batch * case.time_step), repeat, warmup=1, sync=_sync)
     st = {**st, **{k: st[k] / batch for k in ("median_ms", "iqr_ms", "min_ms", "max_ms")}}
     n_active = s.n_active()
     return {"method": method, "requested_n": n, "n": n_active, "dt": case.time_step, "substeps_per_call": batch,
             "ms_per_substep": st["median_ms"], "stats": st,
-            "particle_substeps_per_s": n_active / (st["median_ms"] * 1e-3), "density_error": s.density_error()}
+            "particle_substeps_per_s": n_active / (st["median_ms"] * 1e-3), "density_error": density_error}
 
 
 def bench_default_scene(frames: int, arch: str | None, settle: int = 60) -> dict:
