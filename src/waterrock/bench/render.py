@@ -9,7 +9,8 @@ counted, not just the commands' submission:
 
 Run ``waterrock bench render [--sizes 10000 100000] [--resolution 1920x1080 3840x2160]`` (or
 ``python benchmarks/bench_render.py``). On CI's software renderer (llvmpipe) 1M segments take
-seconds per frame; the goal on an H100 is < 4 ms. Each figure is the median of ``repeat`` frames
+seconds per frame; the goal on an H100 is < 4 ms (measured on a lent one: 12.6 ms at 1080p, see
+docs/rendering.md). Each figure is the median of ``repeat`` frames
 after a warm-up frame, with its spread (IQR, min, max) beside it.
 """
 
