@@ -91,15 +91,16 @@ def default_scene_with_a_visitor(arch: str) -> dict:
 
     s = Solver(load_scene("default"), arch=arch)
     closest = np.inf  # of the water to the sphere's centre, over the crossing
+    counts = []  # active particles after each frame
     for f in range(SCENE_FRAMES):
         z = -0.4 + 0.8 * f / SCENE_FRAMES
         s.set_obstacles(ObstacleSnapshot.spheres([[0.0, 0.7, z]], 0.1, velocities=[[0.0, 0.0, 1.1]]))
-        s.step()
+        counts.append(s.step()["active"])
         moved = 1.1 * s.obstacles.args()[-1]  # the sphere moves on with its velocity within a frame
         x = s.snapshot().positions
         closest = min(closest, np.linalg.norm(x - [0.0, 0.7, z + moved], axis=1).min())
     snap = s.snapshot()
-    return {"scene_x": snap.positions, "scene_v": snap.velocities,
+    return {"scene_x": snap.positions, "scene_v": snap.velocities, "scene_counts": np.array(counts),
             "scene_rock": s.boundary.rock_sdf.sample(snap.positions), "scene_closest": np.array(closest)}
 
 
@@ -149,7 +150,11 @@ def test_gpu_code_path_gives_the_cpus_waterfall_around_a_visitor(gpu_water):
     gpu = {k[len("scene_"):]: gpu_water[k] for k in gpu_water.files if k.startswith("scene_")}
     cpu = {k[len("scene_"):]: v for k, v in cpu.items()}
     assert len(cpu["x"]) > 500  # the sheet has reached the rock
-    assert abs(len(gpu["x"]) - len(cpu["x"])) <= 0.01 * len(cpu["x"])
+    # as much water over the last quarter second: the water in a frame swings as clumps reach the
+    # sink (three CPU runs, the last frame: 1,748 to 1,763 particles; the mean of the last 15:
+    # 1,714.7 to 1,715.1), and the sums' order on two threads differs from run to run
+    last = slice(-15, None)
+    assert abs(gpu["counts"][last].mean() - cpu["counts"][last].mean()) <= 0.01 * cpu["counts"][last].mean()
     np.testing.assert_allclose(gpu["x"].mean(0), cpu["x"].mean(0), atol=0.005)
     np.testing.assert_allclose(gpu["x"].std(0), cpu["x"].std(0), rtol=0.05)
     speeds = [np.linalg.norm(w["v"], axis=1).max() for w in (cpu, gpu)]
