@@ -262,18 +262,28 @@ def _delta_kernels(first: bool):
 
     @ti.kernel
     def position_delta(
-        x: nd_vec3, flags: nd_i32, free_head: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3, dv: nd_vec3,
-        dp: nd_vec3,
+        x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3,
+        dv: nd_vec3, x_out: nd_vec3,
         cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
         mass: ti.f32, rho0: ti.f32, w_dq: ti.f32, scorr_scale: ti.f32, dt: ti.f32, epsilon: ti.f32,
+        b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+        o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
     ):
+        """dp_i, then x*_i + dp_i and the collision response (Algorithm 1, lines 13-15) into
+        x_out, as the neighbours still read x; v_i, read by i alone, in place. One launch where
+        two were: a launch costs about 55 us on the 2-core CPU, tens on a GPU's stream."""
         g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
         c = ti.static(_Delta(lam, omega, mass, h, w_dq, scorr_scale))
+        b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+        o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
         for i in range(in_use(free_head, x)):
+            xi = x[i]
             if flags[i] & ACTIVE:
                 sums = ti.Vector([0.0] * n_sums)
-                for_each_neighbor(i, x[i], g, task, sums, c)
-                dp[i] = _position_delta(i, sums, first, lam, wall, omega, dv, rho0, dt, epsilon)
+                for_each_neighbor(i, xi, g, task, sums, c)
+                dp_i = _position_delta(i, sums, first, lam, wall, omega, dv, rho0, dt, epsilon)
+                xi, v[i] = collide(xi + dp_i, v[i], b, o)
+            x_out[i] = xi
 
     @ti.kernel
     def delta_pairs(
@@ -294,8 +304,8 @@ def _delta_kernels(first: bool):
         epsilon: ti.f32, b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
         o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
     ):
-        """x*_i += dp_i, then collision response (Algorithm 1, lines 13-15): apply_delta, with
-        the sums in hand once every pair is done."""
+        """x*_i += dp_i, then collision response (Algorithm 1, lines 13-15): position_delta's
+        move, with the sums in hand once every pair is done."""
         b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
         o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
         for i in range(in_use(free_head, x)):
@@ -310,33 +320,6 @@ constraint_lambda, lambda_pairs, finish_lambda = _lambda_kernels(first=False)
 constraint_lambda_first, lambda_pairs_first, finish_lambda_first = _lambda_kernels(first=True)
 position_delta, delta_pairs, finish_delta = _delta_kernels(first=False)
 position_delta_first, delta_pairs_first, finish_delta_first = _delta_kernels(first=True)
-
-
-@ti.kernel
-def apply_delta(
-    x: nd_vec3,
-    v: nd_vec3,
-    flags: nd_i32,
-    free_head: nd_i32,
-    dp: nd_vec3,
-    b_params: nd_f32,
-    gamma: nd_f32,
-    area: nd_f32,
-    h: ti.f32,
-    sdf: nd_f32_3d,
-    o_a: nd_vec3,
-    o_b: nd_vec3,
-    o_radius: nd_f32,
-    o_velocity: nd_vec3,
-    o_count: ti.i32,
-    o_elapsed: ti.f32,
-):
-    """x*_i += dp_i, then collision response on the positions (Algorithm 1, lines 13-15)."""
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
-    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
-    for i in range(in_use(free_head, x)):
-        if flags[i] & ACTIVE:
-            x[i], v[i] = collide(x[i] + dp[i], v[i], b, o)
 
 
 @ti.kernel
@@ -400,7 +383,7 @@ class PBF:
         s.dispatch(update_velocity, st.x, st.x0, st.v, st.flags, st.free_head, 1.0 / dt, s.v_max(dt))
 
     def _iteration(self, s, dt: float, first: bool) -> None:
-        """One Jacobi iteration, gathering: the lambda pass, the delta pass, the move."""
+        """One Jacobi iteration, gathering: the lambda pass, then the delta pass and the move."""
         st, bnd, obs = s.state, s.boundary, s.obstacles
         g_args = s.grid.args()
         s.dispatch(
@@ -409,12 +392,12 @@ class PBF:
             *bnd.args_without_h(), s.mass,
             s.rho0, self.relaxation, self.c_xsph, s.wall_xsph(dt),
         )
-        s.dispatch(  # dv in (the smoothing, read by each particle for itself), then dp out
+        s.dispatch(  # dv in (the smoothing, read by each particle for itself); the moved x* into the back buffer
             position_delta_first if first else position_delta,
-            st.x, st.flags, st.free_head, st.aux, st.wall, st.omega, st.dv, st.dv, *g_args, s.mass, s.rho0, self.w_dq,
-            self.scorr_scale, dt, self.vorticity_epsilon,
+            st.x, st.v, st.flags, st.free_head, st.aux, st.wall, st.omega, st.dv, st.back.x, *g_args, s.mass,
+            s.rho0, self.w_dq, self.scorr_scale, dt, self.vorticity_epsilon, *bnd.args_without_h(), *obs.args(),
         )
-        s.dispatch(apply_delta, st.x, st.v, st.flags, st.free_head, st.dv, *bnd.args(), *obs.args())
+        st.swap_positions_with_back()
 
     def _iteration_in_pairs(self, s, dt: float, first: bool) -> None:
         """One Jacobi iteration in pair form: each pass's sums, colour by colour, then a kernel

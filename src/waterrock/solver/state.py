@@ -117,6 +117,11 @@ class ParticleState:
     def swap(self) -> None:
         self._front, self.back = self.back, self._front
 
+    def swap_positions_with_back(self) -> None:
+        """Make the back buffer's positions (new positions) the state's, without a copy: between
+        the grid's sort and the next, the back buffer holds nothing anyone reads."""
+        self._front.x, self.back.x = self.back.x, self._front.x
+
     def swap_position_scratch(self) -> None:
         """Make x0 (new positions, where a method does not keep x0) the position array, without a copy."""
         self._front.x, self._front.x0 = self._front.x0, self._front.x
