@@ -29,9 +29,9 @@ from waterrock.solver.grid import NeighborGrid
 from waterrock.solver.launch import Batch, Graphs, launch_now
 from waterrock.solver.obstacles import Obstacles
 from waterrock.solver.pbf import PBF
-from waterrock.solver.sources import BLOCKED, EMITTED, NONFINITE, RETIRED, STARVED, Sources
+from waterrock.solver.sources import BLOCKED, EMITTED, N_COUNTERS, NONFINITE, RETIRED, STARVED, Sources
 from waterrock.solver.state import ACTIVE, ParticleState
-from waterrock.solver.terms import advect, max_speed, measure_density
+from waterrock.solver.terms import advect, frame_statistics, measure_density
 from waterrock.solver.wcsph import WCSPH
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ class Solver:
         self.obstacles = Obstacles()
         self.sources = Sources(scene.emitters, scene.sinks, self.spacing)
         self.method = METHODS[scene.solver.method](scene.solver, fluid)
-        self._stats_buf = ti.ndarray(ti.f32, 3)
+        self._stats_buf = ti.ndarray(ti.f32, 3)  # measure_density's sums
+        self._frame_stats = np.zeros(2 + N_COUNTERS, np.int32)  # frame_statistics's, on the host
         self.graphs = Graphs()
         self.dispatch = launch_now  # a substep's Batch while it records (see substep)
         self.stats: dict = {}
@@ -227,11 +228,11 @@ class Solver:
 
     def _end_frame(self, n: int, dt: float) -> dict:
         st = self.state
-        max_speed(st.v, st.flags, st.free_head, self._stats_buf)
-        vmax = float(self._stats_buf.to_numpy()[2])
-        counters = self.sources.read_counters()
+        frame_statistics(st.v, st.flags, st.free_head, self.sources.counters, self._frame_stats)
+        vmax = float(self._frame_stats[:1].view(np.float32)[0])
+        counters = self._frame_stats[2:]
         # the active particles are the first free_head slots once the emitters are done
-        self.active = min(int(st.free_head.to_numpy()[0]), st.capacity)
+        self.active = min(int(self._frame_stats[1]), st.capacity)
         if counters[NONFINITE]:
             log.warning("%d particles had non-finite position or velocity: retired and re-emitted",
                         int(counters[NONFINITE]))

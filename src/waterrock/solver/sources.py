@@ -180,8 +180,3 @@ class Sources:
                     state.x, state.v, state.x0, state.kappa, state.flags, state.free_head, self.counters,
                     0.5 * self.spacing, contact, *obstacle_args,
                 )
-
-    def read_counters(self) -> np.ndarray:
-        c = self.counters.to_numpy()
-        self.counters.fill(0)
-        return c
