@@ -12,6 +12,11 @@ and the number of graphs stays fixed.
 
 Where graphs cannot be built (a backend without them), the batch launches its kernels one by
 one, after a warning.
+
+Measured and undone: keeping each graph's argument names and the arrays' signatures between
+runs, rather than building them afresh, saved 4 % of a 512-particle substep's host time but
+made the running app keep about 20 bytes more a frame (the default scene with a visitor and a
+snapshot a frame: 23 against 3 bytes a frame, 20,000 frames, twice each).
 """
 
 from __future__ import annotations
@@ -48,20 +53,21 @@ def _array_type(a: ti.Ndarray):
     return a.dtype
 
 
-def _array_signature(a: ti.Ndarray) -> tuple:
-    """What a graph's symbol for an array depends on (Taichi's vector types compare by identity:
-    not those)."""
-    return (getattr(a, "n", None), getattr(a, "m", None), str(a.dtype), len(a.shape))
+def _signature(args) -> tuple:
+    """What a graph's symbols depend on (Taichi's vector types compare by identity: not those)."""
+    return tuple(
+        (getattr(a, "n", None), getattr(a, "m", None), str(a.dtype), len(a.shape)) if isinstance(a, ti.Ndarray)
+        else type(a)
+        for a in args
+    )
 
 
 class Graphs:
     """Runs batches as compiled graphs, one per sequence of kernels and argument types."""
 
     def __init__(self) -> None:
-        # a graph, and per call its arguments' names and the casts their scalar values need (None
-        # for arrays)
-        self._compiled: dict[tuple, tuple[object, list, list]] = {}
-        self._arrays: dict[int, tuple[ti.Ndarray, tuple]] = {}  # id -> (the array, its signature)
+        # a graph and, per call and argument, the cast its scalar value needs (None for arrays)
+        self._compiled: dict[tuple, tuple[object, list]] = {}
         self.enabled = True
 
     def run(self, batch: Batch) -> None:
@@ -71,31 +77,17 @@ class Graphs:
             for kernel, args in calls:
                 kernel(*args)
             return
-        graph, names, casts = compiled
+        graph, casts = compiled
         values = {}
-        for (_, args), call_names, call_casts in zip(calls, names, casts, strict=True):
-            for name, cast, a in zip(call_names, call_casts, args, strict=True):
-                values[name] = a if cast is None else cast(a)
+        for c, (_, args) in enumerate(calls):
+            for k, a in enumerate(args):
+                cast = casts[c][k]
+                values[f"{c}_{k}"] = cast(a) if cast is not None else a
         graph.run(values)
 
-    def _signature(self, args) -> tuple:
-        """The calls' argument types: an array's looked up by identity, as a substep passes the
-        same few arrays every time (measured on an H100: computing them afresh took a fifth of
-        the host's time of a WCSPH substep)."""
-        out = []
-        for a in args:
-            if isinstance(a, ti.Ndarray):
-                known = self._arrays.get(id(a))
-                if known is None or known[0] is not a:
-                    known = self._arrays[id(a)] = (a, _array_signature(a))
-                out.append(known[1])
-            else:
-                out.append(type(a))
-        return tuple(out)
-
-    def _lookup(self, calls: list) -> tuple[object, list, list] | None:
+    def _lookup(self, calls: list) -> tuple[object, list] | None:
         """The calls' graph, compiled on first use; None (and graphs off) where none can be built."""
-        key = tuple((kernel, self._signature(args)) for kernel, args in calls)
+        key = tuple((kernel, _signature(args)) for kernel, args in calls)
         if key not in self._compiled:
             try:
                 self._compiled[key] = self._compile(calls)
@@ -105,11 +97,11 @@ class Graphs:
                 return None
         return self._compiled[key]
 
-    def _compile(self, calls: list) -> tuple[object, list, list]:
+    def _compile(self, calls: list) -> tuple[object, list]:
         builder = ti.graph.GraphBuilder()
-        names, casts = [], []
+        casts = []
         for c, (kernel, args) in enumerate(calls):
-            symbols, call_names, call_casts = [], [], []
+            symbols, call_casts = [], []
             for k, (param, a) in enumerate(zip(kernel._primal.arguments, args, strict=True)):
                 name = f"{c}_{k}"
                 if isinstance(a, ti.Ndarray):
@@ -120,8 +112,6 @@ class Graphs:
                     dtype = param.annotation
                     symbols.append(ti.graph.Arg(ti.graph.ArgKind.SCALAR, name, dtype=dtype))
                     call_casts.append(float if dtype in (ti.f32, ti.f64) else int)
-                call_names.append(name)
             builder.dispatch(kernel, *symbols)
-            names.append(call_names)
             casts.append(call_casts)
-        return builder.compile(), names, casts
+        return builder.compile(), casts
