@@ -453,6 +453,16 @@ def scan_suits_backend() -> tuple[int, int, bool]:
     return GPU_SCAN_BLOCK, GPU_SCAN_BLOCK, False
 
 
+@ti.func
+def _move_slot(i, k, x: ti.template(), v: ti.template(), ids: ti.template(), flags: ti.template(),
+               x_out: ti.template(), v_out: ti.template(), ids_out: ti.template(), flags_out: ti.template()):
+    """Slot i's position, velocity, id and flags to slot k of the sorted copy."""
+    x_out[k] = x[i]
+    v_out[k] = v[i]
+    ids_out[k] = ids[i]
+    flags_out[k] = flags[i]
+
+
 @ti.kernel
 def _scatter(
     cell_id: nd_i32, rank: nd_i32, start: nd_i32,
@@ -463,12 +473,9 @@ def _scatter(
     # use: it lands where it was
     for i in x:
         k = start[cell_id[i]] + rank[i]
-        x_out[k] = x[i]
-        v_out[k] = v[i]
+        _move_slot(i, k, x, v, ids, flags, x_out, v_out, ids_out, flags_out)
         x0_out[k] = x0[i]
         kappa_out[k] = kappa[i]
-        ids_out[k] = ids[i]
-        flags_out[k] = flags[i]
 
 
 @ti.kernel
@@ -479,11 +486,7 @@ def _scatter_moving(
     """_scatter of positions, velocities, ids and flags alone, for a method that keeps nothing
     else from one substep to the next (WCSPH): 32 bytes a particle where _scatter moves 52."""
     for i in x:
-        k = start[cell_id[i]] + rank[i]
-        x_out[k] = x[i]
-        v_out[k] = v[i]
-        ids_out[k] = ids[i]
-        flags_out[k] = flags[i]
+        _move_slot(i, start[cell_id[i]] + rank[i], x, v, ids, flags, x_out, v_out, ids_out, flags_out)
 
 
 class NeighborGrid:
