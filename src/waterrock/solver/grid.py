@@ -344,16 +344,22 @@ def _scan_serial(sums: nd_i32):
         acc += s
 
 
+@ti.func
+def _scan_block(values: ti.template(), n, b, block, offset):
+    """Block b of values, in place, by its exclusive scan from ``offset``."""
+    acc = offset
+    for k in range(b * block, ti.min((b + 1) * block, n)):
+        s = values[k]
+        values[k] = acc
+        acc += s
+
+
 @ti.kernel
 def _scan_in_blocks(values: nd_i32, n: ti.i32, offsets: nd_i32, block: ti.i32):
     """The exclusive scan of a middle level, in place: each block of values scanned from its
     offset, the scanned sum of the blocks before it."""
     for b in offsets:
-        acc = offsets[b]
-        for k in range(b * block, ti.min((b + 1) * block, n)):
-            s = values[k]
-            values[k] = acc
-            acc += s
+        _scan_block(values, n, b, block, offsets[b])
 
 
 @ti.kernel
@@ -366,10 +372,7 @@ def _scan_in_blocks_from_top(values: nd_i32, n: ti.i32, top: nd_i32, block: ti.i
         acc = 0
         for c in range(b):
             acc += top[c]
-        for k in range(b * block, ti.min((b + 1) * block, n)):
-            s = values[k]
-            values[k] = acc
-            acc += s
+        _scan_block(values, n, b, block, acc)
 
 
 @ti.kernel

@@ -122,10 +122,6 @@ class ParticleState:
         the grid's sort and the next, the back buffer holds nothing anyone reads."""
         self._front.x, self.back.x = self.back.x, self._front.x
 
-    def swap_position_scratch(self) -> None:
-        """Make x0 (new positions, where a method does not keep x0) the position array, without a copy."""
-        self._front.x, self._front.x0 = self._front.x0, self._front.x
-
     def swap_velocity_scratch(self) -> None:
         """Make the scratch vec3 buffer (new velocities) the velocity array, without a copy."""
         self._front.v, self.dv = self.dv, self._front.v

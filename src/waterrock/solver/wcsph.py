@@ -243,13 +243,13 @@ class WCSPH:
             s.dispatch(density_and_pressure, st.x, st.flags, st.free_head, st.rho, st.aux, st.aux2, st.wall,
                 *g_args, *b_args,
                        *tait)
-            # the moved particles into the scratch buffers x0 (which WCSPH does not use) and dv
+            # the moved particles into the back buffer's positions and the scratch dv
             s.dispatch(
-                accelerate, st.x, st.v, st.flags, st.free_head, st.aux2, st.aux, st.wall, st.x0, st.dv, *g_args,
+                accelerate, st.x, st.v, st.flags, st.free_head, st.aux2, st.aux, st.wall, st.back.x, st.dv, *g_args,
                 s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt), s.v_max(dt), *b_args,
                 *s.obstacles.args(),
             )
-            st.swap_position_scratch()
+            st.swap_positions_with_back()
             st.swap_velocity_scratch()
 
     def pressure(self, s):
