@@ -136,7 +136,7 @@ class Obstacles:
             packed = np.concatenate(
                 [good.a, good.b, (good.radius * good.weight)[:, None], good.velocity], axis=1, dtype=np.float32
             )
-            upload(np.ascontiguousarray(packed), m, self.a, self.b, self.radius, self.velocity)
+            upload(packed, m, self.a, self.b, self.radius, self.velocity)  # concatenate's array is contiguous
         self.count = m
         self.snapshot = good
         self.elapsed = 0.0
