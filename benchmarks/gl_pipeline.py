@@ -40,19 +40,26 @@ def _median_ms(ctx, draw, repeat: int, batch: int) -> float:
     return float(np.median(times))
 
 
-def run(width: int, height: int, n: int = 1_000_000, repeat: int = 7, batch: int = 10) -> dict:
-    ctx = moderngl.create_standalone_context(backend="egl", require=430)
+def run(width: int, height: int, n: int = 1_000_000, repeat: int = 7, batch: int = 10, ctx=None) -> dict:
+    """The four figures; ``ctx`` a moderngl context of GL 4.3 or later (a standalone EGL one by
+    default, released after)."""
+    own = ctx is None
+    if own:
+        ctx = moderngl.create_standalone_context(backend="egl", require=430)
+    if ctx.version_code < 430:
+        raise RuntimeError(f"the probe needs OpenGL 4.3 (compute shaders); this context has {ctx.version_code}")
     fbo = ctx.simple_framebuffer((width, height))
     fbo.use()
     ctx.enable(moderngl.BLEND)
+    ctx.blend_func = moderngl.SRC_ALPHA, moderngl.ONE_MINUS_SRC_ALPHA  # as COMPUTE does it
     prog = ctx.program(vertex_shader=VERTEX, fragment_shader=FRAGMENT)
-    quad = ctx.simple_vertex_array(prog, ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], "f4")), "p")
     at = np.random.default_rng(1).uniform(-1, 1, (n, 2)).astype("f4")
     px = np.array([2.0 / width, 2.0 / height], "f4")
     corners = 2 * px * np.array([[0, 0], [1, 0], [0, 1], [1, 0], [1, 1], [0, 1]], "f4")
-    small = ctx.simple_vertex_array(prog, ctx.buffer((at[:, None] + corners).reshape(-1, 2)), "p")
     ends = np.stack([at, at + px * np.float32([20, 5])], 1)  # about 20 pixels long
-    lines = ctx.simple_vertex_array(prog, ctx.buffer(ends.reshape(-1, 2)), "p")
+    buffers = [ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], "f4")),
+               ctx.buffer((at[:, None] + corners).reshape(-1, 2)), ctx.buffer(ends.reshape(-1, 2))]
+    quad, small, lines = (ctx.simple_vertex_array(prog, b, "p") for b in buffers)
     image = ctx.texture((width, height), 4)
     image.bind_to_image(0, read=True, write=True)
     blend = ctx.compute_shader(COMPUTE)
@@ -69,7 +76,11 @@ def run(width: int, height: int, n: int = 1_000_000, repeat: int = 7, batch: int
         "compute_blend_ms": compute, "compute_gpixel_s": pixels / compute / 1e6,
         "compute_over_fill": fill / compute,
     }
-    ctx.release()
+    for thing in (fbo, quad, small, lines, *buffers, image, blend, prog):
+        thing.release()
+    ctx.disable(moderngl.BLEND)
+    if own:
+        ctx.release()
     return out
 
 
