@@ -63,3 +63,36 @@ def test_the_probe_reports_its_four_figures(gl_ctx):
     for key in ("fill_ms", "triangles_ms", "gl_lines_ms", "compute_blend_ms"):
         assert np.isfinite(r[key]) and r[key] > 0, key
     assert "GL pipeline" in probe.table(r)
+
+
+@pytest.mark.gl
+def test_the_compute_rasterizer_draws_the_quads_picture(gl_ctx):
+    """Segments at many angles and lengths, apart from each other: the compute shader's picture is
+    the pipeline's, up to the rounding of coverage and the pixel-centre rule at a quad's ends."""
+    import moderngl
+
+    probe = _probe()
+    if gl_ctx.version_code < 430:
+        pytest.skip(f"compute shaders need OpenGL 4.3; this context has {gl_ctx.version_code}")
+    size = (160, 120)
+    angles = np.linspace(0.0, 2 * np.pi, 12, endpoint=False) + 0.1
+    centres = np.array([(20 + 40 * (k % 4), 20 + 40 * (k // 4)) for k in range(12)], float)
+    lengths = np.linspace(4.0, 24.0, 12)
+    half = 0.5 * lengths[:, None] * np.stack([np.cos(angles), np.sin(angles)], 1)
+    ends = np.concatenate([centres - half, centres + half], 1).astype("f4")
+    seg = probe.Segments(gl_ctx, ends, size)
+    fbo = gl_ctx.simple_framebuffer(size)
+    fbo.use()
+    fbo.clear(0.0, 0.0, 0.0, 0.0)
+    seg.draw_quads()
+    gl_ctx.disable(moderngl.BLEND)
+    quads = np.frombuffer(fbo.read(components=4), np.uint8).reshape(size[1], size[0], 4)[..., :3].astype(int)
+    seg.draw_compute()
+    gl_ctx.finish()
+    computed = np.frombuffer(seg.picture.read(), np.uint8).reshape(size[1], size[0], 4)[..., :3].astype(int)
+    seg.release()
+    fbo.release()
+    assert quads.sum() > 0
+    assert abs(computed.sum() - quads.sum()) < 0.03 * quads.sum()
+    differ = np.abs(computed - quads).max(axis=-1)
+    assert np.count_nonzero(differ > 2) < 0.05 * np.count_nonzero(quads.max(axis=-1))
