@@ -97,9 +97,11 @@ class Renderer:
         if self.trails is not None:
             occlude = self.rock is not None and s.rock.occludes
             (ctx.enable if occlude else ctx.disable)(moderngl.DEPTH_TEST)
-            ctx.depth_mask = False  # lines are light, not surfaces: they never hide each other
+            # Lines are light, not surfaces: they never hide each other. (The mask is the
+            # framebuffer's in moderngl; the context has none, and setting one there did nothing.)
+            self._light_fbo.depth_mask = False
             self.lines.draw(self.trails, self.flatten, self.size, self._depth_bias())
-            ctx.depth_mask = True
+            self._light_fbo.depth_mask = True
         ctx.disable(moderngl.DEPTH_TEST)
 
         framebuffer.use()
