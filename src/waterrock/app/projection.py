@@ -25,7 +25,7 @@ from waterrock.app.loop import FrameLoop, clear_snapshot
 from waterrock.app.overlay import Overlay, draw_tracker_panel
 from waterrock.app.session import Inputs, SharedKeys, run_view, save_png
 from waterrock.app.warp_edit import EDIT_HELP, WarpEditor
-from waterrock.app.window import WindowError
+from waterrock.app.window import WindowError, create_gl_window
 from waterrock.render.target import unbind_egl
 from waterrock.scene import IDENTITY_CORNERS, ProjectionOutputs, ProjectorOutput, Scene
 from waterrock.snapshots import ParticleSnapshot
@@ -133,10 +133,6 @@ class OutputWindow:
     def __init__(self, glfw, index: int, monitor: Monitor, handle, share=None, vsync: bool = False):
         self.glfw, self.index, self.monitor = glfw, index, monitor
         glfw.default_window_hints()
-        glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, 3)
-        glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, 3)
-        glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
-        glfw.window_hint(glfw.OPENGL_FORWARD_COMPAT, True)
         glfw.window_hint(glfw.AUTO_ICONIFY, False)  # a click on another screen must not minimise it
         glfw.window_hint(glfw.DECORATED, False)
         glfw.window_hint(glfw.FOCUS_ON_SHOW, share is None)
@@ -147,7 +143,8 @@ class OutputWindow:
         glfw.window_hint(glfw.BLUE_BITS, mode.bits.blue)
         glfw.window_hint(glfw.REFRESH_RATE, mode.refresh_rate)
         title = f"waterrock output {index}"
-        self.handle = glfw.create_window(mode.size.width, mode.size.height, title, handle, share)
+        self.handle = create_gl_window(glfw, lambda: glfw.create_window(mode.size.width, mode.size.height, title,
+                                                                        handle, share))
         if not self.handle:
             raise WindowError(f"glfw could not open an OpenGL 3.3 window on monitor {monitor.describe()}")
         glfw.make_context_current(self.handle)

@@ -1,4 +1,4 @@
-"""The interactive window: glfw, an OpenGL 3.3 core context, the renderer drawing to the screen.
+"""The interactive window: glfw, an OpenGL 4.3 core context (3.3 where that is all), the renderer drawing to the screen.
 
 Hotkeys (H shows them):
     space pause / resume     R reset the water     F fullscreen on / off
@@ -20,11 +20,28 @@ from waterrock.app.loop import FrameLoop, clear_snapshot
 from waterrock.app.overlay import Overlay, draw_tracker_panel
 from waterrock.app.pointer import pixel_to_scene, touch_plane, visitor_radius
 from waterrock.app.session import Inputs, SharedKeys, run_view, save_png
-from waterrock.render.target import unbind_egl
+from waterrock.render.target import GL_VERSIONS, unbind_egl
 from waterrock.scene import Scene
 from waterrock.snapshots import ParticleSnapshot
 
 log = logging.getLogger(__name__)
+
+
+def create_gl_window(glfw, create):
+    """``create()`` (a glfw.create_window call, its other hints set) with an OpenGL 4.3 core
+    context, or 3.3 where the driver has no 4.3 (render.target.GL_VERSIONS); None if neither."""
+    for major, minor in GL_VERSIONS:
+        glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, major)
+        glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, minor)
+        glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
+        glfw.window_hint(glfw.OPENGL_FORWARD_COMPAT, True)
+        try:
+            handle = create()
+        except glfw.GLFWError:
+            handle = None
+        if handle:
+            return handle
+    return None
 
 HELP = [
     "waterrock keys",
@@ -46,7 +63,7 @@ class WindowError(RuntimeError):
 
 
 class Window:
-    """A glfw window with a current OpenGL 3.3 core context and a moderngl context on it."""
+    """A glfw window with a current OpenGL core context (4.3, or 3.3) and a moderngl context on it."""
 
     def __init__(self, title: str, size: tuple[int, int] = DEFAULT_SIZE, fullscreen: bool = False):
         try:
@@ -61,15 +78,12 @@ class Window:
         try:
             if not glfw.init():
                 raise WindowError("glfw.init failed")
-            glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, 3)
-            glfw.window_hint(glfw.CONTEXT_VERSION_MINOR, 3)
-            glfw.window_hint(glfw.OPENGL_PROFILE, glfw.OPENGL_CORE_PROFILE)
-            glfw.window_hint(glfw.OPENGL_FORWARD_COMPAT, True)
             monitor = glfw.get_primary_monitor() if fullscreen else None
             if monitor is not None:
                 mode = glfw.get_video_mode(monitor)
                 size = (mode.size.width, mode.size.height)
-            self.handle = glfw.create_window(int(size[0]), int(size[1]), title, monitor, None)
+            self.handle = create_gl_window(glfw, lambda: glfw.create_window(int(size[0]), int(size[1]), title,
+                                                                            monitor, None))
             if not self.handle:
                 raise WindowError("glfw could not create an OpenGL 3.3 core window")
             glfw.make_context_current(self.handle)

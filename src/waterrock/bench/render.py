@@ -5,13 +5,16 @@ counted, not just the commands' submission:
 
   upload   moving every trail on by one position (host id -> slot gather + one texture row write)
   lines    upload + the full frame: instanced thick anti-aliased lines, compose to the output
+  compute  the same frame with the lines rasterized by compute shaders ([render.lines]
+           rasterizer = "compute"), where the context has OpenGL 4.3
   gl_lines baseline: the same segments from a static vertex buffer as 1-pixel GL_LINES
 
 Run ``waterrock bench render [--sizes 10000 100000] [--resolution 1920x1080 3840x2160]`` (or
 ``python benchmarks/bench_render.py``). On CI's software renderer (llvmpipe) 1M segments take
-seconds per frame; the goal on an H100 is < 4 ms (measured on a lent one: 12.6 ms at 1080p, see
-docs/rendering.md). Each figure is the median of ``repeat`` frames
-after a warm-up frame, with its spread (IQR, min, max) beside it.
+seconds per frame; the goal on an H100 is < 4 ms (measured on lent ones at 1080p: 12.6 to 20.9 ms
+through the pipeline, 7.4 to 9.5 with the compute rasterizer, see docs/rendering.md). Each
+figure is the median of ``repeat`` frames after a warm-up frame, with its spread (IQR, min, max)
+beside it.
 """
 
 from __future__ import annotations
@@ -70,26 +73,42 @@ def _timed(fn, ctx: moderngl.Context, repeat: int, spreads: dict | None = None, 
     return st["median_ms"]
 
 
-def _bench_size(target: OffscreenTarget, segments: int, repeat: int) -> dict:
+def _frame_ms(target: OffscreenTarget, trails: int, repeat: int, spreads: dict, rasterizer: str = "pipeline",
+              upload: bool = False):
+    """The whole frame's median ms with ``rasterizer`` (and the upload's alone, with ``upload``);
+    None for the compute rasterizer where the context lacks OpenGL 4.3. Also the renderer's
+    segment count and upload bytes."""
     ctx, size = target.ctx, target.size
-    trails = math.ceil(segments / (K - 1))
-    settings = RenderSettings(resolution=size, trails={"share": 1.0, "length": K})
+    settings = RenderSettings(resolution=size, trails={"share": 1.0, "length": K}, lines={"rasterizer": rasterizer})
     swirl = Swirl(trails)
-    spreads: dict = {}
     with Renderer(ctx, settings, size, None, max_particles=trails) as r:
+        if r.lines.rasterizer != rasterizer:
+            return None, None
         for _ in range(K):  # fill every ring entry: all segments drawn
             r.update(swirl.next())
-        upload = _timed(lambda: r.update(swirl.next()), ctx, repeat, spreads, "upload")
+        out = {}
+        if upload:
+            out["upload"] = _timed(lambda: r.update(swirl.next()), ctx, repeat, spreads, "upload")
+            out["drawn"] = len(r.trails.read_segments()[0])
+            out["upload_bytes"] = r.trails.upload_bytes
+            out["gl_lines"] = _gl_lines(target, r, repeat, spreads)
 
         def frame() -> None:
             r.update(swirl.next())
             r.render(target.framebuffer)
 
-        lines = _timed(frame, ctx, repeat, spreads, "lines")
-        drawn = len(r.trails.read_segments()[0])
-        baseline = _gl_lines(target, r, repeat, spreads)
-    return {"segments": drawn, "trails": trails, "length": K, "resolution": list(size), "upload_ms": upload,
-            "lines_ms": lines, "gl_lines_ms": baseline, "upload_bytes": r.trails.upload_bytes, "stats": spreads}
+        name = "lines" if rasterizer == "pipeline" else rasterizer
+        return _timed(frame, ctx, repeat, spreads, name), out
+
+
+def _bench_size(target: OffscreenTarget, segments: int, repeat: int) -> dict:
+    trails = math.ceil(segments / (K - 1))
+    spreads: dict = {}
+    lines, out = _frame_ms(target, trails, repeat, spreads, upload=True)
+    compute, _ = _frame_ms(target, trails, repeat, spreads, "compute")
+    return {"segments": out["drawn"], "trails": trails, "length": K, "resolution": list(target.size),
+            "upload_ms": out["upload"], "lines_ms": lines, "compute_ms": compute, "gl_lines_ms": out["gl_lines"],
+            "upload_bytes": out["upload_bytes"], "stats": spreads}
 
 
 def _gl_lines(target: OffscreenTarget, r: Renderer, repeat: int, spreads: dict | None = None) -> float:
@@ -146,12 +165,14 @@ def table(report: dict) -> str:
     lines = [f"render benchmark, {w}x{h}, {report['renderer']}; "
              f"empty frame (clear + compose) {report['empty_frame_ms']:.2f} ms"]
     heads = (("segments", 10), ("trails", 8), ("upload ms", 10), ("lines ms", 10), ("IQR", 7),
-             ("GL_LINES ms", 12), ("upload KiB", 11))
+             ("compute ms", 11), ("GL_LINES ms", 12), ("upload KiB", 11))
     lines.append(" ".join(f"{name:>{width}}" for name, width in heads))
     for r in report["results"]:
         iqr = r.get("stats", {}).get("lines", {}).get("iqr_ms", float("nan"))
+        compute = r.get("compute_ms")  # absent in results from before the compute rasterizer
+        compute = f"{compute:>11.2f}" if compute is not None else f"{'-':>11}"
         lines.append(f"{r['segments']:>10} {r['trails']:>8} {r['upload_ms']:>10.2f} {r['lines_ms']:>10.2f} "
-                     f"{iqr:>7.2f} {r['gl_lines_ms']:>12.2f} {r['upload_bytes'] / 1024:>11.1f}")
+                     f"{iqr:>7.2f} {compute} {r['gl_lines_ms']:>12.2f} {r['upload_bytes'] / 1024:>11.1f}")
     return "\n".join(lines)
 
 

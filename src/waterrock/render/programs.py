@@ -43,16 +43,17 @@ def shader_path(name: str, folder: Path | None = None) -> Path:
     return path
 
 
-def stage_sources(text: str, defines: dict[str, object] | None = None) -> tuple[dict[str, str], int]:
+def stage_sources(text: str, defines: dict[str, object] | None = None, stages: dict[str, str] = STAGES,
+                  version: str = GLSL_VERSION) -> tuple[dict[str, str], int]:
     """The source of each stage present in ``text``, and how many lines were prepended to it."""
     # A #version in the file would have to come first; we write our own, and blank the file's
     # line instead of removing it so its line numbers stay true.
     body = re.sub(r"^[ \t]*#version[^\n]*", "", text, count=1, flags=re.MULTILINE)
     extra = [f"#define {k} {v}" for k, v in (defines or {}).items()]
     sources = {}
-    for stage, macro in STAGES.items():
+    for stage, macro in stages.items():
         if re.search(rf"\b{macro}\b", text):
-            sources[stage] = "\n".join([GLSL_VERSION, f"#define {macro} 1", *extra, body])
+            sources[stage] = "\n".join([version, f"#define {macro} 1", *extra, body])
     return sources, 2 + len(extra)
 
 
@@ -82,3 +83,24 @@ def load_program(
         # moderngl heads the driver's log with the stage's keyword name ("fragment_shader\n===").
         stage = next((s for s in STAGES if re.search(rf"^{s}$", log, re.MULTILINE)), "program")
         raise _located(path, stage, log, prepended) from None
+
+
+COMPUTE_VERSION = "#version 430 core"  # compute shaders and image atomics
+
+
+def load_compute(
+    ctx: moderngl.Context, name: str, defines: dict[str, object] | None = None, folder: Path | None = None
+) -> moderngl.ComputeShader:
+    """Compile the ``COMPUTE_SHADER`` section of ``shaders/<name>.glsl`` (OpenGL 4.3); a failure
+    names the file and the line."""
+    path = shader_path(name, folder)
+    sources, prepended = stage_sources(path.read_text(encoding="utf-8"), defines,
+                                       {"compute_shader": "COMPUTE_SHADER"}, COMPUTE_VERSION)
+    if "compute_shader" not in sources:
+        raise ShaderError(path, None, "compute_shader", "no '#if defined COMPUTE_SHADER' section")
+    if ctx.version_code < 430:
+        raise ShaderError(path, None, "compute_shader", f"needs OpenGL 4.3; this context has {ctx.version_code}")
+    try:
+        return ctx.compute_shader(sources["compute_shader"])
+    except moderngl.Error as err:
+        raise _located(path, "compute_shader", str(err), prepended) from None

@@ -56,7 +56,9 @@ class Renderer:
     def _make_light_buffer(self) -> None:
         # Half floats: thousands of faint lines add up without banding or clipping at 1.0.
         self._light = self.ctx.texture(self.size, 4, dtype="f2")
-        self._depth = self.ctx.depth_renderbuffer(self.size)
+        # a texture, which the compute rasterizer reads the rock's depth from
+        self._depth = self.ctx.depth_texture(self.size)
+        self._depth.compare_func = ""
         self._light_fbo = self.ctx.framebuffer([self._light], self._depth)
 
     def resize(self, size: tuple[int, int]) -> None:
@@ -100,7 +102,8 @@ class Renderer:
             # Lines are light, not surfaces: they never hide each other. (The mask is the
             # framebuffer's in moderngl; the context has none, and setting one there did nothing.)
             self._light_fbo.depth_mask = False
-            self.lines.draw(self.trails, self.flatten, self.size, self._depth_bias())
+            self.lines.draw(self.trails, self.flatten, self.size, self._depth_bias(), light=self._light,
+                            rock_depth=self._depth if occlude else None)
             self._light_fbo.depth_mask = True
         ctx.disable(moderngl.DEPTH_TEST)
 

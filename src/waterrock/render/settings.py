@@ -40,6 +40,15 @@ class LineSettings(_Section):
     taper: Unit = Field(1.0, description="how far the width narrows toward the tail: 0 none, 1 to nothing")
     fade: Unit = Field(1.0, description="how far the opacity fades toward the tail: 0 none, 1 to nothing")
     blend: Literal["additive", "alpha"] = "additive"
+    rasterizer: Literal["pipeline", "compute"] = Field(
+        "pipeline", description="who fills the lines' pixels: the graphics pipeline, or compute shaders "
+        "(OpenGL 4.3, additive blend; for GPUs with little graphics hardware: docs/rendering.md)")
+
+    @model_validator(mode="after")
+    def _compute_adds(self) -> LineSettings:
+        if self.rasterizer == "compute" and self.blend != "additive":
+            raise ValueError("rasterizer = 'compute' adds the lines' light in any order: it needs blend = 'additive'")
+        return self
 
 
 class RockSettings(_Section):

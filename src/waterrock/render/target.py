@@ -7,11 +7,22 @@ import ctypes
 import moderngl
 import numpy as np
 
+# The OpenGL versions a context is asked for, in turn: 4.3 has the compute shaders of the lines'
+# compute rasterizer (render/lines.py); 3.3 core is all the rest needs. Mesa hands out its
+# newest either way; NVIDIA's EGL hands out exactly the version asked for.
+GL_VERSIONS = ((4, 3), (3, 3))
+
 
 def standalone_context() -> moderngl.Context:
-    """A headless OpenGL 3.3+ context through EGL: the GPU's driver, or Mesa's llvmpipe on CI.
-    Give it back with :func:`release_context`."""
-    return moderngl.create_context(standalone=True, backend="egl", require=330)
+    """A headless OpenGL 4.3 context through EGL, or 3.3 where that is all there is: the GPU's
+    driver, or Mesa's llvmpipe on CI. Give it back with :func:`release_context`."""
+    for major, minor in GL_VERSIONS[:-1]:
+        try:
+            return moderngl.create_context(standalone=True, backend="egl", require=100 * major + 10 * minor)
+        except Exception:  # noqa: BLE001 - the driver lacks this version: ask for the next
+            unbind_egl()
+    major, minor = GL_VERSIONS[-1]
+    return moderngl.create_context(standalone=True, backend="egl", require=100 * major + 10 * minor)
 
 
 def release_context(ctx: moderngl.Context) -> None:
