@@ -1,4 +1,5 @@
-"""The interactive window: glfw, an OpenGL 4.3 core context (3.3 where that is all), the renderer drawing to the screen.
+"""The interactive window: glfw, an OpenGL 4.3 core context (3.3 where that is all), the renderer
+drawing to the screen.
 
 Hotkeys (H shows them):
     space pause / resume     R reset the water     F fullscreen on / off
@@ -42,6 +43,7 @@ def create_gl_window(glfw, create):
         if handle:
             return handle
     return None
+
 
 HELP = [
     "waterrock keys",
