@@ -14,6 +14,14 @@
 // 1 inside, a one-pixel ramp at the border.
 float coverage(vec2 edge) { return clamp(edge.y + 0.5 - abs(edge.x), 0.0, 1.0); }
 
+#if defined COMPUTE_SHADER
+// The light of each pixel, added up by the rasterizing pass and resolved by the RESOLVE pass.
+layout(r32ui, binding = 0) uniform uimage2D sum_r;
+layout(r32ui, binding = 1) uniform uimage2D sum_g;
+layout(r32ui, binding = 2) uniform uimage2D sum_b;
+const float ONE = 65536.0;    // the sums' fixed point
+#endif
+
 #if defined VERTEX_SHADER || (defined COMPUTE_SHADER && !defined RESOLVE)
 
 uniform sampler2D history;   // xyz: position (m), w: speed (m/s); ring entry r fills rows [r*rows, (r+1)*rows)
@@ -152,10 +160,6 @@ layout(local_size_x = 64) in;
 uniform int segments;         // K-1 per trail slot, drawn or not
 uniform bool occlude;         // test against the rock's depth
 uniform sampler2D rock_depth;
-layout(r32ui, binding = 0) uniform uimage2D sum_r;
-layout(r32ui, binding = 1) uniform uimage2D sum_g;
-layout(r32ui, binding = 2) uniform uimage2D sum_b;
-const float ONE = 65536.0;    // the sums' fixed point
 
 // Twice the signed area of (a, b, p): positive when p lies left of a -> b.
 float edge_fn(vec2 a, vec2 b, vec2 p) { return (b.x - a.x) * (p.y - a.y) - (b.y - a.y) * (p.x - a.x); }
@@ -194,10 +198,14 @@ void main() {
             vec2 a = P[around[k]], b = P[around[(k + 1) & 3]];
             if (uc < min(a[u_axis], b[u_axis]) || uc > max(a[u_axis], b[u_axis])) continue;
             float du = b[u_axis] - a[u_axis];
-            float t = abs(du) > 1e-6 ? (uc - a[u_axis]) / du : 0.0;
-            float v = a[v_axis] + t * (b[v_axis] - a[v_axis]);
-            v_lo = min(v_lo, abs(du) > 1e-6 ? v : min(a[v_axis], b[v_axis]));
-            v_hi = max(v_hi, abs(du) > 1e-6 ? v : max(a[v_axis], b[v_axis]));
+            if (abs(du) > 1e-6) {  // where the edge crosses the column
+                float v = a[v_axis] + (uc - a[u_axis]) / du * (b[v_axis] - a[v_axis]);
+                v_lo = min(v_lo, v);
+                v_hi = max(v_hi, v);
+            } else {  // an edge along the column: all of it
+                v_lo = min(v_lo, min(a[v_axis], b[v_axis]));
+                v_hi = max(v_hi, max(a[v_axis], b[v_axis]));
+            }
         }
         int w0 = max(int(ceil(v_lo - 0.5)), 0), w1 = min(int(floor(v_hi - 0.5)), last[v_axis]);
         for (int w = w0; w <= w1; ++w) {
@@ -231,11 +239,7 @@ void main() {
 #elif defined COMPUTE_SHADER && defined RESOLVE
 
 layout(local_size_x = 16, local_size_y = 16) in;
-layout(r32ui, binding = 0) uniform uimage2D sum_r;
-layout(r32ui, binding = 1) uniform uimage2D sum_g;
-layout(r32ui, binding = 2) uniform uimage2D sum_b;
 layout(rgba16f, binding = 3) uniform image2D light;
-const float ONE = 65536.0;
 
 void main() {  // the sums onto the light buffer, as additive blending adds them; then cleared
     ivec2 q = ivec2(gl_GlobalInvocationID.xy);
