@@ -280,16 +280,71 @@ def parse_scene(data: dict, source: Path | str = "<scene>") -> Scene:
     )
 
 
-def load_scene(path: str | Path) -> Scene:
-    """Read and validate a scene: a path to a TOML file, or the name of a shipped scene."""
-    p = scene_path(path)
+def read_scene_text(p: Path) -> dict:
+    """The TOML data of the scene file at ``p``; every way a file can fail to be a scene's text
+    (missing, a directory, unreadable, not UTF-8, not TOML, nested past reason) is a SceneError
+    naming the file and the reason."""
     if not p.exists():
         raise SceneError(f"{p}: scene file not found")
+    if p.is_dir():
+        raise SceneError(f"{p}: is a directory, not a scene file")
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = p.read_bytes()
+    except OSError as err:
+        raise SceneError(f"{p}: cannot read the scene file: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise SceneError(f"{p}: not UTF-8 text: byte 0x{raw[err.start]:02x} on line {line}; "
+                         f"save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SceneError(f"{p}: not valid TOML: {err}") from None
-    return parse_scene(data, p)
+    except RecursionError:
+        raise SceneError(f"{p}: not a usable scene: its arrays or tables are nested too deeply") from None
+
+
+def _check_named_file(source: Path | str, key: str, path: Path | None, folder_ok: bool = False) -> None:
+    if path is None:
+        return
+    where = f"{source}: [{key}] {path}"
+    if not path.exists():
+        raise SceneError(f"{where}: file not found")
+    if path.is_dir() and not folder_ok:
+        raise SceneError(f"{where}: is a directory, not a file")
+    if path.is_file() and path.stat().st_size == 0:
+        raise SceneError(f"{where}: empty file")
+
+
+def check_scene_files(scene: Scene, calibration: bool = True) -> None:
+    """Every file the scene names exists and is a non-empty file (a depth recording may be a
+    folder of PNGs): checked when the scene loads, so that a missing rock or recording stops
+    the command at once, in one line, not minutes later in a thread. The contents are checked
+    by their readers (the mesh by ``mesh_sdf.load_rock_mesh``, before the solver starts).
+    ``calibration`` False: the calibration file may be missing (``waterrock calibrate`` writes it).
+    The learned background file is the tracker's to write, so it may be missing too."""
+    source = scene.path or "<scene>"
+    _check_named_file(source, "rock.mesh", scene.rock.mesh)
+    t = scene.tracking
+    if t.source in ("video", "depth_recording"):
+        _check_named_file(source, "tracking.path", t.path, folder_ok=t.source == "depth_recording")
+    if calibration:
+        _check_named_file(source, "tracking.calibration", t.calibration)
+    if t.background_file is not None and t.background_file.is_dir():
+        raise SceneError(f"{source}: [tracking.background_file] {t.background_file}: is a directory, not a file")
+
+
+def load_scene(path: str | Path, check_files: bool = True) -> Scene:
+    """Read and validate a scene: a path to a TOML file, or the name of a shipped scene.
+
+    ``check_files``: also check the files it names (:func:`check_scene_files`)."""
+    p = scene_path(path)
+    scene = parse_scene(read_scene_text(p), p)
+    if check_files:
+        check_scene_files(scene)
+    return scene
 
 
 def _drop_section(text: str, name: str) -> str:

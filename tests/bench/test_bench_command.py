@@ -29,8 +29,23 @@ def test_options_parse():
                                                                          2, ["wcsph"])
     assert a.json == Path("r.json") and a.plot == Path("p.png") and a.compare == Path("benchmarks/baseline.json")
     assert build_parser().parse_args(["bench"]).which == "all"
-    for which in ("render", "tracker", "frame"):
+    for which in ("render", "tracker", "frame", "sdf"):
         assert build_parser().parse_args(["bench", which]).which == which
+
+
+def test_sdf_benchmark_measures_the_build_against_the_direct_way(tmp_path):
+    out = tmp_path / "sdf.json"
+    r = run_cli("bench", "sdf", "--sizes", "16", "24", "--json", str(out), timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "rock SDF, cold" in r.stdout and "not judged" in r.stdout  # 256³ was not asked for
+    res = json.loads(out.read_text())
+    rows = res["sdf"]["rows"]
+    assert [row["resolution"] for row in rows] == [16, 24]
+    for row in rows:
+        assert row["nodes"] == int(np.prod(row["shape"])) and row["seconds"] > 0 and row["peak_mb"] > 10
+        assert row["sign_flips"] == 0 and row["max_error_m"] < 1e-5  # the same volume as the direct way
+        assert row["speedup"] > 0
+    assert "sdf.r24.speedup" in res["figures"]
 
 
 def test_tiny_solver_run_writes_json_and_png(tmp_path):

@@ -24,7 +24,7 @@ from waterrock.app.logs import setup_logging
 log = logging.getLogger("waterrock")
 
 DEFAULT_SCENE = "default"
-BENCHMARKS = ("solver", "render", "tracker", "frame")
+BENCHMARKS = ("solver", "render", "tracker", "frame", "sdf")
 ARCHES = ("cuda", "vulkan", "metal", "cpu", "x64", "arm64")
 
 
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="benchmarks: the solver (with peers), the renderer, the tracker, the whole frame",
+        help="benchmarks: the solver (with peers), the renderer, the tracker, the whole frame, the rock's SDF",
         description="Measure, print tables, write JSON and a plot, compare with a baseline (exit 1 on a "
         "regression of more than 20 % in any ratio measured within the run).",
     )
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--sizes", nargs="+", default=None,
         help="solver: particle counts (default 16000 64000 256000; with a GPU also 1M); render: segment counts; "
-        "tracker: WxH frame sizes",
+        "tracker: WxH frame sizes; sdf: grid resolutions (default 64 128 256)",
     )
     bench.add_argument("--repeat", type=int, default=5, help="timed repeats per figure, after warm-up (default 5)")
     bench.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results here")
@@ -171,15 +171,36 @@ def _check_arch(arch: str | None) -> str | None:
     return arch
 
 
-def _load(scene_arg: str | None):
-    from waterrock.scene import SceneError, load_scene
+def _load(scene_arg: str | None, calibration: bool = True):
+    """The scene, its named files checked (``calibration`` False: the calibration may be missing)."""
+    from waterrock.scene import SceneError, check_scene_files, load_scene
 
     name = scene_arg or _default_scene()
     try:
-        return load_scene(name)
+        scene = load_scene(name, check_files=False)
+        check_scene_files(scene, calibration=calibration)
+        return scene
     except (SceneError, FileNotFoundError) as err:
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         raise UsageError("; ".join(lines)) from None
+
+
+def _prepare_rock(scene) -> None:
+    """Read the scene's rock and build (or load from the cache) its signed-distance volume before
+    Taichi starts: a missing, empty, garbage, open or unrepairable mesh ends the command here,
+    in one line naming the file, and the solver later gets the same volume from the cache."""
+    import warnings
+
+    from waterrock.solver.mesh_sdf import MeshError, MeshWarning, scene_rock_sdf
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MeshWarning)
+            scene_rock_sdf(scene.rock, scene.fluid.support_radius)
+    except (MeshError, FileNotFoundError) as err:
+        raise UsageError(f"{scene.path or '<scene>'}: [rock.mesh] {err}") from None
+    for w in caught:  # a repaired rock, or one whose inside is inferred: one log line each
+        log.warning("%s", w.message)
 
 
 def _positive(name: str, value: float | None) -> None:
@@ -201,6 +222,7 @@ def cmd_run(args) -> int:
     scene = _load(args.scene)
     arch = _check_arch(args.arch)
     _positive("--seconds", args.seconds)
+    _prepare_rock(scene)
     problem = None if not args.headless else "--headless"
     if problem is None:
         problem = display_problem()
@@ -247,6 +269,7 @@ def cmd_project(args) -> int:
     _positive("--seconds", args.seconds)
     if args.monitor and min(args.monitor) < 0:
         raise UsageError(f"--monitor takes monitor numbers 0, 1, ..., got {min(args.monitor)}")
+    _prepare_rock(scene)
     # No headless fallback: a boot script wants the outputs or a failure (so that it restarts).
     if problem is None:
         from waterrock.app.projection import run_projection
@@ -279,8 +302,14 @@ def cmd_render(args) -> int:
         w, h = args.resolution
         if not (16 <= w <= MAX_RESOLUTION[0] and 16 <= h <= MAX_RESOLUTION[1]):
             raise UsageError(f"--resolution {w} {h} outside 16x16 .. {MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}")
+    from waterrock.render.command import check_output, render_command
+
+    try:
+        check_output(args.out)
+    except ValueError as err:
+        raise UsageError(f"--out {err}") from None
+    _prepare_rock(scene)
     from waterrock.app.session import Inputs, stepped_snapshots
-    from waterrock.render.command import render_command
     from waterrock.solver.solver import Solver
 
     solver = Solver(scene, arch=arch)
@@ -315,7 +344,7 @@ def cmd_record(args) -> int:
 def cmd_calibrate(args) -> int:
     from waterrock.tracking.calibrate import calibrate_command
 
-    scene = _load(args.scene)
+    scene = _load(args.scene, calibration=False)
     if display_problem():
         raise UsageError(f"calibrate needs a window to click in: {display_problem()}")
     try:

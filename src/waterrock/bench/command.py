@@ -1,4 +1,4 @@
-"""``waterrock bench [solver|render|tracker|frame|all]``: run, print the tables, write JSON and the
+"""``waterrock bench [solver|render|tracker|frame|sdf|all]``: run, print the tables, write JSON and the
 plot, compare with a baseline. The CLI's parser lives in app/cli.py; this is what it calls."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from waterrock.bench import compare as comparing
 from waterrock.bench import goals
 from waterrock.bench.figures import figures
 from waterrock.bench.machine import machine_info
+from waterrock.progress import progress
 
-WHICH = ("solver", "render", "tracker", "frame")
+WHICH = ("solver", "render", "tracker", "frame", "sdf")
 SCHEMA = 1
 
 
@@ -64,41 +65,53 @@ def measure(args) -> dict:
     results["machine"] = machine_info(arch, with_gl="render" in which or "frame" in which)
     # --sizes: particle counts for the solver (alone or in `all`), segment counts for `render`, WxH for `tracker`
     sizes = _counts(args.sizes, "--sizes") if args.which in ("solver", "render", "all") else None
-    if "solver" in which:
-        from waterrock.bench import solver
+    with progress("bench", total=len(which), unit=" benchmarks") as advance:
+        if "solver" in which:
+            from waterrock.bench import solver
 
-        _log("== solver")
-        default = [16000, 64000, 256000, 1000000] if gpu else [16000, 64000, 256000]  # issue 3's sizes
-        results["solver"] = solver.run_solver(sizes or default, args.methods, args.repeat, arch,
-                                              frames=args.frames, fps_probe=not args.no_fps_probe, log=_log)
-        if not args.no_peers:
-            from waterrock.bench import peers
+            _log("== solver")
+            default = [16000, 64000, 256000, 1000000] if gpu else [16000, 64000, 256000]  # issue 3's sizes
+            results["solver"] = solver.run_solver(sizes or default, args.methods, args.repeat, arch,
+                                                  frames=args.frames, fps_probe=not args.no_fps_probe, log=_log)
+            if not args.no_peers:
+                from waterrock.bench import peers
 
-            _log("== peers")
-            peer_sizes = _counts(args.peer_sizes, "--peer-sizes") or [16000, 32000]
-            results["peers"] = peers.compare_peers(peer_sizes, args.radius, args.peer_seconds, arch, log=_log)
-        results["goals"] = goals.judge(results)
-    if "render" in which:
-        from waterrock.bench import render
+                _log("== peers")
+                peer_sizes = _counts(args.peer_sizes, "--peer-sizes") or [16000, 32000]
+                results["peers"] = peers.compare_peers(peer_sizes, args.radius, args.peer_seconds, arch, log=_log)
+            results["goals"] = goals.judge(results)
+        advance("solver" in which)
+        if "render" in which:
+            from waterrock.bench import render
 
-        _log("== render")
-        resolutions = [_resolution(r) for r in (args.resolution or ["1280x720", "1920x1080"])]
-        default = [10_000, 100_000, 1_000_000] if gpu else [10_000, 100_000]
-        segs = (sizes if args.which == "render" else None) or default
-        results["render"] = [render.run_benchmark(segs, res, args.repeat) for res in resolutions]
-    if "tracker" in which:
-        from waterrock.bench import tracker
+            _log("== render")
+            resolutions = [_resolution(r) for r in (args.resolution or ["1280x720", "1920x1080"])]
+            default = [10_000, 100_000, 1_000_000] if gpu else [10_000, 100_000]
+            segs = (sizes if args.which == "render" else None) or default
+            results["render"] = [render.run_benchmark(segs, res, args.repeat) for res in resolutions]
+        advance("render" in which)
+        if "tracker" in which:
+            from waterrock.bench import tracker
 
-        _log("== tracker")
-        frame_sizes = [_resolution(s) for s in (args.sizes if args.which == "tracker" and args.sizes else
-                                                 args.resolution or ["640x480", "1280x720"])]
-        results["tracker"] = tracker.run_benchmark(frame_sizes, max(10, 12 * args.repeat))
-    if "frame" in which:
-        from waterrock.bench import frame
+            _log("== tracker")
+            frame_sizes = [_resolution(s) for s in (args.sizes if args.which == "tracker" and args.sizes else
+                                                     args.resolution or ["640x480", "1280x720"])]
+            results["tracker"] = tracker.run_benchmark(frame_sizes, max(10, 12 * args.repeat))
+        advance("tracker" in which)
+        if "frame" in which:
+            from waterrock.bench import frame
 
-        _log("== frame")
-        res = _resolution(args.resolution[0]) if args.resolution else None
-        results["frame"] = frame.run_frame(frames=max(30, 12 * args.repeat), arch=arch, resolution=res)
+            _log("== frame")
+            res = _resolution(args.resolution[0]) if args.resolution else None
+            results["frame"] = frame.run_frame(frames=max(30, 12 * args.repeat), arch=arch, resolution=res)
+        advance("frame" in which)
+        if "sdf" in which:
+            from waterrock.bench import sdf
+
+            _log("== sdf")
+            counts = _counts(args.sizes, "--sizes") if args.which == "sdf" else None
+            results["sdf"] = sdf.run_benchmark(counts or [64, 128, 256], log=_log)
+        advance("sdf" in which)
     results["figures"] = figures(results)
     return results
 
@@ -133,6 +146,10 @@ def tables(results: dict) -> str:
         from waterrock.bench.frame import table
 
         parts.append(table(results["frame"]))
+    if results.get("sdf"):
+        from waterrock.bench.sdf import table
+
+        parts.append(table(results["sdf"]))
     return "\n\n".join(parts)
 
 

@@ -50,6 +50,10 @@ def figures(results: dict) -> dict[str, dict]:
             out[f"tracker.{size}.color.mog2_over_pipeline"] = _fig(
                 c["baseline_mog2_only"]["median_ms"] / c["pipeline"]["median_ms"], "higher",
                 f"MOG2 alone / colour pipeline, {size}")
+    for r in (results.get("sdf") or {}).get("rows", []):
+        if "speedup" in r:
+            out[f"sdf.r{r['resolution']}.speedup"] = _fig(
+                r["speedup"], "higher", f"rock SDF at {r['resolution']}³: the direct way's time / the build's")
     frame = results.get("frame")
     if frame and frame["stages"]["solve"]["median_ms"] > 0:
         st = frame["stages"]

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import trimesh
 
+from waterrock.progress import progress
 from waterrock.render.renderer import Renderer
 from waterrock.render.rock import placed_rock
 from waterrock.render.target import OffscreenTarget
@@ -31,10 +32,27 @@ def scene_rock(scene: Scene) -> trimesh.Trimesh | None:
     return placed_rock(trimesh.load(r.mesh, force="mesh"), r.translate, r.rotate_deg, r.scale)
 
 
+def check_output(out: str | Path) -> None:
+    """``out`` is something :class:`FrameSink` can write: a video file by its suffix, or a folder
+    (a path with no suffix, or an existing folder). Anything else (out.gif, out.png) is refused
+    rather than silently becoming a folder of PNGs named like a file."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix in VIDEO_SUFFIXES or out.is_dir():
+        return
+    if out.exists():
+        raise ValueError(f"{out}: exists and is not a folder; give a video file ({', '.join(VIDEO_SUFFIXES)}) "
+                         f"or a folder for PNG frames")
+    if suffix:
+        raise ValueError(f"{out}: cannot write {suffix} files; give a video file ({', '.join(VIDEO_SUFFIXES)}) "
+                         f"or a folder (a path without a suffix) for PNG frames")
+
+
 class FrameSink:
-    """Frames to an mp4/avi/mov/mkv file (by suffix) or, for any other path, a folder of PNGs."""
+    """Frames to an mp4/avi/mov/mkv file (by suffix) or a folder of PNGs (see :func:`check_output`)."""
 
     def __init__(self, out: Path, size: tuple[int, int], fps: float):
+        check_output(out)
         self.out, self.count = Path(out), 0
         fourcc = VIDEO_SUFFIXES.get(self.out.suffix.lower())
         self.video = None
@@ -79,11 +97,13 @@ def render_command(
     rock, budget = scene_rock(scene), scene.fluid.max_particles
     sink = FrameSink(Path(out), size, fps)
     try:
-        with OffscreenTarget(size) as target, Renderer(target.ctx, scene.render, size, rock, budget) as r:
+        with (OffscreenTarget(size) as target, Renderer(target.ctx, scene.render, size, rock, budget) as r,
+              progress(f"render {Path(out).name}", total=frames, unit=" frames") as advance):
             for _, snapshot in zip(range(frames), snapshots, strict=False):  # range first: no extra step
                 r.update(snapshot)
                 r.render(target.framebuffer)
                 sink.write(r.read_pixels())
+                advance(1)
     finally:
         sink.close()
     return sink.count

@@ -309,3 +309,26 @@ def rock_sdf(
     except OSError as err:  # a read-only home must not stop the water
         warnings.warn(f"{cached}: cannot write SDF cache ({err})", MeshWarning, stacklevel=2)
     return sdf
+
+
+def scene_rock_sdf(rock, support_radius: float, show_progress: bool = True) -> RockSDF | None:
+    """The SDF of a scene's ``[rock]`` section (None without a mesh), padded by two support radii
+    so that the boundary's density map covers every particle near the rock.
+
+    The command line calls this before Taichi starts, so that a bad mesh is reported in one
+    line; the solver calls it again and gets the same volume from the disk cache, or from this
+    process's last volume where the cache cannot be written."""
+    if rock.mesh is None:
+        return None
+    path = Path(rock.mesh)
+    args = (path, tuple(rock.translate), tuple(rock.rotate_deg), float(rock.scale),
+            int(rock.sdf_resolution), 2.0 * float(support_radius))
+    stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+    if stamp is not None and _last[0] == (args, stamp):
+        return _last[1]
+    sdf = rock_sdf(*args, show_progress=show_progress)
+    _last[:] = [(args, stamp), sdf]
+    return sdf
+
+
+_last: list = [None, None]  # the arguments and the volume of scene_rock_sdf's last call

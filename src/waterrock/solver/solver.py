@@ -113,14 +113,9 @@ class Solver:
             )
 
     def _rock_sdf(self):
-        rock = self.scene.rock
-        if rock.mesh is None:
-            return None
-        from waterrock.solver.mesh_sdf import rock_sdf
+        from waterrock.solver.mesh_sdf import scene_rock_sdf
 
-        return rock_sdf(
-            rock.mesh, rock.translate, rock.rotate_deg, rock.scale, rock.sdf_resolution, padding=2.0 * self.h
-        )
+        return scene_rock_sdf(self.scene.rock, self.h)
 
     def initial_positions(self) -> np.ndarray:
         """The scene's fluid blocks on a lattice, less what falls inside the rock."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from waterrock.progress import progress
 from waterrock.tracking.frame import CorruptFrame, check_frame
 from waterrock.tracking.sources import FrameSource, open_source
 
@@ -46,28 +47,30 @@ def record(
     n = 0
     ts_file = None if as_npz else (out / "timestamps.txt").open("w", encoding="utf-8")
     try:
-        for frame in source:
-            if frames is not None and n >= frames:
-                break
-            if seconds is not None and time.monotonic() - start >= seconds:
-                break
-            try:
-                check_frame(frame)
-            except CorruptFrame as err:
-                log.warning("record: left out %s", err)
-                continue
-            if as_npz:
-                depths.append(frame.depth)
-                colors.append(frame.color)
-            else:
-                if frame.depth is not None:
-                    cv2.imwrite(str(out / f"depth_{n:06d}.png"), frame.depth)
-                if frame.color is not None:
-                    cv2.imwrite(str(out / f"color_{n:06d}.png"), frame.color)
-                ts_file.write(f"{n} {frame.timestamp!r}\n")
-            stamps.append(frame.timestamp)
-            indices.append(n)
-            n += 1
+        with progress(f"record {out.name}", total=frames, unit=" frames") as advance:
+            for frame in source:
+                if frames is not None and n >= frames:
+                    break
+                if seconds is not None and time.monotonic() - start >= seconds:
+                    break
+                try:
+                    check_frame(frame)
+                except CorruptFrame as err:
+                    log.warning("record: left out %s", err)
+                    continue
+                if as_npz:
+                    depths.append(frame.depth)
+                    colors.append(frame.color)
+                else:
+                    if frame.depth is not None:
+                        cv2.imwrite(str(out / f"depth_{n:06d}.png"), frame.depth)
+                    if frame.color is not None:
+                        cv2.imwrite(str(out / f"color_{n:06d}.png"), frame.color)
+                    ts_file.write(f"{n} {frame.timestamp!r}\n")
+                stamps.append(frame.timestamp)
+                indices.append(n)
+                n += 1
+                advance(1)
     finally:
         if ts_file is not None:
             ts_file.close()
