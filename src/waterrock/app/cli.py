@@ -380,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = _with_command(argv)  # no subcommand: `waterrock` is `waterrock run`
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.log_file)
+    from waterrock.app.loop import STOP_GRACE, set_stop_deadline
+
+    set_stop_deadline(STOP_GRACE)  # SIGTERM ends the command within STOP_GRACE s, done or not
     try:
         return COMMANDS[args.command](args)
     except UsageError as err:

@@ -18,6 +18,7 @@ debug overlay and the headless per-second report show.
 from __future__ import annotations
 
 import collections
+import faulthandler
 import logging
 import math
 import signal
@@ -28,13 +29,24 @@ from typing import Protocol
 
 import numpy as np
 
+from waterrock.app import systemd
 from waterrock.app.girth import GirthInWaterTime
+from waterrock.app.logs import fault_stream
 from waterrock.snapshots import ObstacleSnapshot, ParticleSnapshot
 
 log = logging.getLogger(__name__)
 
 STAGES = ("obstacles", "solve", "snapshot", "render", "present")
 MAX_ELAPSED = 0.25  # s: a longer gap between displayed frames (a stall, a debugger) counts as this
+STOP_GRACE = 1.5  # s after SIGTERM/SIGINT before the `waterrock` command exits, done or not
+_stop_deadline: list[float | None] = [None]  # set by the command (set_stop_deadline); None in a library
+
+
+def set_stop_deadline(seconds: float | None) -> None:
+    """After SIGTERM or SIGINT, end the process ``seconds`` later whatever it is still doing (a
+    frame of minutes, a camera that will not close): the command's promise to systemd. A program
+    that runs the loop as a library leaves it None, and the loop only stops."""
+    _stop_deadline[0] = seconds
 
 
 class View(Protocol):
@@ -308,6 +320,7 @@ class FrameLoop:
         logged with its cause. ``poll`` runs before each frame (window events)."""
         previous = self._install_signals() if handle_signals else {}
         start = last_report = None
+        log.info("frame loop started")
         try:
             while not self._stop.is_set():
                 if poll is not None:
@@ -319,11 +332,14 @@ class FrameLoop:
                 if start is None:
                     start = last_report = now
                     log.info("first frame shown; running")
+                    systemd.notify("READY=1\nSTATUS=running")
                 if seconds is not None and now - start >= seconds:
                     break
-                if every_second is not None and now - last_report >= 1.0:
+                if now - last_report >= 1.0:
                     last_report = now
-                    every_second(self)
+                    systemd.notify("WATCHDOG=1")  # from the loop itself: a hung loop stops saying it
+                    if every_second is not None:
+                        every_second(self)
                 if not stepped:
                     self.wait_for_next()
         except Exception as err:  # noqa: BLE001 - logged with its cause; the caller releases resources
@@ -331,6 +347,7 @@ class FrameLoop:
             log.critical("the frame loop stopped: %s: %s", type(err).__name__, err, exc_info=err)
             return 1
         finally:
+            systemd.notify("STOPPING=1")
             self._restore_signals(previous)
         return 0
 
@@ -340,8 +357,14 @@ class FrameLoop:
         previous = {}
 
         def handler(signum, _frame):
-            log.warning("received %s: stopping", signal.Signals(signum).name)
+            deadline = _stop_deadline[0]
+            log.warning("received %s: stopping%s", signal.Signals(signum).name,
+                        f" (the process ends within {deadline:.1f} s, done or not)" if deadline else "")
             self.stop()
+            if deadline:
+                # faulthandler's own thread, which needs no interpreter lock, writes every
+                # thread's stack to the log (what was stuck) and exits with status 1
+                faulthandler.dump_traceback_later(deadline, exit=True, file=fault_stream())
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, handler)
