@@ -120,4 +120,4 @@ def test_malformed_messages_are_counted_not_fatal(server):
     client.send_message("/waterrock/obstacle", [1, 0.0, "up"])
     client.send_message("/waterrock/obstacle", [2, 0.0, 1.0, 0.0, 0.2])
     until(lambda: len(srv.latest()) == 1)
-    assert srv.bad_messages == 1 and srv.latest().ids.tolist() == [PLAIN_IDS + 2]
+    assert srv.stats().malformed == 1 and srv.latest().ids.tolist() == [PLAIN_IDS + 2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -35,13 +36,15 @@ def check_frame(frame: Frame, shape: tuple[int, int] | None = None) -> None:
         raise CorruptFrame(f"not a Frame: {type(frame).__name__}")
     if frame.color is None and frame.depth is None:
         raise CorruptFrame(f"frame {frame.index}: neither colour nor depth")
-    if not np.isfinite(frame.timestamp):
-        raise CorruptFrame(f"frame {frame.index}: timestamp {frame.timestamp}")
+    if not isinstance(frame.timestamp, numbers.Real) or not np.isfinite(frame.timestamp):
+        raise CorruptFrame(f"frame {frame.index}: timestamp {frame.timestamp!r}")
     d = frame.depth
     if d is not None:
         if not isinstance(d, np.ndarray) or d.dtype != np.uint16 or d.ndim != 2:
             kind = f"{d.dtype} {d.shape}" if isinstance(d, np.ndarray) else type(d).__name__
             raise CorruptFrame(f"frame {frame.index}: depth must be (H, W) uint16 mm, got {kind}")
+        if d.size == 0:
+            raise CorruptFrame(f"frame {frame.index}: depth is empty, {d.shape}")
         if shape is not None and d.shape != shape:
             raise CorruptFrame(f"frame {frame.index}: depth is {d.shape}, expected {shape}")
         if not d.any():
@@ -51,6 +54,8 @@ def check_frame(frame: Frame, shape: tuple[int, int] | None = None) -> None:
         if not isinstance(c, np.ndarray) or c.dtype != np.uint8 or c.ndim != 3 or c.shape[2] != 3:
             kind = f"{c.dtype} {c.shape}" if isinstance(c, np.ndarray) else type(c).__name__
             raise CorruptFrame(f"frame {frame.index}: colour must be (H, W, 3) uint8, got {kind}")
+        if c.size == 0:  # some drivers hand one over while the sensor starts; it must not set the size
+            raise CorruptFrame(f"frame {frame.index}: colour is empty, {c.shape}")
         if shape is not None and d is None and c.shape[:2] != shape:
             raise CorruptFrame(f"frame {frame.index}: colour is {c.shape[:2]}, expected {shape}")
 

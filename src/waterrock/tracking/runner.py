@@ -8,7 +8,8 @@ while the sensor is gone. Frames have stopped when none has come for ``stall_tim
 for a source slower than that, for LATE_AFTER of its own long intervals (see stall_after).
 A source that raises or ends is reopened with exponential backoff; one that hangs inside a
 read is abandoned after ``stall_reconnect`` and a fresh one opened (its thread exits when the
-read returns: OpenCV captures must not be released across threads).
+read returns: OpenCV captures must not be released across threads), at most ABANDONED_MAX
+at a time. A bad frame is the frame's fault, not the source's: it is skipped and counted.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from waterrock.snapshots import ObstacleSnapshot
-from waterrock.tracking.frame import CorruptFrame, Frame, RateLimitedLog
+from waterrock.tracking.frame import CorruptFrame, Frame, RateLimitedLog, check_frame
 from waterrock.tracking.pipeline import Pipeline, pipeline_for
 from waterrock.tracking.settings import TrackingSettings
 from waterrock.tracking.sources import FrameSource, source_from_settings
@@ -33,6 +34,12 @@ WATCH_INTERVAL = 0.05  # s between the watchdog's looks at the worker
 NOT_READING = (np.inf, 0.0)  # TrackerRunner._reading_since while the worker is not in a read
 CADENCE_FRAMES = 15  # the recent intervals between frames that give a source's cadence
 LATE_AFTER = 2.0  # a slow source's cadences without a frame before it counts as stalled
+# Hung reads left behind at most; then the runner waits for one to return instead of opening the
+# source again. A thread cannot be killed, and each reopen of a wedged device hung in its read for
+# good, holding a thread and a handle on the device (1,200 an hour at 3 s). A device that a reopen
+# brings back gets two; one that stays wedged needs its process restarted.
+ABANDONED_MAX = 2
+_END = object()  # what next() returns when a source's frames end: a source may yield None
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,9 @@ class TrackerRunner:
         self._picture: tuple[Frame, np.ndarray | None] | None = None  # the last frame and its foreground
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._worker: threading.Thread | None = None
+        self._abandoned: list[threading.Thread] = []  # workers left hung in a read
+        self._wedged_read = NOT_READING  # the hung read the watchdog has reported it cannot abandon
         self._generation = 0
         self._connected = False
         self._source_name = "?"
@@ -182,10 +192,28 @@ class TrackerRunner:
         self.stop()
 
     def _spawn(self) -> None:
+        if self._worker is not None and self._worker.is_alive():
+            self._abandoned.append(self._worker)
         self._generation += 1
         t = threading.Thread(target=self._work, args=(self._generation,), name="tracker", daemon=True)
         t.start()
+        self._worker = t
         self._threads = [x for x in self._threads if x.is_alive()] + [t]
+
+    def _may_abandon(self, read: tuple[float, float]) -> bool:
+        """Whether another hung read may be left behind (see ABANDONED_MAX); if not, say once per
+        hung read that the source is wedged, and wait for a read to return."""
+        self._abandoned = [t for t in self._abandoned if t.is_alive()]
+        if len(self._abandoned) < ABANDONED_MAX:
+            return True
+        if read != self._wedged_read:
+            self._wedged_read = read
+            self._last_error = (
+                f"the source is wedged: {len(self._abandoned) + 1} reads hung; "
+                "waiting for one to return before opening it again"
+            )
+            log.warning("tracker: %s", self._last_error)
+        return False
 
     def _turn_to_source(self) -> None:
         """The worker is about to read: the watchdog's clock on the read starts now."""
@@ -208,8 +236,10 @@ class TrackerRunner:
             now = self._clock()
             self._paused += max(now - last - WATCH_INTERVAL, 0.0)
             last = now
-            since, paused_then = self._reading_since
-            if self._connected and now - since - (self._paused - paused_then) > self.settings.stall_reconnect:
+            read = self._reading_since
+            since, paused_then = read
+            hung = now - since - (self._paused - paused_then) > self.settings.stall_reconnect
+            if self._connected and hung and self._may_abandon(read):
                 self._last_error = f"no frame for {self.settings.stall_reconnect:.1f} s: reopening the source"
                 log.warning("tracker: %s", self._last_error)
                 self._connected = False
@@ -232,11 +262,11 @@ class TrackerRunner:
                 self._last_frame_wall = self._clock()
                 while not self._stop.is_set():
                     self._turn_to_source()
-                    frame = next(frames, None)
+                    frame = next(frames, _END)
                     if generation != self._generation:
                         return  # abandoned while hung in the read; a fresh worker has the source
                     self._reading_since = NOT_READING
-                    if frame is None:
+                    if frame is _END:
                         raise StopIteration("the source stopped delivering frames")
                     self._handle(frame, source)
                     backoff = s.reconnect_initial
@@ -261,12 +291,12 @@ class TrackerRunner:
         self._last_frame_wall = arrived
         with self._lock:
             try:
+                check_frame(frame)  # before a pipeline is chosen by it: any first frame may be bad
                 if self.pipeline is None:
                     self.pipeline = self._pipeline_factory(frame, source)
                 snap = self.pipeline.process(frame)
-            except CorruptFrame as err:
-                self._skipped += 1
-                self._warn.warning("tracker: skipped a corrupt frame: %s", err)
+            except Exception as err:  # noqa: BLE001 - the frame's fault or the pipeline's: never reopen the source
+                self._skip(err)
                 return
         done = self._clock()
         self._published = (snap, done)
@@ -282,3 +312,13 @@ class TrackerRunner:
             cadence = sorted(self._intervals)[-2] if len(self._intervals) >= 3 else 0.0
             self._stall_after = min(max(s.stall_timeout, LATE_AFTER * cadence), s.stall_reconnect)
         self._prev_done = done
+
+    def _skip(self, err: Exception) -> None:
+        """Count a frame that could not be used. A corrupt one is the sensor's everyday noise; any
+        other failure is named in the state too, since reopening the source would not cure it."""
+        self._skipped += 1
+        if isinstance(err, CorruptFrame):
+            self._warn.warning("tracker: skipped a corrupt frame: %s", err)
+            return
+        self._last_error = f"a frame could not be processed: {type(err).__name__}: {err}"
+        self._warn.warning("tracker: skipped a frame: %s", self._last_error)

@@ -6,6 +6,7 @@ synthetic visitors, which is what the demo shows when no camera is attached.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -17,6 +18,16 @@ Positive = Annotated[float, Field(gt=0.0)]
 SourceKind = Literal[
     "none", "synthetic", "camera", "video", "stream", "depth_recording", "realsense", "kinect"
 ]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # '', a hostname: it may be reached from elsewhere
 
 
 class TrackingSettings(BaseModel):
@@ -94,7 +105,10 @@ class TrackingSettings(BaseModel):
 
     # --- OSC / TUIO (see osc.py) ---
     osc: bool = Field(False, description="also listen for TUIO 1.1 and /waterrock/obstacle messages")
-    osc_host: str = "127.0.0.1"
+    osc_host: str = Field("127.0.0.1", description="beyond loopback (a LAN, 0.0.0.0) only with osc_allow")
+    osc_allow: tuple[str, ...] = Field(
+        (), description="senders heard: IP addresses or networks ('10.0.0.20', '10.0.0.0/24'); empty: all (loopback)"
+    )
     osc_port: int = Field(3333, ge=0, le=65535, description="3333 is TUIO's port; 0 picks a free one")
     tuio_origin: Vec3 = Field((-2.0, 0.0, -2.0), description="scene point of TUIO (0, 0)")
     tuio_u: Vec3 = Field((4.0, 0.0, 0.0), description="scene vector from TUIO (0, 0) to (1, 0)")
@@ -102,6 +116,12 @@ class TrackingSettings(BaseModel):
     osc_radius: Positive = Field(0.25, description="m, radius of a TUIO cursor")
     osc_height: float = Field(1.7, ge=0.0, description="m, a TUIO cursor is a capsule this tall; 0: a sphere")
     osc_timeout: Positive = Field(1.0, description="s before an OSC obstacle that is not refreshed fades")
+    osc_max_objects: int = Field(
+        64, ge=1, le=10000, description="live OSC/TUIO objects; new ones beyond are dropped and counted"
+    )
+    osc_max_rate: int = Field(
+        4000, ge=1, le=1_000_000, description="OSC messages a second (64 TUIO cursors at 60 Hz); beyond: dropped"
+    )
 
     @model_validator(mode="after")
     def _ordered(self):
@@ -119,7 +139,24 @@ class TrackingSettings(BaseModel):
             raise ValueError(f"source = '{self.source}' needs path")
         if self.source == "stream" and not self.url:
             raise ValueError("source = 'stream' needs url")
+        self._osc_senders()
         return self
+
+    def _osc_senders(self) -> None:
+        """A listener beyond this machine hears anyone on the network: one stray packet then places
+        visitors in the water, so it hears only the senders the scene names."""
+        for sender in self.osc_allow:
+            try:
+                ipaddress.ip_network(sender, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"osc_allow: {sender!r} is not an IP address or network ('192.168.1.20', '10.0.0.0/24')"
+                ) from None
+        if not self.osc_allow and not is_loopback(self.osc_host):
+            raise ValueError(
+                f"osc_host = {self.osc_host!r} listens beyond this machine: list the senders it may hear "
+                "in osc_allow (IP addresses or networks)"
+            )
 
     def resolved(self, base: Path) -> TrackingSettings:
         """A copy with relative paths made absolute against the scene file's folder."""
