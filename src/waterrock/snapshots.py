@@ -136,17 +136,37 @@ class ObstacleSnapshot:
             out.append(f"{tag}: weight {self.weight[i]} outside [0, 1]")
         return out
 
-    def problems(self) -> list[str]:
-        """One message per problem of any obstacle."""
-        return [msg for i in range(len(self)) for msg in self._problems_of(i)]
+    def valid_mask(self) -> np.ndarray:
+        """Which obstacles are finite and plausible (the tests of _problems_of), for all at once:
+        a tracker gone wrong may send thousands, and a Python loop over them took 172 ms a frame
+        for 10,000."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            rows = np.concatenate([self.a, self.b, self.radius[:, None], self.velocity, self.weight[:, None]], axis=1)
+            ok = np.isfinite(rows).all(axis=1)
+            ok &= (self.radius > 0.0) & (self.radius <= MAX_OBSTACLE_RADIUS)
+            ok &= np.linalg.norm(self.velocity, axis=1) <= MAX_OBSTACLE_SPEED
+            ok &= (np.abs(np.concatenate([self.a, self.b], axis=1)) <= MAX_OBSTACLE_COORD).all(axis=1)
+            ok &= (self.weight >= 0.0) & (self.weight <= 1.0)
+        return ok
 
-    def valid_only(self) -> tuple[ObstacleSnapshot, list[str]]:
-        """This snapshot without the obstacles that have problems, and the problems."""
-        per_obstacle = [self._problems_of(i) for i in range(len(self))]
-        msgs = [m for p in per_obstacle for m in p]
-        if not msgs:
+    def problems(self, limit: int | None = None) -> list[str]:
+        """One message per problem of any obstacle; with ``limit``, of the first ``limit``
+        obstacles that have problems, and one line that counts the others."""
+        return self._messages(np.flatnonzero(~self.valid_mask()), limit)
+
+    def valid_only(self, limit: int | None = None) -> tuple[ObstacleSnapshot, list[str]]:
+        """This snapshot without the obstacles that have problems, and the problems (see problems
+        for ``limit``)."""
+        ok = self.valid_mask()
+        if ok.all():
             return self, []
-        return self.select(np.array([not p for p in per_obstacle], bool)), msgs
+        return self.select(ok), self._messages(np.flatnonzero(~ok), limit)
+
+    def _messages(self, bad: np.ndarray, limit: int | None) -> list[str]:
+        msgs = [msg for i in bad[:limit] for msg in self._problems_of(int(i))]
+        if limit is not None and len(bad) > limit:
+            msgs.append(f"and {len(bad) - limit:,} more obstacles with problems")
+        return msgs
 
     def select(self, mask: np.ndarray) -> ObstacleSnapshot:
         return ObstacleSnapshot(

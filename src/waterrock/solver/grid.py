@@ -65,9 +65,26 @@ class GridArgs(NamedTuple):
 
 
 @ti.func
+def is_finite3(a: vec3) -> bool:
+    """Whether a position or velocity is one to simulate: NaN fails every comparison, and the
+    bound also catches inf and values that would overflow soon (or a cell index, see cell_coord)."""
+    return ti.abs(a.x) < 1e18 and ti.abs(a.y) < 1e18 and ti.abs(a.z) < 1e18
+
+
+@ti.func
+def _clamped_cell(u, n):
+    """floor(u) as a cell index within [0, n - 1], whatever u is: clamped as a float first, so that
+    a coordinate far outside the grid does not overflow the integer, and as an integer after, so
+    that a NaN (whose conversion is undefined: INT_MIN on x86) lands inside too. An index read
+    outside the grid's arrays is a segfault with nothing in the log."""
+    c = ti.cast(ti.floor(ti.math.clamp(u, 0.0, ti.cast(n - 1, ti.f32))), ti.i32)
+    return ti.math.clamp(c, 0, n - 1)
+
+
+@ti.func
 def cell_coord(p: vec3, lower: vec3, inv_cell: vec3, res: ivec3) -> ivec3:
-    c = ti.cast(ti.floor((p - lower) * inv_cell), ti.i32)
-    return ti.math.clamp(c, 0, res - 1)
+    u = (p - lower) * inv_cell
+    return ivec3(_clamped_cell(u.x, res.x), _clamped_cell(u.y, res.y), _clamped_cell(u.z, res.z))
 
 
 @ti.func
@@ -131,8 +148,10 @@ def _row_span(xi: vec3, c: ivec3, local: vec3, dy: ti.template(), dz: ti.templat
     b = 0
     if 0 <= cy < res.y and 0 <= cz < res.z and chord2 > 0.0:
         chord = ti.sqrt(chord2)
-        x_lo = ti.max(ti.cast(ti.floor((xi.x - chord - lower.x) * inv_cell.x), ti.i32), 0)
-        x_hi = ti.min(ti.cast(ti.floor((xi.x + chord - lower.x) * inv_cell.x), ti.i32), res.x - 1)
+        # each end clamped into the row: x_i may have moved outside the grid since the sort (PBF
+        # moves the particles between its passes), or become NaN there
+        x_lo = _clamped_cell((xi.x - chord - lower.x) * inv_cell.x, res.x)
+        x_hi = _clamped_cell((xi.x + chord - lower.x) * inv_cell.x, res.x)
         row = (cz * res.y + cy) * res.x
         a = g.cell_start[row + x_lo]
         b = g.cell_start[row + x_hi + 1]
@@ -305,10 +324,14 @@ def for_each_pair(i, xi: vec3, row: ti.math.ivec2, g: ti.template(), pair_task: 
 @ti.kernel
 def _assign_cells(
     x: nd_vec3, flags: nd_i32, free_head: nd_i32, cell_id: nd_i32, rank: nd_i32, count: nd_i32,
-    origin: nd_vec3, shape: nd_ivec3, n_cells: ti.i32,
+    origin: nd_vec3, shape: nd_ivec3, n_cells: ti.i32, counters: nd_i32, nonfinite: ti.i32,
 ):
     """Each particle's cell and its rank in it; the slots past those in use (state.in_use), all
-    retired, are not counted but keep their places after the counted ones (see _scatter)."""
+    retired, are not counted but keep their places after the counted ones (see _scatter).
+
+    A particle whose position is not finite is retired here, counted in ``counters[nonfinite]``: the
+    sinks' kernel (sources.retire) catches one at the start of a substep, but PBF moves the
+    particles again before the sort, and nothing not finite may reach the neighbour loop."""
     lower, inv_cell, res = origin[0], origin[1], shape[0]
     head = in_use(free_head, x)
     for i in x:
@@ -318,7 +341,12 @@ def _assign_cells(
         else:
             c = n_cells  # the bucket of retired particles, after every real cell
             if flags[i] & 1:
-                c = cell_index(cell_coord(x[i], lower, inv_cell, res), res)
+                if is_finite3(x[i]):
+                    c = cell_index(cell_coord(x[i], lower, inv_cell, res), res)
+                else:
+                    flags[i] = 0
+                    x[i] = vec3(0.0)
+                    ti.atomic_add(counters[nonfinite], 1)
             cell_id[i] = c
             rank[i] = ti.atomic_add(count[c], 1)
 
@@ -497,7 +525,10 @@ class NeighborGrid:
 
     BYTES_PER_PARTICLE = 2 * 4  # cell id, rank
 
-    def __init__(self, lower, upper, h: float, capacity: int, scan: tuple[int, int, bool] | None = None):
+    def __init__(self, lower, upper, h: float, capacity: int, scan: tuple[int, int, bool] | None = None,
+                 counters=None, nonfinite: int = 0):
+        """``counters[nonfinite]`` (an i32 array) counts the particles that the sort retires for a
+        position not finite (see _assign_cells): the solver's frame counters, or the grid's own."""
         self.lower = np.asarray(lower, np.float32)
         self.h = float(h)
         extent = np.asarray(upper, np.float64) - self.lower
@@ -525,6 +556,10 @@ class NeighborGrid:
         self.block_sums = [ti.ndarray(ti.i32, m) for m in self.levels[1:]]
         self.cell_id = ti.ndarray(ti.i32, capacity)
         self.rank = ti.ndarray(ti.i32, capacity)
+        if counters is None:
+            counters = ti.ndarray(ti.i32, nonfinite + 1)
+            counters.fill(0)
+        self.counters, self.nonfinite = counters, int(nonfinite)
 
     def args(self) -> tuple:
         """The grid's kernel arguments, in GridArgs order after the positions."""
@@ -536,7 +571,7 @@ class NeighborGrid:
         x0 and kappa are left behind (_scatter_moving)."""
         dispatch(
             _assign_cells, state.x, state.flags, state.free_head, self.cell_id, self.rank, self.count,
-            self.origin, self.shape, self.n_cells,
+            self.origin, self.shape, self.n_cells, self.counters, self.nonfinite,
         )
         self.scan(dispatch, state.free_head)
         back = state.back

@@ -12,6 +12,7 @@ the boundary's velocity in the no-penetration condition).
 """
 
 import logging
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -25,6 +26,8 @@ nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
 nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
 MAX_OBSTACLES = 64
 MAX_EXTRAPOLATION = 0.1  # s
+REPORTED = 8  # obstacles with problems named in set's answer; the rest are counted
+LOG_INTERVAL = 10.0  # s between two warnings about the obstacles dropped
 
 
 class ObstacleArgs(NamedTuple):
@@ -110,6 +113,27 @@ def upload(packed: ti.types.ndarray(dtype=ti.f32, ndim=2), count: ti.i32, a: nd_
         velocity[k] = vec3(packed[k, 7], packed[k, 8], packed[k, 9])
 
 
+class DroppedLog:
+    """One warning line per ``interval`` about the obstacles dropped, however many and however
+    often: a tracker gone wrong sends its thousands every frame, and one line each made 20,000 a
+    frame. The next line that passes says how many were held back."""
+
+    def __init__(self, interval: float = LOG_INTERVAL, clock=time.monotonic):
+        self.interval, self.clock = interval, clock
+        self.last = -float("inf")
+        self.held = 0
+
+    def warning(self, text: str) -> None:
+        now = self.clock()
+        if now - self.last < self.interval:
+            self.held += 1
+            return
+        if self.held:
+            text += f" [and {self.held} more frames with obstacles dropped in the last {now - self.last:.0f} s]"
+        self.last, self.held = now, 0
+        log.warning("obstacle ignored: %s", text)
+
+
 class Obstacles:
     """Device copies of the latest ObstacleSnapshot, at most MAX_OBSTACLES of them."""
 
@@ -121,16 +145,20 @@ class Obstacles:
         self.count = 0
         self.snapshot = ObstacleSnapshot.empty()
         self.elapsed = 0.0
+        self.dropped = DroppedLog()
 
     def set(self, snapshot: ObstacleSnapshot) -> list[str]:
-        """Upload a snapshot. Obstacles with NaN or absurd values are dropped with a warning
-        naming them; the rest still act. Returns the problems found."""
-        good, problems = snapshot.valid_only()
-        for msg in problems:
-            log.warning("obstacle ignored: %s", msg)
-        if len(good) > MAX_OBSTACLES:
-            log.warning("%d obstacles, only the first %d act on the water", len(good), MAX_OBSTACLES)
-            good = good.select(np.arange(len(good)) < MAX_OBSTACLES)
+        """Upload a snapshot. Obstacles with NaN or absurd values are dropped, and so are those
+        past the first MAX_OBSTACLES valid ones, in bulk (numpy over the snapshot, never a Python
+        loop over its obstacles), with one rate-limited warning; the rest act. Returns the
+        problems found: those of the first REPORTED obstacles that have any, and a count."""
+        ok = snapshot.valid_mask()
+        acting = np.flatnonzero(ok)
+        problems = [] if len(acting) == len(ok) else snapshot.problems(REPORTED)
+        excess = max(len(acting) - MAX_OBSTACLES, 0)
+        good = snapshot if len(acting) == len(ok) and not excess else snapshot.select(acting[:MAX_OBSTACLES])
+        if problems or excess:
+            self._warn_dropped(len(snapshot), len(ok) - len(acting), excess, problems)
         m = len(good)
         if m:
             packed = np.concatenate(
@@ -141,6 +169,14 @@ class Obstacles:
         self.snapshot = good
         self.elapsed = 0.0
         return problems
+
+    def _warn_dropped(self, total: int, bad: int, excess: int, problems: list[str]) -> None:
+        parts = []
+        if bad:
+            parts.append(f"{bad:,} of {total:,} obstacles with NaN or absurd values ({problems[0]})")
+        if excess:
+            parts.append(f"{excess:,} valid obstacles beyond the first {MAX_OBSTACLES}, which alone act on the water")
+        self.dropped.warning("; ".join(parts))
 
     def args(self) -> tuple:
         return (self.a, self.b, self.radius, self.velocity, self.count, min(self.elapsed, MAX_EXTRAPOLATION))

@@ -21,11 +21,11 @@ import numpy as np
 import taichi as ti
 
 from waterrock.backend import init_backend
-from waterrock.scene import Scene
+from waterrock.scene import MAX_SUBSTEPS, Scene
 from waterrock.snapshots import ObstacleSnapshot, ParticleSnapshot
 from waterrock.solver.boundary import Boundary
 from waterrock.solver.dfsph import DFSPH
-from waterrock.solver.grid import NeighborGrid
+from waterrock.solver.grid import CELLS_X, NeighborGrid
 from waterrock.solver.launch import Batch, Graphs, launch_now
 from waterrock.solver.obstacles import Obstacles
 from waterrock.solver.pbf import PBF
@@ -36,24 +36,83 @@ from waterrock.solver.wcsph import WCSPH
 
 log = logging.getLogger(__name__)
 METHODS = {"pbf": PBF, "dfsph": DFSPH, "wcsph": WCSPH}
+MEMORY_HEADROOM = 0.8  # the share of the free memory a solver may take: the rest is the renderer's and the tracker's
+# The host's copy of every slot for snapshots (state.read_active: 32 bytes) and a snapshot of them
+# all with numpy's temporaries, or the state's loading arrays before it. Measured with every slot
+# active, in all: PBF 337 bytes a particle, DFSPH 245, where the device arrays alone were counted
+# as 276 and 188 and a budget that did not fit passed the check.
+HOST_BYTES_PER_PARTICLE = 96
+CELL_BYTES = 2 * 4  # a cell's count and its first slot (the scan's block sums add under 1 %)
 
 
 class SolverError(RuntimeError):
     pass
 
 
+def _cgroup_room() -> int | None:
+    """Bytes this process's control group may still take (cgroup v2's memory.max less its
+    memory.current, or v1's limit less its usage), or None where no limit is set: a systemd unit's
+    MemoryMax or a container's limit ends the process long before /proc/meminfo runs out."""
+    pairs = [("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+             ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")]
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                path = line.strip().split(":", 2)[-1]
+                if line.startswith("0::") and path not in ("", "/"):
+                    pairs.insert(0, (f"/sys/fs/cgroup{path}/memory.max", f"/sys/fs/cgroup{path}/memory.current"))
+    except OSError:
+        pass
+    for limit_file, usage_file in pairs:
+        try:
+            with open(limit_file) as f:
+                limit = f.read().strip()
+            with open(usage_file) as f:
+                usage = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:  # "max", or v1's "no limit" near 2^63
+            return max(int(limit) - usage, 0)
+        return None
+    return None
+
+
 def _available_memory_bytes() -> int | None:
+    """Memory free for the solver: the system's available memory, or less where the process's
+    control group is limited."""
+    avail = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    avail = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            pass
+    room = _cgroup_room()
+    if room is not None:
+        avail = room if avail is None else min(avail, room)
+    return avail
+
+
+def memory_needed(scene: Scene) -> tuple[int, int]:
+    """(bytes per particle of the budget, bytes of the neighbour grid's cells) that a solver for
+    the scene allocates, counted from its arrays: the particle state, the grid's per-particle
+    arrays and the pressure solver's pair sums on the device, and on the host the state's copy
+    for snapshots with one snapshot of every slot (HOST_BYTES_PER_PARTICLE); the grid's cells
+    as the grid lays them out, h / CELLS_X long in x."""
+    per_particle = ParticleState.BYTES_PER_PARTICLE + NeighborGrid.BYTES_PER_PARTICLE
+    per_particle += getattr(METHODS[scene.solver.method], "PAIR_BYTES_PER_PARTICLE", 0) + HOST_BYTES_PER_PARTICLE
+    h = scene.fluid.support_radius
+    extent = np.subtract(scene.domain.upper, scene.domain.lower)
+    res = np.maximum(np.ceil(extent / np.array([h / CELLS_X, h, h])), 1)
+    cells = float(np.prod(res)) + 1  # + the retired particles' bucket
+    return per_particle, int(cells * CELL_BYTES)
 
 
 def lattice_in_box(lower, upper, spacing: float) -> np.ndarray:
@@ -81,15 +140,17 @@ class Solver:
         self.k_hydrostatic = float(np.linalg.norm(scene.solver.gravity)) * height / self.rho0
         self.settings = scene.solver
         capacity = int(fluid.max_particles)
-        self._check_memory(capacity, dom)
+        self._check_memory(capacity)
         self.state = ParticleState(capacity)
-        self.grid = NeighborGrid(dom.lower, dom.upper, self.h, capacity)
+        self.sources = Sources(scene.emitters, scene.sinks, self.spacing)
+        # the sort retires a particle not finite too, counted with those that retire catches
+        self.grid = NeighborGrid(dom.lower, dom.upper, self.h, capacity, counters=self.sources.counters,
+                                 nonfinite=NONFINITE)
         self.boundary = Boundary(
             dom.lower, dom.upper, self.h, spacing=self.spacing,
             rock_sdf=self._rock_sdf(), friction=scene.rock.friction,
         )
         self.obstacles = Obstacles()
-        self.sources = Sources(scene.emitters, scene.sinks, self.spacing)
         self.method = METHODS[scene.solver.method](scene.solver, fluid)
         self._stats_buf = ti.ndarray(ti.f32, 3)  # measure_density's sums
         self._frame_stats = np.zeros(2 + N_COUNTERS, np.int32)  # frame_statistics's, on the host
@@ -100,17 +161,27 @@ class Solver:
 
     # --- set-up ------------------------------------------------------------------------------
 
-    def _check_memory(self, capacity: int, dom) -> None:
-        cells = np.prod(np.ceil((np.subtract(dom.upper, dom.lower)) / self.h))
-        per_particle = ParticleState.BYTES_PER_PARTICLE + NeighborGrid.BYTES_PER_PARTICLE
-        per_particle += getattr(METHODS[self.settings.method], "PAIR_BYTES_PER_PARTICLE", 0)
-        need = capacity * per_particle + cells * 4 * 2
+    def _check_memory(self, capacity: int) -> None:
+        """Refuse, before allocating anything, a budget or a grid that would not fit in the memory
+        free (MEMORY_HEADROOM of it), naming the key that decides; see memory_needed."""
+        per_particle, grid = memory_needed(self.scene)
+        need = capacity * per_particle + grid
         avail = _available_memory_bytes()
-        if avail is not None and need > 0.8 * avail:
+        if avail is None or need <= MEMORY_HEADROOM * avail:
+            return
+        room = MEMORY_HEADROOM * avail
+        gib = 2**30
+        if grid > 0.5 * room:
             raise SolverError(
-                f"particle budget {capacity:,} needs about {need / 2**30:.1f} GiB, but only "
-                f"{avail / 2**30:.1f} GiB of memory is available: lower fluid.max_particles"
+                f"the neighbour grid over the domain needs about {grid / gib:.1f} GiB, but only {avail / gib:.1f} GiB "
+                f"of memory is free: shrink the domain or raise fluid.particle_radius"
             )
+        fits = int((room - grid) // per_particle)
+        raise SolverError(
+            f"particle budget fluid.max_particles = {capacity:,} needs about {need / gib:.1f} GiB "
+            f"({per_particle} bytes a particle), but only {avail / gib:.1f} GiB of memory is free, of which the "
+            f"solver takes at most {MEMORY_HEADROOM:.0%}: lower fluid.max_particles to {fits:,} or less"
+        )
 
     def _rock_sdf(self):
         from waterrock.solver.mesh_sdf import scene_rock_sdf
@@ -159,7 +230,9 @@ class Solver:
         return self.settings.cfl * self.spacing / max(self._max_speed + c, 1e-6)
 
     def plan(self, frame_dt: float) -> tuple[int, float]:
-        """Substeps and their length for a frame: the CFL condition, bounded by max_substeps.
+        """Substeps and their length for a frame: the CFL condition, bounded by max_substeps, or
+        the scene's fixed time step; never more than MAX_SUBSTEPS, whatever got past the scene's
+        validation or however long the frame (the water then runs slower than real time).
 
         When the bound bites, the SPH methods' substeps stay CFL-stable and the water runs slower.
         PBF's do not shrink (its ``keeps_frame_time``): a position-based solve is stable at
@@ -170,12 +243,22 @@ class Solver:
         real time with 20 m/s spray within 10 s of a virtual visitor)."""
         s = self.settings
         if s.time_step is not None:
-            return max(1, round(frame_dt / s.time_step)), s.time_step
+            return self._bounded(max(1, round(min(frame_dt / s.time_step, MAX_SUBSTEPS + 1))), frame_dt), s.time_step
         dt_cfl = self.cfl_dt()
-        n = min(max(s.substeps, math.ceil(frame_dt / dt_cfl - 1e-9)), s.max_substeps)
+        wanted = math.ceil(min(frame_dt / dt_cfl - 1e-9, MAX_SUBSTEPS + 1))  # a float first: it may be inf
+        n = self._bounded(max(1, min(max(s.substeps, wanted), s.max_substeps)), frame_dt)
         if getattr(self.method, "keeps_frame_time", False):
             return n, frame_dt / n
         return n, min(frame_dt / n, dt_cfl)
+
+    def _bounded(self, n: int, frame_dt: float) -> int:
+        """n substeps, or MAX_SUBSTEPS with a warning (rate-limited by the app's log)."""
+        if n <= MAX_SUBSTEPS:
+            return n
+        log.warning("a frame of %.3g s asks for more than %d substeps: %d run, and the water runs slower than "
+                    "real time (solver.time_step, solver.cfl or solver.max_substeps)", frame_dt, MAX_SUBSTEPS,
+                    MAX_SUBSTEPS)
+        return MAX_SUBSTEPS
 
     def substep(self, dt: float) -> None:
         """One substep: its launches are recorded, then run as one compiled graph (launch.py)."""

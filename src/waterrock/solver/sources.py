@@ -12,6 +12,12 @@ of it (counted). Placed there, it would be projected onto the obstacle's surface
 water already pushed there, and the pressure solve would fling the pair apart (measured with
 DFSPH and the virtual visitor walking through the default scene's source: 12 to 20 m/s spray).
 
+The layers due in a substep are counted by arithmetic and emitted in one launch, never more
+than the whole budget holds: whatever the scene says (a speed of 1e30 m/s, a rate of 1e12
+particles a second, a frame of a day), a substep's emission is one kernel over at most about
+the budget's particles. The layers past those are counted as starved: there would be no slots
+for them anyway.
+
 A sink is a box: a particle that enters it is retired. A particle whose position or velocity is
 not finite is retired as well, before it can reach a neighbour sum, and the next layer of an
 emitter brings it back: a NaN is caught and re-emitted, never spread.
@@ -22,6 +28,7 @@ import math
 import numpy as np
 import taichi as ti
 
+from waterrock.solver.grid import is_finite3
 from waterrock.solver.launch import launch_now
 from waterrock.solver.obstacles import ObstacleArgs, blocked_by_obstacle
 from waterrock.solver.state import ACTIVE, RECYCLED, in_use
@@ -35,12 +42,7 @@ nd_vec2 = ti.types.ndarray(dtype=ti.math.vec2, ndim=1)
 # counters, read once per frame
 NONFINITE, RETIRED, EMITTED, STARVED, BLOCKED, N_COUNTERS = 0, 1, 2, 3, 4, 5
 MAX_SINKS = 16
-
-
-@ti.func
-def is_finite3(a: vec3) -> bool:
-    # NaN fails every comparison; the bound also catches inf and values that overflow soon
-    return ti.abs(a.x) < 1e18 and ti.abs(a.y) < 1e18 and ti.abs(a.z) < 1e18
+MAX_LAYERS = 2**30  # layers due in a substep at most (layers_due): more than any budget holds
 
 
 @ti.kernel
@@ -63,19 +65,23 @@ def retire(x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, sink_lower:
 
 
 @ti.kernel
-def emit_layer(points: nd_vec3, first: ti.i32, count: ti.i32, velocities: nd_vec3, emitter: ti.i32, age: ti.f32,
-               jitter: ti.f32,
-               x: nd_vec3, v: nd_vec3, x0: nd_vec3, kappa: nd_vec2, flags: nd_i32,
-               free_head: nd_i32, counters: nd_i32, margin: ti.f32, contact: ti.f32,
-               o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32):
-    """One layer of an emitter's opening, moved on by its velocity for the ``age`` since it was
-    due. The emitter's velocity comes from an array: Taichi 1.7 leaks about 6 bytes for each
-    vec3 passed by value (measured: 100,000 launches), and a layer is emitted about every frame."""
+def emit_layers(points: nd_vec3, first: ti.i32, count: ti.i32, layers: ti.i32, velocities: nd_vec3, emitter: ti.i32,
+                newest_age: ti.f32, layer_gap: ti.f32, skipped: ti.i32, jitter: ti.f32,
+                x: nd_vec3, v: nd_vec3, x0: nd_vec3, kappa: nd_vec2, flags: nd_i32,
+                free_head: nd_i32, counters: nd_i32, margin: ti.f32, contact: ti.f32,
+                o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32):
+    """``layers`` layers of an emitter's opening in one launch, layer l moved on by its velocity
+    for the ``newest_age + l * layer_gap`` since it was due; ``skipped`` particles of the layers
+    left out (Sources.emit) are counted as starved. The emitter's velocity comes from an array:
+    Taichi 1.7 leaks about 6 bytes for each vec3 passed by value (measured: 100,000 launches), and
+    a layer is emitted about every frame."""
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     velocity = velocities[emitter]
-    for k in range(count):
+    ti.atomic_add(counters[STARVED], skipped)
+    for k in range(count * layers):
+        age = newest_age + (k // count) * layer_gap
         # a small jitter breaks the lattice's symmetry, which SPH would otherwise keep
-        p = points[first + k] + age * velocity + jitter * (vec3(ti.random(), ti.random(), ti.random()) - 0.5)
+        p = points[first + k % count] + age * velocity + jitter * (vec3(ti.random(), ti.random(), ti.random()) - 0.5)
         slot = x.shape[0]
         if blocked_by_obstacle(p, margin, contact, o):
             ti.atomic_add(counters[BLOCKED], 1)
@@ -168,15 +174,31 @@ class Sources:
 
     def emit(self, state, dt: float, obstacle_args: tuple, contact: float) -> None:
         """Emit the layers due during a substep of length dt, each where it has got to by its end,
-        where no obstacle (ObstacleArgs, ``contact`` the solids' collision distance) blocks it."""
+        where no obstacle (ObstacleArgs, ``contact`` the solids' collision distance) blocks it:
+        one launch per emitter with a layer due, of at most the layers the budget holds."""
         for k in range(len(self.emitters)):
             lps = self.layers_per_second[k]
-            self.phase[k] += dt * lps
-            while self.phase[k] >= 1.0:
-                self.phase[k] -= 1.0
-                age = self.phase[k] / lps  # how long ago this layer was due
-                emit_layer(
-                    self.points, self.first[k], self.count[k], self.velocities, k, age, 1e-3 * self.spacing,
-                    state.x, state.v, state.x0, state.kappa, state.flags, state.free_head, self.counters,
-                    0.5 * self.spacing, contact, *obstacle_args,
-                )
+            due, self.phase[k] = layers_due(self.phase[k] + dt * lps)
+            if due == 0:
+                continue
+            # the newest layers that the whole budget holds, the older ones (farther on) counted as
+            # starved, at most a budget's worth, so that the frame's counter cannot overflow
+            layers = min(due, state.capacity // self.count[k] + 1)
+            skipped = min((due - layers) * self.count[k], state.capacity)
+            emit_layers(
+                self.points, self.first[k], self.count[k], layers, self.velocities, k,
+                self.phase[k] / lps, 1.0 / lps, skipped, 1e-3 * self.spacing,
+                state.x, state.v, state.x0, state.kappa, state.flags, state.free_head, self.counters,
+                0.5 * self.spacing, contact, *obstacle_args,
+            )
+
+
+def layers_due(phase: float) -> tuple[int, float]:
+    """(whole layers due, the phase left) for an emission phase in layers: by arithmetic, where a
+    loop taking one layer at a time never ends once the phase passes 2^53 (phase - 1 == phase)
+    and takes a launch per layer before that. A phase that is not finite (a rate of 1e308 over
+    a frame) counts as more layers than any budget holds."""
+    if not math.isfinite(phase):
+        return MAX_LAYERS, 0.0
+    whole = math.floor(phase)
+    return int(min(whole, MAX_LAYERS)), phase - whole
