@@ -21,6 +21,8 @@ from waterrock.backend import DEVICE_TYPES, pick_vulkan_device, vulkan_devices
 N, FRAMES = 3000, 3  # the dam breaks: 15 substeps
 SCENE_FRAMES = 45  # the default scene with a visitor crossing the falling sheet
 POOLED_FRAMES = 15  # its last quarter second, over which the water is compared
+QUANTILES = [5, 25, 50, 75, 95]
+TOL_COUNT, TOL_VELOCITY, TOL_POSITION, TOL_SPEED = 0.01, 0.025, 0.02, 0.1  # share, m/s, m, m/s
 # DFSPH's solves stop on a mean error, and float rounding may stop one an iteration earlier on
 # one backend: a tolerance no solve meets runs each for exactly max_iterations on both
 SETTINGS = {"pbf": {}, "wcsph": {}, "dfsph": {"max_iterations": 6}}
@@ -151,22 +153,49 @@ def test_gpu_code_path_gives_the_cpus_dam_breaks(gpu_water):
         np.testing.assert_allclose(gpu_water[method + "_v"], v, atol=0.02 * speed, err_msg=method)
 
 
+def water_statistics(w: dict) -> dict:
+    """What the physics fixes about the water of the last quarter second, however chaotic the
+    flow: how much there is, its mean velocity (momentum over mass), and the distributions of
+    its positions and speeds (quantiles over the pooled frames)."""
+    last = slice(-POOLED_FRAMES, None)
+    count = w["counts"][last]
+    return {"count": count.mean(),
+            "velocity": w["momenta"][last].sum(axis=0) / (float(w["mass"]) * count.sum()),
+            "positions": np.percentile(w["x"], QUANTILES, axis=0),
+            "speeds": np.percentile(np.linalg.norm(w["v"], axis=1), QUANTILES)}
+
+
+def same_water(a: dict, b: dict) -> list[str]:
+    """Where two runs of the waterfall differ by more than the run-to-run spread allows; empty
+    when they agree. Tolerances: 1.5 to 2.4 times the largest difference seen over the 780 pairs
+    of 20 CPU and 20 lavapipe runs (CPU against CPU included). A run with gravity 3 % weaker, or
+    the wall friction halved, fails against each of the 20 lavapipe runs; a change that this
+    scene's chaos hides as well (viscosity 0.02 to 0.05, no vorticity confinement, 2 PBF
+    iterations for 3) passes, and is the dam breaks' to catch: see docs/solver.md."""
+    sa, sb = water_statistics(a), water_statistics(b)
+    problems = []
+    if abs(sb["count"] - sa["count"]) > TOL_COUNT * sa["count"]:
+        problems.append(f"amount of water {sb['count']:.1f} against {sa['count']:.1f} particles")
+    for key, tol, unit in (("velocity", TOL_VELOCITY, "m/s"), ("positions", TOL_POSITION, "m"),
+                           ("speeds", TOL_SPEED, "m/s")):
+        worst = float(np.abs(sb[key] - sa[key]).max())
+        if worst > tol:
+            problems.append(f"{key} differ by {worst:.4f} {unit} (at most {tol})")
+    return problems
+
+
 def test_gpu_code_path_gives_the_cpus_waterfall_around_a_visitor(gpu_water):
-    """Emitters, the rock, the sink and a visitor on the GPU's path: as much water, in the same
-    place, out of the rock and out of the visitor."""
+    """Emitters, the rock, the sink and a visitor on the GPU's path: as much water, moving as
+    fast the same way, spread the same over the last quarter second, out of the rock and out of
+    the visitor. The emitters hand out slots by atomics and the sums' order on two threads differs
+    from run to run, so the flow is compared by what the physics fixes, not where each drop is:
+    the mean position of the last frame alone differed by up to 6.8 mm between a CPU and a
+    lavapipe run, failing its former 5 mm bound in 4 of 306 pairs."""
     cpu = default_scene_with_a_visitor("cpu")
     gpu = {k[len("scene_"):]: gpu_water[k] for k in gpu_water.files if k.startswith("scene_")}
     cpu = {k[len("scene_"):]: v for k, v in cpu.items()}
-    assert len(cpu["x"]) > 500  # the sheet has reached the rock
-    # as much water over the last quarter second: the water in a frame swings as clumps reach the
-    # sink (three CPU runs, the last frame: 1,748 to 1,763 particles; the mean of the last 15:
-    # 1,714.7 to 1,715.1), and the sums' order on two threads differs from run to run
-    last = slice(-15, None)
-    assert abs(gpu["counts"][last].mean() - cpu["counts"][last].mean()) <= 0.01 * cpu["counts"][last].mean()
-    np.testing.assert_allclose(gpu["x"].mean(0), cpu["x"].mean(0), atol=0.005)
-    np.testing.assert_allclose(gpu["x"].std(0), cpu["x"].std(0), rtol=0.05)
-    speeds = [np.linalg.norm(w["v"], axis=1).max() for w in (cpu, gpu)]
-    assert abs(speeds[1] - speeds[0]) <= 0.1 * speeds[0]
+    assert cpu["counts"][-1] > 500  # the sheet has reached the rock
+    assert same_water(cpu, gpu) == []
     for w in (cpu, gpu):
         assert np.isfinite(w["x"]).all()
         assert w["rock"].min() > -0.5 * 0.012  # no water deeper in the rock than half a radius
