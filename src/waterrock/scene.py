@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Annotated, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from waterrock import files
 from waterrock.render.settings import RenderSettings
 from waterrock.resources import scene_path
 from waterrock.tracking.settings import TrackingSettings
@@ -36,6 +36,10 @@ Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Point2 = tuple[Annotated[float, Field(ge=-1.0, le=2.0)], Annotated[float, Field(ge=-1.0, le=2.0)]]
 IDENTITY_CORNERS: tuple[Point2, Point2, Point2, Point2] = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+# Substeps in a frame at most (the solver's bound too): a substep is a dozen kernel launches or
+# more, so a thousand already take a CPU about a second whatever the particles; 1.7e7 (a time
+# step of 1e-9 s) took minutes a frame and never answered SIGTERM.
+MAX_SUBSTEPS = 1000
 
 
 class SceneError(ValueError):
@@ -76,7 +80,7 @@ class FluidBlock(Box):
 
 class Fluid(_Section):
     particle_radius: Positive = 0.01
-    rest_density: Positive = 1000.0
+    rest_density: float = Field(1000.0, description="kg/m^3, rho0: within [10, 100000] (see _liquid)")
     viscosity: float = Field(
         0.01, ge=0.0, le=1.0, description="XSPH coefficient (PBF) / artificial viscosity alpha (SPH)"
     )
@@ -88,6 +92,16 @@ class Fluid(_Section):
     )
     max_particles: int = Field(20000, ge=1, le=50_000_000, description="fixed particle budget")
     blocks: list[FluidBlock] = []
+
+    @field_validator("rest_density")
+    @classmethod
+    def _liquid(cls, v):
+        if not 10.0 <= v <= 100_000.0:
+            raise ValueError(
+                f"{v:g} kg/m^3 is outside [10, 100000]: liquids lie between about 70 (hydrogen) and 13,600 "
+                f"(mercury), and far outside, the solver's float32 sums overflow (1e20: NaN in the first substep)"
+            )
+        return v
 
     @property
     def spacing(self) -> float:
@@ -128,7 +142,7 @@ class Sink(Box):
 
 class SolverSettings(_Section):
     method: Literal["pbf", "dfsph", "wcsph"] = "pbf"
-    frame_rate: Positive = 60.0
+    frame_rate: float = Field(60.0, description="simulated frames a second, within [1, 1000] (see _frame_rate)")
     substeps: int = Field(2, ge=1, le=1000, description="substeps per frame, at least")
     max_substeps: int = Field(
         20, ge=1, le=100000,
@@ -158,10 +172,41 @@ class SolverSettings(_Section):
     exponent: float = Field(7.0, ge=1.0, le=10.0, description="gamma in Tait's equation")
     seed: int = 0
 
+    @field_validator("frame_rate")
+    @classmethod
+    def _frame_rate(cls, v):
+        if not 1.0 <= v <= 1000.0:
+            raise ValueError(
+                f"{v:g} frames a second is outside [1, 1000]: the CFL condition and the emitters' count are read once "
+                f"a frame, so a frame lasts at most a second (1e-3 made frames of 1000 s, each a minute or more), and "
+                f"a frame shorter than a millisecond is shorter than its own fixed cost"
+            )
+        return v
+
     @model_validator(mode="after")
     def _range(self):
         if self.max_substeps < self.substeps:
             raise ValueError(f"max_substeps ({self.max_substeps}) must be at least substeps ({self.substeps})")
+        return self
+
+    @model_validator(mode="after")
+    def _substeps_per_frame(self):
+        """A frame's substeps, 1 / frame_rate / time_step with a fixed step, else at most
+        max_substeps, within MAX_SUBSTEPS (with a fixed step, max_substeps is not used)."""
+        frame = 1.0 / self.frame_rate
+        if self.time_step is not None:
+            n = round(frame / self.time_step)
+            if n > MAX_SUBSTEPS:
+                raise ValueError(
+                    f"solver.time_step {self.time_step:g} s makes {n:,} substeps a frame (1 / solver.frame_rate "
+                    f"{self.frame_rate:g} / time_step), more than {MAX_SUBSTEPS:,}: raise time_step to at least "
+                    f"{frame / MAX_SUBSTEPS:.3g} s, or leave it out for the CFL condition"
+                )
+        elif self.max_substeps > MAX_SUBSTEPS:
+            raise ValueError(
+                f"solver.max_substeps {self.max_substeps:,} allows more than {MAX_SUBSTEPS:,} substeps a frame "
+                f"(with solver.cfl {self.cfl:g}, the CFL condition would ask for them): lower it to {MAX_SUBSTEPS:,}"
+            )
         return self
 
 
@@ -247,6 +292,38 @@ class Scene(_Section):
             raise ValueError("domain is thinner than 2 kernel support radii on some axis")
         return self
 
+    @model_validator(mode="after")
+    def _emitters_fit(self):
+        """Each emitter within what the solver can run: no faster than its speed limit (which would
+        clamp the new water at once; 1e30 m/s emitted for ever), and no more particles a frame
+        than the whole budget holds (1e12 a second took 10^8 launches a substep)."""
+        s, budget = self.solver, self.fluid.max_particles
+        for k, e in enumerate(self.emitters):
+            if e.speed > s.max_speed:
+                raise ValueError(
+                    f"emitters[{k}].speed {e.speed:g} m/s is faster than solver.max_speed {s.max_speed:g} m/s, "
+                    f"the particles' speed limit: lower the speed or raise max_speed"
+                )
+            per_frame = _emitter_rate(e, self.fluid.spacing) / s.frame_rate
+            if per_frame > budget:
+                what = (f"emitters[{k}].rate {e.rate:g} particles/s" if e.rate is not None else
+                        f"emitters[{k}] (its opening at speed {e.speed:g} m/s, as emitters[{k}].rate leaves it)")
+                raise ValueError(
+                    f"{what} brings {per_frame:,.0f} particles a frame at solver.frame_rate {s.frame_rate:g}, more "
+                    f"than the whole budget, fluid.max_particles {budget:,}: at most {budget * s.frame_rate:,.0f} "
+                    f"particles/s"
+                )
+        return self
+
+
+def _emitter_rate(e: Emitter, spacing: float) -> float:
+    """Particles a second an emitter brings: its rate, or its opening's layers on the lattice of
+    the spacing (at least its centre) at its speed (solver.sources)."""
+    if e.rate is not None:
+        return e.rate
+    area = math.pi * e.radius**2 if e.shape == "disk" else e.size[0] * e.size[1]
+    return max(area / spacing**2, 1.0) * e.speed / spacing
+
 
 def _format_errors(path: Path | str, err: ValidationError) -> str:
     lines = [f"{path}: invalid scene ({err.error_count()} problem{'s' if err.error_count() > 1 else ''})"]
@@ -255,9 +332,11 @@ def _format_errors(path: Path | str, err: ValidationError) -> str:
         reason = e["msg"]
         if e["type"] == "extra_forbidden":
             reason = "unknown key"
-        lines.append(
-            f"  [{key}] {reason} (got {e.get('input')!r})" if e["type"] != "missing" else f"  [{key}] {reason}"
-        )
+        got = repr(e.get("input"))
+        # a check across sections (loc is a whole section or the scene) names its keys itself
+        shown = e["type"] != "missing" and not isinstance(e.get("input"), dict)
+        lines.append(f"  [{key}] {reason} (got {got if len(got) <= 80 else got[:77] + '...'})" if shown
+                     else f"  [{key}] {reason}")
     return "\n".join(lines)
 
 
@@ -306,7 +385,8 @@ def read_scene_text(p: Path) -> dict:
         raise SceneError(f"{p}: not a usable scene: its arrays or tables are nested too deeply") from None
 
 
-def _check_named_file(source: Path | str, key: str, path: Path | None, folder_ok: bool = False) -> None:
+def _check_named_file(source: Path | str, key: str, path: Path | None, folder_ok: bool = False,
+                      empty_ok: bool = False) -> None:
     if path is None:
         return
     where = f"{source}: [{key}] {path}"
@@ -314,7 +394,7 @@ def _check_named_file(source: Path | str, key: str, path: Path | None, folder_ok
         raise SceneError(f"{where}: file not found")
     if path.is_dir() and not folder_ok:
         raise SceneError(f"{where}: is a directory, not a file")
-    if path.is_file() and path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0 and not empty_ok:
         raise SceneError(f"{where}: empty file")
 
 
@@ -330,8 +410,8 @@ def check_scene_files(scene: Scene, calibration: bool = True) -> None:
     t = scene.tracking
     if t.source in ("video", "depth_recording"):
         _check_named_file(source, "tracking.path", t.path, folder_ok=t.source == "depth_recording")
-    if calibration:
-        _check_named_file(source, "tracking.calibration", t.calibration)
+    if calibration:  # its contents are the tracker's to judge: a torn one is named, and it runs without
+        _check_named_file(source, "tracking.calibration", t.calibration, empty_ok=True)
     if t.background_file is not None and t.background_file.is_dir():
         raise SceneError(f"{source}: [tracking.background_file] {t.background_file}: is a directory, not a file")
 
@@ -403,9 +483,8 @@ def save_projection(path: str | Path, projection: ProjectionOutputs) -> Path:
     if spliced != {**rest, "projection": section}:
         new_text = tomli_w.dumps({**rest, "projection": section})
     parse_scene(tomllib.loads(new_text), path)  # never write a scene that would not load
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(new_text, encoding="utf-8")
-    backup = path.with_name(path.name + ".bak")
-    backup.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    # each write through its own temporary (two saves at once shared one fixed name and left
+    # the scene unloadable), fsynced, then renamed: a power cut leaves the old scene or the new
+    files.write_text(path.with_name(path.name + ".bak"), text)
+    files.write_text(path, new_text)
     return path

@@ -117,11 +117,14 @@ class OffscreenView:
 def save_png(rgb, path: str | Path) -> Path:
     import cv2
 
+    from waterrock import files
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), rgb[:, :, ::-1].copy()):
-        raise OSError(f"{path}: cannot write a PNG there")
-    return path
+    ok, image = cv2.imencode(path.suffix or ".png", rgb[:, :, ::-1].copy())  # the format by the name, as imwrite
+    if not ok:
+        raise OSError(f"{path}: cannot encode an image of {rgb.shape} for it")
+    return files.write_bytes(path, image.tobytes())  # a full disk leaves the last screenshot whole
 
 
 class SharedKeys:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from waterrock.scene import IDENTITY_CORNERS, ProjectionOutputs, ProjectorOutput, SceneError, save_projection
+from waterrock.scene import IDENTITY_CORNERS, ProjectionOutputs, ProjectorOutput, save_projection
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class WarpEditor:
             return False
         try:
             save_projection(self.scene_path, self.projection)
-        except (OSError, SceneError) as err:
+        except (OSError, ValueError) as err:  # SceneError, and a file torn or not UTF-8 on disk: not the show
             log.error("warp not saved to %s: %s", self.scene_path, err)
             return False
         self._saved, self.dirty = self.projection, False

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from waterrock import files
 from waterrock.bench import compare as comparing
 from waterrock.bench import goals
 from waterrock.bench.figures import figures
@@ -217,7 +218,7 @@ def main(args) -> int:
             rc = 1
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        files.write_json(args.json, results, indent=1)
         print(f"results: {args.json}")
     if args.plot:
         from waterrock.bench.plot import plot

@@ -20,13 +20,13 @@ beside it.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 
 import moderngl
 import numpy as np
 
+from waterrock import files
 from waterrock.bench.stats import time_calls
 from waterrock.render.programs import load_program
 from waterrock.render.projection import gl_bytes
@@ -191,8 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = run_benchmark(args.sizes, tuple(args.resolution), args.repeat)
     print_table(report)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
+        files.write_json(args.json, report)
     return report
 
 

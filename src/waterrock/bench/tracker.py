@@ -12,7 +12,6 @@ moment its obstacles are returned by TrackerRunner.latest(). Goal: <= 5 ms per 6
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from waterrock import files
 from waterrock.bench.stats import summarize
 from waterrock.tracking.frame import Frame
 from waterrock.tracking.pipeline import ColorPipeline, DepthPipeline
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = run_benchmark(sizes, args.repeat)
     print(table(result))
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        files.write_json(args.json, result)
     return result
 
 

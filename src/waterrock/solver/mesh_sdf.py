@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import igl
 import numpy as np
 import trimesh
 
+from waterrock import files
 from waterrock.progress import progress
 
 # Bump when the algorithm or the cache layout changes, so stale caches are recomputed.
@@ -302,10 +302,10 @@ def rock_sdf(
                            show_progress=show_progress)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a concurrent reader never sees half a file.
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".npz.tmp", delete=False) as tmp:
-            np.savez(tmp, origin=sdf.origin, cell_size=np.float64(sdf.cell_size), values=sdf.values)
-        os.replace(tmp.name, cached)
+        # a temporary of its own, fsynced, then renamed: a concurrent reader never sees half a
+        # file, a power cut leaves the old one or the new, and a failed write leaves no temporary
+        files.save_npz(cached, compressed=False, origin=sdf.origin, cell_size=np.float64(sdf.cell_size),
+                       values=sdf.values)
     except OSError as err:  # a read-only home must not stop the water
         warnings.warn(f"{cached}: cannot write SDF cache ({err})", MeshWarning, stacklevel=2)
     return sdf

@@ -23,6 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from waterrock import files
+
 
 @dataclass(frozen=True)
 class Intrinsics:
@@ -225,17 +227,19 @@ def solve_depth_calibration(intrinsics: Intrinsics, image_points, depths_m, worl
 
 
 def save_calibration(cal: Calibration, path: str | Path) -> Path:
+    """Write ``cal`` as JSON through a temporary and a rename: written in place, a full disk or
+    a power cut during the save left half a file and the tracker without a calibration."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(cal.to_dict(), indent=2) + "\n", encoding="utf-8")
-    return path
+    return files.write_json(path, cal.to_dict())
 
 
 def load_calibration(path: str | Path) -> Calibration:
+    """The calibration in ``path``; FileNotFoundError or ValueError naming the file otherwise."""
     path = Path(path)
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-        kind = d.get("kind")
+        kind = d.get("kind") if isinstance(d, dict) else None
         if kind == DepthCalibration.kind:
             return DepthCalibration.from_dict(d)
         if kind == FloorHomography.kind:
@@ -243,8 +247,8 @@ def load_calibration(path: str | Path) -> Calibration:
         raise ValueError(f"unknown calibration kind {kind!r}")
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: calibration file not found (run `waterrock calibrate`)") from None
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a usable calibration: {err}") from None
+    except files.UNREADABLE as err:  # torn, empty, a folder, or not a calibration at all
+        raise ValueError(f"{path}: not a usable calibration: {files.describe_error(err)}") from None
 
 
 def default_calibration_path(scene_path: str | Path) -> Path:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+from pathlib import Path
 
 import numpy as np
 
+from waterrock import files
 from waterrock.snapshots import ObstacleSnapshot
 from waterrock.tracking.blobs import Blob, find_blobs
 from waterrock.tracking.calibrate import (
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 
 HEAD_BAND = 0.06  # m: the points this close to a blob's top are the crown of the head, above the body's axis
 HAND_IDS_FROM = 1_000_000  # hands and bodies never share an id
+# frames in a row of a new image size before the model is rebuilt at it: a camera replaced by one of
+# another resolution keeps its size, while one odd frame must not cost a learned background
+NEW_SIZE_FRAMES = 3
 
 
 def _tracker(s: TrackingSettings, ids) -> Tracker:
@@ -81,6 +86,45 @@ def _capsules(
     return ObstacleSnapshot.capsules(a, b, r, v, [t.id for t in tracks], ts)
 
 
+def _wxh(shape: tuple[int, ...]) -> str:
+    return f"{shape[1]}x{shape[0]}"
+
+
+class _NewSize:
+    """Counts the frames in a row of one image size other than the model's."""
+
+    def __init__(self) -> None:
+        self.shape: tuple[int, ...] | None = None
+        self.frames = 0
+
+    def holds(self, shape: tuple[int, ...]) -> bool:
+        """One more frame of ``shape``; True (and the count starts over) once NEW_SIZE_FRAMES had it."""
+        if shape != self.shape:
+            self.shape, self.frames = shape, 0
+        self.frames += 1
+        if self.frames < NEW_SIZE_FRAMES:
+            return False
+        self.reset()
+        return True
+
+    def reset(self) -> None:
+        self.shape, self.frames = None, 0
+
+
+def _saved_background(path: Path) -> DepthBackground | None:
+    """The background saved at ``path``, or None (learn it afresh) when there is none or it is
+    torn: raising here failed every reopen of the source, and the tracker never ran again."""
+    if not path.exists():
+        return None
+    try:
+        return DepthBackground.load(path)
+    except FileNotFoundError:  # gone since
+        return None
+    except ValueError as err:  # one line, naming the file
+        log.warning("%s; learning the background afresh", err)
+        return None
+
+
 class DepthPipeline(Pipeline):
     """Depth frames: background, height band, touch band, capsules and hand spheres."""
 
@@ -96,8 +140,10 @@ class DepthPipeline(Pipeline):
             )
         self.s = settings
         self.calibration = calibration
-        if background is None and settings.background_file is not None and settings.background_file.exists():
-            background = DepthBackground.load(settings.background_file)
+        self._given_calibration = calibration  # what each background size's calibration is scaled from
+        self._new_size = _NewSize()
+        if background is None and settings.background_file is not None:
+            background = _saved_background(settings.background_file)
         self.background = background
         self._learning: list[np.ndarray] = []
         self.segmenter: DepthSegmenter | None = None
@@ -114,7 +160,7 @@ class DepthPipeline(Pipeline):
 
     def _build(self, bg: DepthBackground) -> None:
         h, w = bg.shape
-        cal = self.calibration
+        cal = self._given_calibration
         if cal is None:
             # no calibration: assume a camera straight above the floor at the median distance
             floor_mm = float(np.median(bg.depth[bg.depth > 0])) if np.any(bg.depth > 0) else 3000.0
@@ -152,14 +198,23 @@ class DepthPipeline(Pipeline):
         self._min_px = max(4, int(min(s.min_blob_area, s.min_hand_area) / (self._px_area * far * far)))
 
     def learn_background(self, depth: np.ndarray) -> bool:
-        """Add one empty-scene frame; True once the model is built."""
+        """Add one empty-scene frame; True once the model is built. A frame of another size than
+        the ones before starts the learning over (a driver's odd first frame, a camera swapped)."""
+        if self._learning and depth.shape != self._learning[0].shape:
+            log.info("depth frames went from %s to %s while learning the background: learning starts over",
+                     _wxh(self._learning[0].shape), _wxh(depth.shape))
+            self._learning = []
         self._learning.append(depth.copy())
         if len(self._learning) < self.s.background_frames:
             return False
         bg = DepthBackground.learn(self._learning)
         self._learning = []
         if self.s.background_file is not None:
-            bg.save(self.s.background_file)
+            try:
+                bg.save(self.s.background_file)
+            except OSError as err:  # a full disk, a folder gone: the model in memory still serves
+                log.warning("%s: background not saved (%s); using it unsaved", self.s.background_file,
+                            files.describe_error(err))
         self.background = bg
         self._build(bg)
         return True
@@ -208,12 +263,26 @@ class DepthPipeline(Pipeline):
         body, touch = self.last_masks
         return (body > 0) if touch is None else (body > 0) | (touch > 0)
 
+    def _relearn_at(self, frame: Frame) -> None:
+        """Take the size of ``frame`` if it has held (a camera of another resolution, a background
+        saved by another camera), relearning the background at it; until then skip the frame."""
+        depth, bg = frame.depth, self.background
+        if not self._new_size.holds(depth.shape):
+            raise CorruptFrame(f"frame {frame.index}: depth is {_wxh(depth.shape)}, the background {_wxh(bg.shape)}")
+        log.warning("depth frames are now %s, the background is %s: learning the background afresh",
+                    _wxh(depth.shape), _wxh(bg.shape))
+        self.background, self.segmenter, self.last_masks = None, None, None
+        self._learning = []
+
     def process(self, frame: Frame) -> ObstacleSnapshot:
-        shape = self.background.shape if self.background is not None else None
         if frame.depth is None:
             raise CorruptFrame(f"frame {frame.index}: no depth image for depth tracking")
-        check_frame(frame, shape)
+        check_frame(frame)
         depth = frame.depth
+        if self.background is not None and depth.shape != self.background.shape:
+            self._relearn_at(frame)
+        else:
+            self._new_size.reset()
         if self.segmenter is None:
             self.learn_background(depth)
             return ObstacleSnapshot.empty(frame.timestamp)
@@ -246,12 +315,16 @@ class ColorPipeline(Pipeline):
             raise ValueError("colour tracking needs a floor homography, not a depth calibration")
         self.s = settings
         self.calibration = calibration
-        self.segmenter = ColorSegmenter(
-            settings.color_history, settings.color_var_threshold, settings.open_px, settings.close_px
-        )
+        self._given_calibration = calibration
+        self.segmenter = self._segmenter()
         self.people = _tracker(settings, itertools.count(1))
         self.shape: tuple[int, int] | None = None
+        self._new_size = _NewSize()
         self.last_mask: np.ndarray | None = None
+
+    def _segmenter(self) -> ColorSegmenter:
+        s = self.s
+        return ColorSegmenter(s.color_history, s.color_var_threshold, s.open_px, s.close_px)
 
     def foreground(self) -> np.ndarray | None:
         return None if self.last_mask is None else self.last_mask > 0
@@ -259,12 +332,20 @@ class ColorPipeline(Pipeline):
     def process(self, frame: Frame) -> ObstacleSnapshot:
         if frame.color is None:
             raise CorruptFrame(f"frame {frame.index}: no colour image for colour tracking")
-        check_frame(Frame(frame.timestamp, frame.color, None, frame.index), self.shape)
+        check_frame(Frame(frame.timestamp, frame.color, None, frame.index))
+        h, w = frame.color.shape[:2]
+        if self.shape is not None and (h, w) != self.shape:
+            # a size that holds is a camera of another resolution: a new background model at it
+            if not self._new_size.holds((h, w)):
+                raise CorruptFrame(f"frame {frame.index}: colour is {w}x{h}, expected {_wxh(self.shape)}")
+            log.warning("colour frames are now %dx%d, were %s: learning the background afresh", w, h,
+                        _wxh(self.shape))
+            self.segmenter, self.shape = self._segmenter(), None
+        else:
+            self._new_size.reset()
         if self.shape is None:
-            h, w = frame.color.shape[:2]
             self.shape = (h, w)
-            if self.calibration is None:
-                self.calibration = FloorHomography.from_image_size(w, h, self.s.floor_width)
+            self.calibration = _floor_homography(self._given_calibration, w, h, self.s.floor_width)
         mask = self.segmenter.segment(frame.color)
         self.last_mask = mask
         s, cal = self.s, self.calibration
@@ -283,11 +364,35 @@ class ColorPipeline(Pipeline):
         return _capsules(frame.timestamp, tracks, cal.floor_y, s.person_height)
 
 
+def _floor_homography(given: FloorHomography | None, w: int, h: int, floor_width: float) -> FloorHomography:
+    """The homography for images of w x h: ``given`` scaled to them when its own size is known
+    (as it is at the scene's camera's size), as is when not, or the image spanning floor_width."""
+    if given is None:
+        return FloorHomography.from_image_size(w, h, floor_width)
+    if not (given.width and given.height) or (given.width, given.height) == (w, h):
+        return given
+    sx, sy = given.width / w, given.height / h  # pixel centres: u_old + 0.5 = (u_new + 0.5) * sx
+    to_given = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    return FloorHomography(given.matrix @ to_given, given.floor_y, w, h)
+
+
+def _saved_calibration(path: Path) -> Calibration | None:
+    """The calibration saved at ``path``, or None (the source's own, or none) when it is missing
+    or torn: raising here failed every reopen of the source, and the tracker never ran again."""
+    try:
+        return load_calibration(path)
+    except (FileNotFoundError, ValueError) as err:  # one line, naming the file
+        log.warning("%s; tracking without it", err)
+        return None
+
+
 def pipeline_for(
     settings: TrackingSettings, frame: Frame, source_calibration: Calibration | None
 ) -> Pipeline:
     """The pipeline for a source, chosen by its first frame: depth when it has depth."""
-    cal = load_calibration(settings.calibration) if settings.calibration is not None else source_calibration
+    cal = _saved_calibration(settings.calibration) if settings.calibration is not None else None
+    if cal is None:
+        cal = source_calibration
     mode = settings.segmentation
     if mode == "auto":
         mode = "depth" if frame.depth is not None else "color"

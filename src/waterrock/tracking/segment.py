@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from waterrock import files
 from waterrock.tracking.calibrate import DepthCalibration
 
 _NEVER = np.float32(3.0e38)  # a threshold no depth step reaches: pixel excluded
@@ -57,14 +58,24 @@ class DepthBackground:
         return self.depth.shape
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        np.savez_compressed(path, depth=self.depth, noise=self.noise)
-        return path
+        """Write the model through a temporary and a rename (files.save_npz): written in place,
+        a full disk or a power cut left a torn file that stopped the tracker at the next start."""
+        return files.save_npz(path, depth=self.depth, noise=self.noise)
 
     @classmethod
     def load(cls, path: str | Path) -> DepthBackground:
-        with np.load(path, allow_pickle=False) as z:
-            return cls(z["depth"].astype(np.float32), z["noise"].astype(np.float32))
+        """The model in ``path``; ValueError naming the file if it is torn or not a background
+        (a half-written archive may still open, so the arrays are checked too)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                depth, noise = z["depth"].astype(np.float32), z["noise"].astype(np.float32)
+            if depth.ndim != 2 or depth.shape != noise.shape or not all(np.isfinite(a).all() for a in (depth, noise)):
+                raise ValueError(f"arrays of shapes {depth.shape} and {noise.shape}, or not finite")
+        except FileNotFoundError:
+            raise
+        except files.UNREADABLE as err:
+            raise ValueError(f"{path}: not a usable depth background: {files.describe_error(err)}") from None
+        return cls(depth, noise)
 
 
 def _median_of_last(rows: np.ndarray, count: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ import numpy as np
 
 from waterrock.tracking.calibrate import Calibration, DepthCalibration, FloorHomography, Intrinsics
 from waterrock.tracking.frame import Frame
+
+log = logging.getLogger(__name__)
 
 
 class SourceError(RuntimeError):
@@ -154,6 +157,30 @@ def _calibration_from_meta(meta: dict) -> Calibration | None:
     return DepthCalibration.from_dict(cal) if cal.get("kind") == "depth" else FloorHomography.from_dict(cal)
 
 
+def _read_index(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Frame numbers and timestamps of a folder recording's timestamps.txt, one "n t" line each.
+
+    Only whole lines count: the recorder writes a frame's line after its images, so a last line
+    without its newline (or the zeros a power cut leaves) is a frame that was never finished. An
+    empty file is a recording of no frames (Ctrl-C right after the start).
+    """
+    lines = path.read_bytes().split(b"\n")
+    indices, stamps = [], []
+    for k, line in enumerate(lines[:-1]):  # the part after the last newline is never whole
+        fields = line.split()
+        try:
+            n, t = (int(fields[0]), float(fields[1])) if len(fields) == 2 else (None, None)
+        except ValueError:
+            n = None
+        if n is None:
+            raise SourceError(f"{path}: line {k + 1} is not 'frame timestamp': {line[:40]!r}")
+        indices.append(n)
+        stamps.append(t)
+    if lines[-1].strip():
+        log.warning("%s: left out a torn last line (%d bytes): the recording was cut off there", path, len(lines[-1]))
+    return np.asarray(indices, np.int64), np.asarray(stamps, np.float64)
+
+
 class DepthRecordingSource(FrameSource):
     """A recording: a folder of 16-bit PNGs (+ timestamps.txt) or one .npz, see module doc."""
 
@@ -176,9 +203,7 @@ class DepthRecordingSource(FrameSource):
             ts_file = self.path / "timestamps.txt"
             if not ts_file.exists():
                 raise SourceError(f"{self.path}: no timestamps.txt, not a depth recording")
-            rows = np.loadtxt(ts_file, ndmin=2, dtype=np.float64)
-            self.indices = rows[:, 0].astype(np.int64)
-            self.timestamps = rows[:, 1]
+            self.indices, self.timestamps = _read_index(ts_file)
             meta_file = self.path / "meta.json"
             meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
         self.meta = meta
