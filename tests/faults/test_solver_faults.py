@@ -248,48 +248,67 @@ def test_bad_obstacles_log_one_line_not_one_each(caplog):
 
 # --- a particle budget is checked against what it really allocates -------------------------
 
-MEMORY = """
-    import json, os, resource
-    from tests.solver.conftest import make_scene
-    import waterrock.solver.solver as solver
-    from waterrock.solver.solver import Solver, SolverError
+def _allocated_bytes(solver) -> int:
+    """Every array a solver holds, on the device (Taichi ndarrays) and on the host (numpy), found
+    by walking its attributes: what it really allocates, counted, not sampled from the RSS (which
+    a fresh environment's allocator and Taichi's memory pool make differ by hundreds of MB)."""
+    import taichi as ti
 
-    def scene(capacity, blocks):
+    seen, total = set(), 0
+
+    def walk(o, depth):
+        nonlocal total
+        if id(o) in seen or depth > 4:
+            return
+        seen.add(id(o))
+        if isinstance(o, ti.lang._ndarray.Ndarray):
+            total += o.to_numpy().nbytes
+        elif isinstance(o, np.ndarray):
+            total += o.nbytes
+        elif isinstance(o, (list, tuple)):
+            for x in o:
+                walk(x, depth + 1)
+        elif isinstance(o, dict):
+            for x in o.values():
+                walk(x, depth + 1)
+        elif type(o).__module__.startswith("waterrock") and hasattr(o, "__dict__"):
+            for x in vars(o).values():
+                walk(x, depth + 1)
+
+    walk(solver, 0)
+    return total
+
+
+def test_a_budget_is_checked_against_what_the_solver_really_allocates(monkeypatch):
+    """memory_needed counts at least what a solver allocates a particle (its arrays and host
+    copies, and a snapshot of every slot); with memory free for just under that, the solver is
+    refused, naming the key; with room, it builds."""
+    import waterrock.solver.solver as solver_module
+    from waterrock.solver.solver import MEMORY_HEADROOM, Solver, SolverError, memory_needed
+
+    def scene(capacity):
         return make_scene(domain={"lower": [0, 0, 0], "upper": [1.0, 0.6, 1.0]},
-                          fluid={"particle_radius": 0.005, "max_particles": capacity, "blocks": blocks},
+                          fluid={"particle_radius": 0.01, "max_particles": capacity,
+                                 "blocks": [{"lower": [0, 0, 0], "upper": [1.0, 0.4, 1.0]}]},
                           solver={"method": "pbf", "substeps": 1, "max_substeps": 1, "pbf_iterations": 1})
 
-    def rss():
-        return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    sizes, held = (20_000, 40_000), []
+    for capacity in sizes:
+        s = Solver(scene(capacity), arch="cpu")
+        s.step()
+        snap = s.snapshot()
+        held.append(_allocated_bytes(s) + sum(a.nbytes for a in (snap.positions, snap.velocities, snap.ids)))
+        del s, snap
+    per_particle = (held[1] - held[0]) / (sizes[1] - sizes[0])
+    counted, _ = memory_needed(scene(sizes[1]))
+    print(f"counted {counted} bytes a particle, allocated {per_particle:.0f}")
+    assert per_particle > 100 and counted >= per_particle, (counted, per_particle)
+    assert counted <= 1.5 * per_particle, (counted, per_particle)  # and not far above it
 
-    warm = Solver(scene(100, []), arch="cpu")  # Taichi started, the kernels compiled
-    warm.step()
-    warm.snapshot()
-    full = scene(400_000, [{"lower": [0, 0, 0], "upper": [1.0, 0.4, 1.0]}])  # every slot active
-    before = rss()
-    s = Solver(full, arch="cpu")
-    s.step()
-    s.snapshot()
-    used = max(rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - before
-    del s
-    refused = {}
-    for room in (0.95, 1.5):  # the memory free, in shares of what the solver really took
-        # the check leaves a fifth of the free memory to the rest of the app
-        solver._available_memory_bytes = lambda room=room: int(room * used / 0.8)
-        try:
-            Solver(full, arch="cpu")
-            refused[room] = ""
-        except SolverError as err:
-            refused[room] = str(err)
-    print(json.dumps({"used": used, "refused": refused}))
-"""
-
-
-def test_a_budget_is_checked_against_what_the_solver_really_allocates():
-    """The check counts every array the solver allocates, its host copies and a snapshot
-    (measured here: about 340 bytes a particle with PBF, where it counted 276): with memory
-    free for just under what it really takes, it refuses, naming the key; with room, it builds."""
-    out = _last_json(_run(MEMORY, timeout=300))
-    refused = out["refused"]
-    assert "fluid.max_particles" in refused["0.95"], out
-    assert refused["1.5"] == "", out
+    full = scene(sizes[1])
+    need = sizes[1] * counted + memory_needed(full)[1]
+    monkeypatch.setattr(solver_module, "_available_memory_bytes", lambda: int(0.95 * need / MEMORY_HEADROOM))
+    with pytest.raises(SolverError, match="fluid.max_particles"):
+        Solver(full, arch="cpu")
+    monkeypatch.setattr(solver_module, "_available_memory_bytes", lambda: int(1.5 * need / MEMORY_HEADROOM))
+    Solver(full, arch="cpu")
