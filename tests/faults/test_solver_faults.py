@@ -306,9 +306,16 @@ def test_a_budget_is_checked_against_what_the_solver_really_allocates(monkeypatc
     assert counted <= 1.5 * per_particle, (counted, per_particle)  # and not far above it
 
     full = scene(sizes[1])
-    need = sizes[1] * counted + memory_needed(full)[1]
-    monkeypatch.setattr(solver_module, "_available_memory_bytes", lambda: int(0.95 * need / MEMORY_HEADROOM))
+
+    def free(share: float, lists: bool) -> None:  # memory free for a share of what the budget needs
+        per, cells = memory_needed(full, lists=lists)
+        need = sizes[1] * per + cells
+        monkeypatch.setattr(solver_module, "_available_memory_bytes", lambda: int(share * need / MEMORY_HEADROOM))
+
+    free(0.95, lists=False)
     with pytest.raises(SolverError, match="fluid.max_particles"):
         Solver(full, arch="cpu")
-    monkeypatch.setattr(solver_module, "_available_memory_bytes", lambda: int(1.5 * need / MEMORY_HEADROOM))
-    Solver(full, arch="cpu")
+    free(0.95, lists=True)  # room for the particles, not for their neighbour lists: the rows are walked
+    assert not Solver(full, arch="cpu").grid.lists
+    free(1.5, lists=True)
+    assert Solver(full, arch="cpu").grid.lists

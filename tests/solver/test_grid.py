@@ -1,5 +1,6 @@
 """The counting-sort grid finds exactly the pairs a brute-force search finds, in each form of the
-neighbour loop: gathered through a window (CPU) or a branch (GPU), or every pair once (CPU)."""
+neighbour loop: the lists stored after the sort (a list that overflowed walking the rows), the
+rows themselves, or every pair once (CPU)."""
 
 from typing import NamedTuple
 
@@ -9,14 +10,16 @@ import taichi as ti
 from scipy.spatial import cKDTree
 
 from waterrock.solver.grid import (
+    MAX_NEIGHBORS,
     GridArgs,
     NeighborGrid,
-    for_each_neighbor_as,
+    for_each_neighbor,
     nd_ivec3,
+    on_cpu,
     pair_pass,
     pair_tasks,
     pairs_in_block,
-    window_suits_backend,
+    walk_rows,
 )
 from waterrock.solver.state import ACTIVE, ParticleState
 
@@ -42,14 +45,18 @@ def _pair_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 @ti.kernel
 def _neighbour_signature(
     x: nd_vec3, ids: nd_i32, flags: nd_i32, out: ti.types.ndarray(dtype=ti.math.ivec4, ndim=1),
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, windowed: ti.template(),
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
+    form: ti.template(),
 ):
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(_Ids(ids))
     for i in x:
         acc = ti.math.ivec4(0)
         if flags[i] & ACTIVE:
-            for_each_neighbor_as(i, x[i], g, _pair_task, acc, c, windowed)
+            if ti.static(form == "lists"):
+                for_each_neighbor(i, x[i], g, _pair_task, acc, c)
+            else:
+                walk_rows(i, x[i], g, _pair_task, acc, c)
         out[ids[i]] = acc
 
 
@@ -62,9 +69,10 @@ def _pair_pair_task(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c
 @ti.kernel
 def _pair_signature(
     x: nd_vec3, ids: nd_i32, share: ti.types.ndarray(dtype=ti.math.ivec4, ndim=1),
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, colour: ti.i32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
+    colour: ti.i32,
 ):
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(_Ids(ids))
     for t in range(pair_tasks(g, colour)):
         pairs_in_block(t, colour, g, _pair_pair_task, share, c)
@@ -78,7 +86,7 @@ def _by_id(ids: nd_i32, flags: nd_i32, share: ti.types.ndarray(dtype=ti.math.ive
             out[ids[i]] = share[i]
 
 
-@pytest.mark.parametrize("form", ["window", "branch", "pairs"], ids=["window (CPU)", "branch (GPU)", "pairs (CPU)"])
+@pytest.mark.parametrize("form", ["lists", "rows", "pairs"], ids=["stored lists", "rows", "pairs (CPU)"])
 def test_grid_matches_brute_force(form):
     rng = np.random.default_rng(3)
     lower, upper, h = np.zeros(3), np.array([0.5, 0.3, 0.4]), 0.05
@@ -86,6 +94,7 @@ def test_grid_matches_brute_force(form):
     pts = rng.uniform(lower, upper, (n_active, 3)).astype(np.float32)
     pts[:50] = pts[50:100] + 1e-4  # near-duplicates
     pts[100:110] = upper - 1e-6  # on the far faces
+    pts[200:300] = rng.uniform(0.2, 0.2 + h / 4, (100, 3))  # a clump: more neighbours than a list holds
     state = ParticleState(capacity)
     state.load(pts)
     grid = NeighborGrid(lower, upper, h, capacity)
@@ -108,8 +117,10 @@ def test_grid_matches_brute_force(form):
                   share, *grid.args())
         _by_id(state.ids, state.flags, share, out)
     else:
-        _neighbour_signature(state.x, state.ids, state.flags, out, *grid.args(), form == "window")
+        _neighbour_signature(state.x, state.ids, state.flags, out, *grid.args(), form)
     got = out.to_numpy()[:n_active]
+    counts = grid.neighbor_count.to_numpy()[:n_active]
+    assert (counts == -1).sum() >= 100 and (counts > 10).mean() > 0.9  # the clump overflowed; the rest are listed
 
     # brute force on the same float32 positions, strict < h as in the solver; each particle is its
     # own neighbour (the SPH sums run over j = i too)
@@ -125,7 +136,7 @@ def test_grid_matches_brute_force(form):
             [np.ones_like(jid), jid, (jid * 7919) % 10007, (jid % 101) * (jid % 103)], axis=1))
     np.testing.assert_array_equal(got[:, 0], want[:, 0])  # same neighbour counts
     np.testing.assert_array_equal(got, want)  # same neighbour sets
-    assert want[:, 0].mean() > 10
+    assert want[:, 0].mean() > 10 and want[:, 0].max() > MAX_NEIGHBORS
 
 
 @pytest.mark.parametrize("scan", [(2, 2, False), (32, 32, False), (5, 300, False)])
@@ -154,5 +165,21 @@ def test_the_gpus_scan_of_many_levels_sorts_as_the_cpus(scan):
     assert got["levels"][2] == got["cpu"][2] == 2500
 
 
-def test_the_cpu_gathers_neighbours_in_a_window():
-    assert window_suits_backend()  # the tests run on Taichi's CPU backend
+def test_the_lists_are_laid_out_particle_major_on_a_cpu():
+    """On a CPU a particle's list is one run of MAX_NEIGHBORS slots (a thread walks it a cache line
+    at a time), holding the particle itself and its neighbours; a GPU's is neighbour-major."""
+    assert on_cpu()  # the tests run on Taichi's CPU backend; lavapipe runs the GPU's layout (test_backends)
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(0.0, 0.2, (400, 3)).astype(np.float32)
+    state = ParticleState(500)
+    state.load(pts)
+    grid = NeighborGrid(np.zeros(3), np.full(3, 0.2), 0.05, 500)
+    grid.build(state)
+    counts = grid.neighbor_count.to_numpy()
+    lists = grid.neighbors.to_numpy().reshape(500, MAX_NEIGHBORS)
+    x = state.x.to_numpy()
+    assert np.all(counts[:400] > 0) and np.all(counts[400:] == -1)  # an idle slot, if filled, walks the rows
+    for i in range(0, 400, 37):
+        mine = lists[i, : counts[i]]
+        assert i in mine
+        assert np.all(np.sum((x[mine] - x[i]) ** 2, axis=1) < 0.05**2)

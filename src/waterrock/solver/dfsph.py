@@ -95,7 +95,7 @@ def warm_start_k(e: ti.f32, kappa_i: ti.f32, scale: ti.f32, k_max: ti.f32) -> ti
 def density_and_factor(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, alpha: nd_f32, wall: nd_vec4,
     k: nd_f32, kappa: nd_vec2, solve: nd_i32, dt: ti.f32, k_max: ti.f32,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
@@ -103,7 +103,7 @@ def density_and_factor(
     solids' density map at x_i, which the substep's later passes read (positions are fixed until
     the advection); and, from the density rate of the same pass, the divergence solve's warm
     start (see warm_start_k)."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     c = ti.static(_Rate(v, mass, h))
     solve[DONE] = 0
@@ -143,11 +143,11 @@ def density_rate(i, xi: vec3, g: ti.template(), grad_gamma: vec3, c: ti.template
 def pressure_parameter(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, wall: nd_vec4, rho: nd_f32, alpha: nd_f32, k: nd_f32,
     solve: nd_i32, err: nd_f32, which: ti.i32, dt: ti.f32,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, rho0: ti.f32,
 ):
     """k_i of one Jacobi iteration and the solve's summed error (relative to rho0)."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(_Rate(v, mass, h))
     total = 0.0  # a kernel-local sum: Taichi reduces it per thread (into err[0] at once, the
     # thread-contended atomic costs 1.3 ms per 16k particles on 2 CPU cores)
@@ -190,11 +190,11 @@ def pressure_acceleration(i, xi: vec3, k: ti.template(), g: ti.template(), grad_
 def apply_pressure(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, wall: nd_vec4, k: nd_f32, kappa: nd_vec2,
     solve: nd_i32, err: nd_f32, which: ti.i32, tolerance: ti.f32, dt: ti.f32, scale: ti.f32,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, rho0: ti.f32,
 ):
     """Decide on the device whether the solve converged; if not, v_i -= dt a_i^p (eq. 11/12)."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     if solve[DONE] == 0:
         mean_err = err[0] / ti.max(ti.cast(free_head[0], ti.f32), 1.0)
         if mean_err <= tolerance:
@@ -219,10 +219,10 @@ def close_solve(solve: nd_i32):
 @ti.kernel
 def apply_warm_start(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, wall: nd_vec4, k: nd_f32, dt: ti.f32,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, rho0: ti.f32,
 ):
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             v[i] -= dt * pressure_acceleration(i, x[i], k, g, wall[i].xyz, mass, h, rho0)
@@ -240,7 +240,7 @@ def _xsph_rate_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 def non_pressure(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, wall: nd_vec4, rho: nd_f32, v_out: nd_vec3,
     k: nd_f32, kappa: nd_vec2, solve: nd_i32,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
     """v* = v + dt g, smoothed by XSPH viscosity, with the solid as a neighbour at rest; and the
@@ -248,7 +248,7 @@ def non_pressure(
     density rho_i + dt (D rho / Dt)_i is over rest density. The rate is taken in the same pass,
     from the velocities before this kernel: gravity is the same for all and drops out of
     v_i - v_j, so only XSPH's small smoothing is left out of a test of sign."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(XSPHArgs(v, rho, mass, h))
     solve[DONE] = 0
     solve[ITERS] = 0

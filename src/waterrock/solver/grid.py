@@ -22,12 +22,15 @@ default scene's 10,000 idle slots in a budget of 12,000 took two threads' atomic
 counter, a tenth of its frame.
 
 :func:`for_each_neighbor` is the neighbour loop of the solver: every physics term is a small
-task function ``task(i, j, r_ij, ret, ctx)`` called for each neighbour j of i within h, i included. No
-neighbour lists are stored (DESIGN.md): each pass walks the rows again. On a CPU it gathers the
-neighbours in a register window before running the tasks, on a GPU it branches (see
-window_suits_backend). :func:`for_each_pair` walks the same rows in pair form, every pair once
-(Newton's third law), for the CPU: a term written as a pair task serves both forms
-(pair_as_task).
+task function ``task(i, j, r_ij, ret, ctx)`` called for each neighbour j of i within h, i included.
+It has two forms, and the pair form a third:
+- the lists stored right after the sort (build_lists, DESIGN.md), which every pass of the substep
+  reads: the rows' candidates, three for each neighbour, are tested once a substep, not once a
+  pass (measured on 2 cores at 16k: a PBF substep 68.8 -> 49.3 ms, a DFSPH one 62.1 -> 42.3);
+- the rows themselves (walk_rows): what builds the lists, and what a particle whose list
+  overflowed, or a grid whose budget leaves no memory for lists, walks in every pass;
+- :func:`for_each_pair` walks the rows in pair form, every pair once (Newton's third law), on a
+  CPU with many particles (pairs_suit): a term written as a pair task serves both (pair_as_task).
 """
 
 import math
@@ -37,12 +40,12 @@ import numpy as np
 import taichi as ti
 
 from waterrock.solver.launch import launch_now
-from waterrock.solver.state import ParticleState, in_use
+from waterrock.solver.state import ACTIVE, ParticleState, in_use
 
 SCAN_BLOCK = 1024  # values per thread of the cells' prefix sum on a CPU (see scan_suits_backend)
 GPU_SCAN_BLOCK = 128  # and on a GPU
 CELLS_X = 4  # cells per support radius along x (see the module's docstring)
-WINDOW = 32  # neighbours gathered before their tasks run (see for_each_neighbor_as)
+MAX_NEIGHBORS = 64  # a stored list's length: 256 bytes a particle (DESIGN.md); about 33 at rest, 42 seen at most
 BLOCK_ROWS = 2  # rows of cells along y in a block of the pair form (see pairs_in_block)
 PAIR_COLOURS = 4  # kernels per pass in the pair form (see pairs_in_block)
 BLOCK_GRAIN = 512  # loop iterations per block task (see pair_tasks)
@@ -62,6 +65,8 @@ class GridArgs(NamedTuple):
     origin: object  # [grid origin, 1 / cell size] (vec3 array: see boundary.BoundaryArgs.params)
     shape: object  # [cells per axis] (ivec3 array)
     h: object  # support radius
+    neighbors: object  # the substep's stored lists, MAX_NEIGHBORS a particle (see build_lists)
+    neighbor_count: object  # each list's length; -1: walk the rows (a list overflowed, or none stored)
 
 
 @ti.func
@@ -105,23 +110,74 @@ def _gap(local: ti.f32, d: ti.template(), cell: ti.f32) -> ti.f32:
     return g
 
 
-def window_suits_backend() -> bool:
-    """The two-stage loop is for CPUs, where the |r| < h branch mispredicts. A GPU runs the test
-    as a branch, as published GPU SPH codes do: its threads hold no array in registers, so the
-    window would live in local memory, and a warp's lanes diverge on the task either way."""
+def on_cpu() -> bool:
+    """Whether the kernels run on a CPU: the lists' layout (_list_slot) and the pair form
+    (pairs_suit) depend on it."""
     return ti.lang.impl.current_cfg().arch in (ti.x64, ti.arm64)
 
 
 @ti.func
 def for_each_neighbor(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template()):
     """Call ``task(i, j, xi - x_j, ret, ctx)`` for every particle j with |xi - x_j| < h, i itself
-    included, in the form that suits the backend (see for_each_neighbor_as).
+    included: from i's stored list, or its rows (walk_rows).
 
     The sums of SPH run over j = i too: a density's self term is m_i W(0), and every term in a
     gradient or a difference (grad W(0) = 0, v_i - v_i = 0) vanishes there by itself. Not
     testing j != i saves a fifth of the instructions of a candidate (measured: the scan 8 %
-    faster)."""
-    for_each_neighbor_as(i, xi, g, task, ret, ctx, ti.static(window_suits_backend()))
+    faster).
+
+    Where the substep's sort stored i's list (build_lists), the loop walks it: the candidates of
+    the rows were tested once, right after the sort, for every pass of the substep to read. The
+    test |r| < h stays, for PBF, whose passes move the particles after the sort (an almost always
+    taken branch: the lists hold the neighbours at the sort). A list that overflowed, or a grid
+    without lists (a budget they would not fit in memory), walks the rows."""
+    n = -1
+    if g.neighbor_count.shape[0] > i:
+        n = g.neighbor_count[i]
+    if n >= 0:
+        h2 = g.h * g.h
+        for k in range(n):
+            j = g.neighbors[_list_slot(i, k, g)]
+            r = xi - g.x[j]
+            if r.norm_sqr() < h2:
+                task(i, j, r, ret, ctx)
+    else:
+        walk_rows(i, xi, g, task, ret, ctx)
+
+
+@ti.func
+def _list_slot(i, k, g: ti.template()):
+    """Where i's k-th neighbour is stored: particle-major on a CPU (a thread walks one particle's
+    list, a cache line at a time), neighbour-major on a GPU (a warp's k-th neighbours side by side,
+    one transaction)."""
+    slot = 0
+    if ti.static(on_cpu()):
+        slot = i * MAX_NEIGHBORS + k
+    else:
+        slot = k * g.neighbor_count.shape[0] + i
+    return slot
+
+
+@ti.kernel
+def build_lists(x: nd_vec3, flags: nd_i32, free_head: nd_i32, cell_start: nd_i32, g_origin: nd_vec3,
+                g_shape: nd_ivec3, h: ti.f32, neighbors: nd_i32, neighbor_count: nd_i32):
+    """Right after the sort, each particle's neighbours within h (itself included) into its list,
+    from its rows; a particle with more than MAX_NEIGHBORS
+    (water pressed hard against a wall) keeps -1 and walks the rows in every pass."""
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, neighbors, neighbor_count))
+    for i in range(in_use(free_head, x)):
+        n = -1  # an idle slot: a particle emitted into it before the next sort walks the rows
+        if flags[i] & ACTIVE:
+            n = 0
+            walk_rows(i, x[i], g, _store_neighbor, n, g)
+        neighbor_count[i] = n if n <= MAX_NEIGHBORS else -1
+
+
+@ti.func
+def _store_neighbor(i, j, r: vec3, n: ti.template(), g: ti.template()):
+    if n < MAX_NEIGHBORS:
+        g.neighbors[_list_slot(i, n, g)] = j
+    n += 1
 
 
 @ti.func
@@ -159,35 +215,20 @@ def _row_span(xi: vec3, c: ivec3, local: vec3, dy: ti.template(), dz: ti.templat
 
 
 @ti.func
-def for_each_neighbor_as(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template(),
-                         windowed: ti.template()):
-    """The neighbour loop. With ``windowed``, in two stages, so that the test |r| < h is not a
-    branch the CPU mispredicts for one candidate in three: the candidates' indices are written to
-    a window of WINDOW slots in registers, the write cursor advancing only past a neighbour, and
-    the tasks run on a full window, then on what is left. The window lives for one particle of
-    one pass: nothing is stored between passes. Measured single-threaded at 16k particles: a
-    DFSPH substep 30 % and a PBF substep 29 % faster than with the test as a branch around the
-    task, which is the form without ``windowed``."""
+def walk_rows(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template()):
+    """The neighbour loop over the grid's 3 x 3 rows, with the test |r| < h as a branch. It had a
+    second form on a CPU, which gathered the neighbours in a register window before running the
+    tasks so that the branch was not mispredicted (a pass 30 % faster); with the lists, the rows
+    are walked once a substep (build_lists) and that form no longer pays its way."""
     h2 = g.h * g.h
     c, local = _home(xi, g)
-    found = ti.Vector([0] * WINDOW, dt=ti.i32)
-    n = 0
     for dz in ti.static(range(-1, 2)):
         for dy in ti.static(range(-1, 2)):
             a, b = _row_span(xi, c, local, dy, dz, g)
             for j in range(a, b):
-                if ti.static(windowed):
-                    found[n] = j
-                    n += ti.select((xi - g.x[j]).norm_sqr() < h2, 1, 0)
-                    if n == WINDOW:
-                        _run_tasks(i, xi, found, WINDOW, g, task, ret, ctx)
-                        n = 0
-                else:
-                    r = xi - g.x[j]
-                    if r.norm_sqr() < h2:
-                        task(i, j, r, ret, ctx)
-    if ti.static(windowed):
-        _run_tasks(i, xi, found, n, g, task, ret, ctx)
+                r = xi - g.x[j]
+                if r.norm_sqr() < h2:
+                    task(i, j, r, ret, ctx)
 
 
 def pair_as_task(pair_task):
@@ -202,21 +243,13 @@ def pair_as_task(pair_task):
     return task
 
 
-@ti.func
-def _run_tasks(i, xi: vec3, found: ti.template(), n, g: ti.template(), task: ti.template(), ret: ti.template(),
-               ctx: ti.template()):
-    for k in range(n):
-        j = found[k]
-        task(i, j, xi - g.x[j], ret, ctx)
-
-
 def pairs_suit(n_active: int, pairs_from: int) -> bool:
     """Whether a solver's sums take the pair form (for_each_pair): on a CPU, from ``pairs_from``
     active particles, each solver's own figure. Each pass in pair form is six kernels with a
     barrier between each, and its blocks of rows hold very different numbers of particles: the
     fewer the particles, the less the pairs save against that. A GPU, with thousands of threads
     and hardware atomics, always gathers."""
-    return window_suits_backend() and n_active >= pairs_from
+    return on_cpu() and n_active >= pairs_from
 
 
 @ti.func
@@ -297,8 +330,8 @@ def for_each_pair(i, xi: vec3, row: ti.math.ivec2, g: ti.template(), pair_task: 
     that has crossed into the next row would otherwise take pairs that are another's, or write
     outside its block.
 
-    The test |r| < h is a branch: with half the candidates, the register window of the gather
-    form costs more than the mispredictions it saves (measured: WCSPH's two pair passes 12 %
+    The test |r| < h is a branch: with half the candidates, a register window of the candidates
+    (as the rows' walk once had) costs more than the mispredictions it saves (measured: WCSPH's two pair passes 12 %
     slower with it). Measured single-threaded at 16k particles, a WCSPH substep takes 8.0 ms in
     pair form and 11.8 ms gathering."""
     h2 = g.h * g.h
@@ -475,7 +508,7 @@ def scan_suits_backend() -> tuple[int, int, bool]:
     of which the cells' level took 0.14: each thread reads and writes its block's cells one after
     another, 512 bytes from its neighbour's, where a warp's shuffles let its lanes read and
     write adjacent cells at once."""
-    if window_suits_backend():
+    if on_cpu():
         return SCAN_BLOCK, 1 << 30, False
     if ti.lang.impl.current_cfg().arch == ti.cuda:
         # the warps' sums of a million particles' cells (47k) in one level of blocks: 367 sums,
@@ -524,11 +557,14 @@ class NeighborGrid:
     """A dense grid over the domain box, with cells h / CELLS_X long in x and h wide in y and z."""
 
     BYTES_PER_PARTICLE = 2 * 4  # cell id, rank
+    LIST_BYTES_PER_PARTICLE = 4 * (MAX_NEIGHBORS + 1)  # a stored list and its length
 
     def __init__(self, lower, upper, h: float, capacity: int, scan: tuple[int, int, bool] | None = None,
-                 counters=None, nonfinite: int = 0):
+                 counters=None, nonfinite: int = 0, lists: bool = True):
         """``counters[nonfinite]`` (an i32 array) counts the particles that the sort retires for a
-        position not finite (see _assign_cells): the solver's frame counters, or the grid's own."""
+        position not finite (see _assign_cells): the solver's frame counters, or the grid's own.
+        ``lists``: store each particle's neighbours after every sort (build_lists), where the
+        budget leaves the memory for them; without, every pass walks the rows."""
         self.lower = np.asarray(lower, np.float32)
         self.h = float(h)
         extent = np.asarray(upper, np.float64) - self.lower
@@ -560,10 +596,15 @@ class NeighborGrid:
             counters = ti.ndarray(ti.i32, nonfinite + 1)
             counters.fill(0)
         self.counters, self.nonfinite = counters, int(nonfinite)
+        self.lists = bool(lists)
+        # without lists, one length of -1 (for_each_neighbor reads a length only for i below its size)
+        self.neighbors = ti.ndarray(ti.i32, capacity * MAX_NEIGHBORS if lists else 1)
+        self.neighbor_count = ti.ndarray(ti.i32, capacity if lists else 1)
+        self.neighbor_count.fill(-1)
 
     def args(self) -> tuple:
         """The grid's kernel arguments, in GridArgs order after the positions."""
-        return (self.cell_start, self.origin, self.shape, self.h)
+        return (self.cell_start, self.origin, self.shape, self.h, self.neighbors, self.neighbor_count)
 
     def build(self, state: ParticleState, dispatch=launch_now, moving_only: bool = False) -> None:
         """Count, scan and scatter: sort the particle state by cell (five kernel launches on a CPU,
@@ -587,6 +628,8 @@ class NeighborGrid:
                 back.x, back.v, back.x0, back.kappa, back.ids, back.flags,
             )
         state.swap()
+        if self.lists:
+            dispatch(build_lists, state.x, state.flags, state.free_head, *self.args())
 
     def scan(self, dispatch, free_head) -> None:
         """cell_start from the counts: the block sums level over level, the top level's scan (on

@@ -36,12 +36,12 @@ from waterrock.solver.grid import (
     GridArgs,
     for_each_neighbor,
     nd_ivec3,
+    on_cpu,
     pair_as_task,
     pair_pass,
     pair_tasks,
     pairs_in_block,
     pairs_suit,
-    window_suits_backend,
 )
 from waterrock.solver.kernels import cubic_gradW_np, cubic_W_gradW, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs
@@ -162,11 +162,11 @@ def _lambda_kernels(first: bool):
     def constraint_lambda(
         x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, lam: nd_f32, wall: nd_vec4,
         omega: nd_vec3, dv: nd_vec3,
-        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
         b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
         mass: ti.f32, rho0: ti.f32, relaxation: ti.f32, c_xsph: ti.f32, c_wall: ti.f32,
     ):
-        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
         b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
         c = ti.static(_Lambda(v, mass, rho0, h))
         for i in range(in_use(free_head, x)):
@@ -178,10 +178,10 @@ def _lambda_kernels(first: bool):
     @ti.kernel
     def lambda_pairs(
         x: nd_vec3, v: nd_vec3, sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1),
-        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
         mass: ti.f32, rho0: ti.f32, colour: ti.i32,
     ):
-        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
         c = ti.static(_Lambda(v, mass, rho0, h))
         for t in range(pair_tasks(g, colour)):
             pairs_in_block(t, colour, g, pair_task, sums, c)
@@ -264,7 +264,7 @@ def _delta_kernels(first: bool):
     def position_delta(
         x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3,
         dv: nd_vec3, x_out: nd_vec3,
-        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
         mass: ti.f32, rho0: ti.f32, w_dq: ti.f32, scorr_scale: ti.f32, dt: ti.f32, epsilon: ti.f32,
         b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
         o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
@@ -272,7 +272,7 @@ def _delta_kernels(first: bool):
         """dp_i, then x*_i + dp_i and the collision response (Algorithm 1, lines 13-15) into
         x_out, as the neighbours still read x; v_i, read by i alone, in place. One launch where
         two were: a launch costs about 55 us on the 2-core CPU, tens on a GPU's stream."""
-        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
         c = ti.static(_Delta(lam, omega, mass, h, w_dq, scorr_scale))
         b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
         o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
@@ -288,10 +288,10 @@ def _delta_kernels(first: bool):
     @ti.kernel
     def delta_pairs(
         x: nd_vec3, lam: nd_f32, omega: nd_vec3, sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1),
-        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
         mass: ti.f32, w_dq: ti.f32, scorr_scale: ti.f32, colour: ti.i32,
     ):
-        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
         c = ti.static(_Delta(lam, omega, mass, h, w_dq, scorr_scale))
         for t in range(pair_tasks(g, colour)):
             pairs_in_block(t, colour, g, pair_task, sums, c)
@@ -364,7 +364,7 @@ class PBF:
         # the sums in pair form (grid.for_each_pair): None picks (grid.pairs_suit); each pass's
         # in its own scratch, the later delta passes' in the state's dv
         self.pairs = None
-        if window_suits_backend():
+        if on_cpu():
             capacity = fluid.max_particles
             self.lambda_sums = [ti.ndarray(ti.types.vector(_lambda_sums(first), ti.f32), capacity) for first in (0, 1)]
             self.delta_sums_first = ti.ndarray(ti.types.vector(6, ti.f32), capacity)

@@ -100,13 +100,14 @@ def _available_memory_bytes() -> int | None:
     return avail
 
 
-def memory_needed(scene: Scene) -> tuple[int, int]:
+def memory_needed(scene: Scene, lists: bool = True) -> tuple[int, int]:
     """(bytes per particle of the budget, bytes of the neighbour grid's cells) that a solver for
     the scene allocates, counted from its arrays: the particle state, the grid's per-particle
-    arrays and the pressure solver's pair sums on the device, and on the host the state's copy
-    for snapshots with one snapshot of every slot (HOST_BYTES_PER_PARTICLE); the grid's cells
-    as the grid lays them out, h / CELLS_X long in x."""
+    arrays (with ``lists``, the stored neighbour lists) and the pressure solver's pair sums on the
+    device, and on the host the state's copy for snapshots with one snapshot of every slot
+    (HOST_BYTES_PER_PARTICLE); the grid's cells as the grid lays them out, h / CELLS_X long in x."""
     per_particle = ParticleState.BYTES_PER_PARTICLE + NeighborGrid.BYTES_PER_PARTICLE
+    per_particle += NeighborGrid.LIST_BYTES_PER_PARTICLE if lists else 0
     per_particle += getattr(METHODS[scene.solver.method], "PAIR_BYTES_PER_PARTICLE", 0) + HOST_BYTES_PER_PARTICLE
     h = scene.fluid.support_radius
     extent = np.subtract(scene.domain.upper, scene.domain.lower)
@@ -140,12 +141,12 @@ class Solver:
         self.k_hydrostatic = float(np.linalg.norm(scene.solver.gravity)) * height / self.rho0
         self.settings = scene.solver
         capacity = int(fluid.max_particles)
-        self._check_memory(capacity)
+        lists = self._check_memory(capacity)
         self.state = ParticleState(capacity)
         self.sources = Sources(scene.emitters, scene.sinks, self.spacing)
         # the sort retires a particle not finite too, counted with those that retire catches
         self.grid = NeighborGrid(dom.lower, dom.upper, self.h, capacity, counters=self.sources.counters,
-                                 nonfinite=NONFINITE)
+                                 nonfinite=NONFINITE, lists=lists)
         self.boundary = Boundary(
             dom.lower, dom.upper, self.h, spacing=self.spacing,
             rock_sdf=self._rock_sdf(), friction=scene.rock.friction,
@@ -161,14 +162,20 @@ class Solver:
 
     # --- set-up ------------------------------------------------------------------------------
 
-    def _check_memory(self, capacity: int) -> None:
-        """Refuse, before allocating anything, a budget or a grid that would not fit in the memory
-        free (MEMORY_HEADROOM of it), naming the key that decides; see memory_needed."""
-        per_particle, grid = memory_needed(self.scene)
-        need = capacity * per_particle + grid
+    def _check_memory(self, capacity: int) -> bool:
+        """Whether the budget fits in the memory free (MEMORY_HEADROOM of it) with stored
+        neighbour lists; if only without them, the passes walk the rows (said in the log); if not
+        even so, refuse before allocating anything, naming the key that decides; see memory_needed."""
         avail = _available_memory_bytes()
-        if avail is None or need <= MEMORY_HEADROOM * avail:
-            return
+        per_particle, grid = memory_needed(self.scene, lists=True)
+        if avail is None or capacity * per_particle + grid <= MEMORY_HEADROOM * avail:
+            return True
+        per_particle, grid = memory_needed(self.scene, lists=False)
+        need = capacity * per_particle + grid
+        if need <= MEMORY_HEADROOM * avail:
+            log.info("fluid.max_particles = %s leaves no memory for stored neighbour lists: the passes walk the "
+                     "grid's rows", f"{capacity:,}")
+            return False
         room = MEMORY_HEADROOM * avail
         gib = 2**30
         if grid > 0.5 * room:

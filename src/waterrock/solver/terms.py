@@ -137,12 +137,12 @@ def advect(
 @ti.kernel
 def measure_density(
     x: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, out: nd_f32,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
     """rho_i for every active particle; out = (sum of max(rho_i/rho0 - 1, 0), active count, max speed)."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     compression = 0.0  # kernel-local sums, reduced per thread (see dfsph.pressure_parameter)

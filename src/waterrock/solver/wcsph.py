@@ -75,12 +75,12 @@ def _finish_density(i, rho_sum, x: ti.template(), rho: ti.template(), k: ti.temp
 @ti.kernel
 def density_and_pressure(
     x: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, k: nd_f32, volume: nd_f32, wall: nd_vec4,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32, whole: ti.i32,
 ):
     """rho_i, k_i = p_i / rho_i^2 from Tait's equation (eq. 7) and V_i; the solids' map at x_i."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     for i in range(in_use(free_head, x)):
@@ -93,10 +93,10 @@ def density_and_pressure(
 @ti.kernel
 def density_pairs(
     x: nd_vec3, rho: nd_f32, cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
-    mass: ti.f32, rho0: ti.f32, colour: ti.i32,
+    g_list: nd_i32, g_count: nd_i32, mass: ti.f32, rho0: ti.f32, colour: ti.i32,
 ):
     """The fluid's sum_j m_j W_ij into rho, for the blocks of one colour (grid.pairs_in_block)."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     f = ti.static(Fluid(mass, rho0, h))
     for t in range(pair_tasks(g, colour)):
         pairs_in_block(t, colour, g, density_pair, rho, f)
@@ -153,6 +153,7 @@ def _new_velocity(vi: vec3, dv_fluid: vec3, k_i, wall_i, rho0, dt, gravity: vec3
 def accelerate(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, volume: nd_f32, k: nd_f32, wall: nd_vec4,
     x_out: nd_vec3, v_out: nd_vec3, cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32, v_max: ti.f32,
     b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
     o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
@@ -161,7 +162,7 @@ def accelerate(
     that follows it (terms.move), into x_out and v_out: the neighbours still read x and v. One
     launch where two were (this and terms.advect): on an H100 a launch costs the stream tens of
     microseconds besides its kernel."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(_Momentum(k, v, volume, mass, h, dt, c_xsph))
     b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
@@ -180,11 +181,11 @@ def accelerate(
 @ti.kernel
 def momentum_pairs(
     x: nd_vec3, v: nd_vec3, volume: nd_f32, k: nd_f32, dv: nd_vec3,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
+    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, dt: ti.f32, c_xsph: ti.f32, colour: ti.i32,
 ):
     """accelerate's sums over j into dv, for the blocks of one colour (grid.pairs_in_block)."""
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h))
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(_Momentum(k, v, volume, mass, h, dt, c_xsph))
     for t in range(pair_tasks(g, colour)):
         pairs_in_block(t, colour, g, _momentum_pair, dv, c)
