@@ -6,6 +6,7 @@
     waterrock record SOURCE OUT [--seconds T]        record a camera / sensor to replay later
     waterrock calibrate --source SPEC [--scene S]    click point pairs, save the calibration
     waterrock bench [solver|render|tracker|frame|all] [--sizes ...] [--json P] [--plot P] [--compare B]
+    waterrock soak --hours H [--faults] [--json P]   unattended at accelerated time, a season's faults injected
 
 Bad input (an unknown scene, an invalid scene file, an unknown backend) is one line on stderr
 and exit status 2; a crash while running is logged with its cause and exits 1.
@@ -26,6 +27,7 @@ log = logging.getLogger("waterrock")
 DEFAULT_SCENE = "default"
 BENCHMARKS = ("solver", "render", "tracker", "frame", "sdf")
 ARCHES = ("cuda", "vulkan", "metal", "cpu", "x64", "arm64")
+MIN_SOAK_HOURS = 0.005  # 18 s: 3 s of warm-up, 6 s of quiet end, faults between
 
 
 class UsageError(Exception):
@@ -155,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--peer-sizes", nargs="+", default=None, help="particle counts for the peers (16000 32000)")
     bench.add_argument("--peer-seconds", type=float, default=0.05, help="simulated seconds per peer run (0.05)")
     bench.add_argument("--radius", type=float, default=0.01, help="particle radius of the peers' dam break (0.01 m)")
+
+    soak = sub.add_parser(
+        "soak",
+        help="the scene unattended at accelerated time, a season's faults injected; a report",
+        description="A benchmark, not a test: the scene headless and not drawn, stepped as fast as it goes, "
+        "with the synthetic visitors and the OSC listener; --faults compresses a 24-hour season of faults (camera "
+        "loss, frozen and garbage frames, OSC garbage and bursts, scene edits, torn files, a full disk, "
+        "SIGSTOP) into the run. Exit 1 on a hang, a crash, a particle lost or memory or threads that grow.",
+    )
+    _scene_option(soak)
+    _arch_option(soak)
+    soak.add_argument("--hours", type=float, required=True, help="wall-clock hours to run")
+    soak.add_argument("--faults", nargs="?", const="all", default=None, metavar="KINDS",
+                      help="inject a season's faults, compressed into the run: all kinds, or those named "
+                      "(camera_loss,torn_write,...)")
+    soak.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the report here")
+    soak.add_argument("--seed", type=int, default=0, help="the fault schedule's random seed (default 0)")
     return parser
 
 
@@ -364,6 +383,24 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def cmd_soak(args) -> int:
+    scene = _load(args.scene)
+    _check_arch(args.arch)
+    _positive("--hours", args.hours)
+    if args.faults and args.hours < MIN_SOAK_HOURS:
+        raise UsageError(f"--faults needs --hours {MIN_SOAK_HOURS} or more (a warm-up, faults, a quiet end)")
+    from waterrock.bench.soak import fault_kinds
+    from waterrock.bench.soak import main as soak_main
+
+    try:
+        fault_kinds(args.faults)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    _prepare_rock(scene)
+
+    return soak_main(scene, args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "project": cmd_project,
@@ -371,6 +408,7 @@ COMMANDS = {
     "record": cmd_record,
     "calibrate": cmd_calibrate,
     "bench": cmd_bench,
+    "soak": cmd_soak,
 }
 
 

@@ -18,9 +18,11 @@ log = logging.getLogger(__name__)
 
 class Inputs:
     """The scene's visitors: the tracker on its thread (or stepped with the simulation), the OSC
-    server if the scene asks for it, and any extra provider (the mouse). ``close()`` stops them."""
+    server if the scene asks for it, and any extra provider (the mouse). ``close()`` stops them.
+    ``open_source`` opens the tracker's frames instead of the scene's source (the soak's, with
+    faults in them)."""
 
-    def __init__(self, scene: Scene, solver=None, stepped: bool = False):
+    def __init__(self, scene: Scene, solver=None, stepped: bool = False, open_source=None):
         self.obstacles = Obstacles()
         self.runner = None
         self.osc = None
@@ -33,7 +35,8 @@ class Inputs:
             else:
                 from waterrock.tracking.runner import TrackerRunner
 
-                self.runner = TrackerRunner.from_settings(s).start()
+                runner = TrackerRunner(open_source, s) if open_source is not None else TrackerRunner.from_settings(s)
+                self.runner = runner.start()
                 self.obstacles.add(self.runner)
                 log.info("tracker started: source %s", s.source)
         if s.osc:

@@ -185,6 +185,13 @@ class TrackerRunner:
             t.join(timeout)
         self._threads = [t for t in self._threads if t.is_alive()]  # hung in a read: left to die
 
+    def reload(self) -> None:
+        """Build the pipeline afresh from the next frame on, reading the calibration and the saved
+        background again (a new calibration written while running, or the soak's torn files); the
+        source stays open. Waits for the frame in hand, at most a background's learning."""
+        with self._lock:
+            self.pipeline = None
+
     def __enter__(self) -> TrackerRunner:
         return self.start()
 
@@ -294,13 +301,14 @@ class TrackerRunner:
                 check_frame(frame)  # before a pipeline is chosen by it: any first frame may be bad
                 if self.pipeline is None:
                     self.pipeline = self._pipeline_factory(frame, source)
-                snap = self.pipeline.process(frame)
+                pipeline = self.pipeline  # reload() may drop it once the lock is let go
+                snap = pipeline.process(frame)
             except Exception as err:  # noqa: BLE001 - the frame's fault or the pipeline's: never reopen the source
                 self._skip(err)
                 return
         done = self._clock()
         self._published = (snap, done)
-        self._picture = (frame, self.pipeline.foreground())
+        self._picture = (frame, pipeline.foreground())
         self._latency = done - arrived
         self._frames += 1
         # a smoothed rate for the overlay: the display needs a steady number, not each interval
