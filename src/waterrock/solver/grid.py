@@ -173,6 +173,12 @@ def build_lists(x: nd_vec3, flags: nd_i32, free_head: nd_i32, cell_start: nd_i32
         neighbor_count[i] = n if n <= MAX_NEIGHBORS else -1
 
 
+@ti.kernel
+def _forget_lists(x: nd_vec3, free_head: nd_i32, neighbor_count: nd_i32):
+    for i in range(in_use(free_head, x)):
+        neighbor_count[i] = -1
+
+
 @ti.func
 def _store_neighbor(i, j, r: vec3, n: ti.template(), g: ti.template()):
     if n < MAX_NEIGHBORS:
@@ -606,10 +612,12 @@ class NeighborGrid:
         """The grid's kernel arguments, in GridArgs order after the positions."""
         return (self.cell_start, self.origin, self.shape, self.h, self.neighbors, self.neighbor_count)
 
-    def build(self, state: ParticleState, dispatch=launch_now, moving_only: bool = False) -> None:
+    def build(self, state: ParticleState, dispatch=launch_now, moving_only: bool = False, lists: bool = True) -> None:
         """Count, scan and scatter: sort the particle state by cell (five kernel launches on a CPU,
-        six for a million particles on a GPU, whose scan has more levels). With ``moving_only``,
-        x0 and kappa are left behind (_scatter_moving)."""
+        six for a million particles on a GPU, whose scan has more levels), then store each
+        particle's neighbours (build_lists). With ``moving_only``, x0 and kappa are left behind
+        (_scatter_moving). ``lists`` False: a substep whose sums all take the pair form reads no
+        list, so none is built, and the old ones are forgotten (the rows would be walked)."""
         dispatch(
             _assign_cells, state.x, state.flags, state.free_head, self.cell_id, self.rank, self.count,
             self.origin, self.shape, self.n_cells, self.counters, self.nonfinite,
@@ -628,8 +636,10 @@ class NeighborGrid:
                 back.x, back.v, back.x0, back.kappa, back.ids, back.flags,
             )
         state.swap()
-        if self.lists:
+        if self.lists and lists:
             dispatch(build_lists, state.x, state.flags, state.free_head, *self.args())
+        elif self.lists:
+            dispatch(_forget_lists, state.x, state.free_head, self.neighbor_count)
 
     def scan(self, dispatch, free_head) -> None:
         """cell_start from the counts: the block sums level over level, the top level's scan (on

@@ -373,8 +373,8 @@ class PBF:
         st, bnd, obs = s.state, s.boundary, s.obstacles
         s.dispatch(predict, st.x, st.v, st.x0, st.flags, st.free_head, dt, s.gravity, s.v_max(dt), *bnd.args(),
             *obs.args())
-        s.grid.build(st, s.dispatch)
         pairs = self.pairs if self.pairs is not None else pairs_suit(s.active, self.PAIRS_FROM)
+        s.grid.build(st, s.dispatch, lists=not pairs)
         for k in range(self.iterations):
             if pairs:
                 self._iteration_in_pairs(s, dt, first=k == 0)

@@ -227,11 +227,12 @@ class WCSPH:
     def substep(self, s, dt: float) -> None:
         st, grid = s.state, s.grid
         b_args = s.boundary.args_without_h()
-        grid.build(st, s.dispatch, moving_only=True)  # WCSPH keeps no x0 nor kappa between substeps
+        pairs = self.pairs if self.pairs is not None else pairs_suit(s.active, self.PAIRS_FROM)
+        grid.build(st, s.dispatch, moving_only=True, lists=not pairs)  # WCSPH keeps no x0 nor kappa between substeps
         g_args = grid.args()
         tait = (s.mass, s.rho0, self.stiffness, self.exponent, self.whole_exponent)
         # k_i in aux, V_i in aux2
-        if self.pairs if self.pairs is not None else pairs_suit(s.active, self.PAIRS_FROM):
+        if pairs:
             pair_pass(s.dispatch, density_pairs, st.rho, grid.cell_start, st.x, st.rho, *g_args, s.mass, s.rho0)
             s.dispatch(pressure_from_sums, st.x, st.flags, st.free_head, st.rho, st.aux, st.aux2, st.wall, st.dv,
                        *s.boundary.args(), *tait)
