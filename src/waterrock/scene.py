@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from waterrock import files
 from waterrock.render.settings import RenderSettings
@@ -82,7 +91,10 @@ class Fluid(_Section):
     particle_radius: Positive = 0.01
     rest_density: float = Field(1000.0, description="kg/m^3, rho0: within [10, 100000] (see _liquid)")
     viscosity: float = Field(
-        0.01, ge=0.0, le=1.0, description="XSPH coefficient (PBF) / artificial viscosity alpha (SPH)"
+        0.01, ge=0.0, le=1.0,
+        description="c of XSPH (Schechter & Bridson 2012; Macklin & Mueller 2013, eq. 17): each method blends a "
+        "particle's velocity with its neighbours' by c once a substep (PBF after its iterations, DFSPH with the "
+        "non-pressure forces before its density solve, WCSPH in its momentum pass); 0: none",
     )
     wall_friction: float = Field(
         40.0,
@@ -140,8 +152,10 @@ class Sink(Box):
     """Particles entering this box are retired and later re-emitted."""
 
 
-class SolverSettings(_Section):
-    method: Literal["pbf", "dfsph", "wcsph"] = "pbf"
+class _SolverCommon(_Section):
+    """``[solver]``: what every method reads. Each method's own keys are on its class below, and
+    ``method`` picks the class: a key of another method is refused (SolverSettings)."""
+
     frame_rate: float = Field(60.0, description="simulated frames a second, within [1, 1000] (see _frame_rate)")
     substeps: int = Field(2, ge=1, le=1000, description="substeps per frame, at least")
     max_substeps: int = Field(
@@ -157,19 +171,6 @@ class SolverSettings(_Section):
     max_speed: float = Field(
         20.0, gt=0.0, le=1000.0, description="m/s: a safety limit on particle speed, far above a waterfall's"
     )
-    # PBF (Macklin & Mueller 2013)
-    pbf_iterations: int = Field(4, ge=1, le=100)
-    pbf_relaxation: Positive = Field(100.0, description="epsilon in eq. 11, constraint force mixing")
-    vorticity_epsilon: float = Field(0.01, ge=0.0, le=1.0, description="vorticity confinement strength, eq. 16")
-    # DFSPH (Bender & Koschier 2015)
-    density_tolerance: float = Field(0.001, gt=0.0, le=0.1, description="mean relative density error")
-    divergence_tolerance: float = Field(
-        0.0001, gt=0.0, le=0.1, description="mean relative density change per substep, dt (D rho / Dt) / rho0"
-    )
-    max_iterations: int = Field(100, ge=1, le=10000)
-    # WCSPH (Becker & Teschner 2007)
-    stiffness: Positive = Field(50000.0, description="B in Tait's equation, eq. 7, in Pa")
-    exponent: float = Field(7.0, ge=1.0, le=10.0, description="gamma in Tait's equation")
     seed: int = 0
 
     @field_validator("frame_rate")
@@ -208,6 +209,51 @@ class SolverSettings(_Section):
                 f"(with solver.cfl {self.cfl:g}, the CFL condition would ask for them): lower it to {MAX_SUBSTEPS:,}"
             )
         return self
+
+
+class PBFSettings(_SolverCommon):
+    """Position-based fluids (Macklin & Mueller 2013): the real-time default."""
+
+    method: Literal["pbf"] = "pbf"
+    pbf_iterations: int = Field(4, ge=1, le=100, description="Jacobi iterations of the density constraint a substep")
+    pbf_relaxation: Positive = Field(100.0, description="epsilon in eq. 11, constraint force mixing")
+    vorticity_epsilon: float = Field(0.01, ge=0.0, le=1.0, description="vorticity confinement strength, eq. 16")
+
+
+class DFSPHSettings(_SolverCommon):
+    """Divergence-free SPH (Bender & Koschier 2015, 2017): the accurate choice."""
+
+    method: Literal["dfsph"] = "dfsph"
+    density_tolerance: float = Field(0.001, gt=0.0, le=0.1, description="mean relative density error")
+    divergence_tolerance: float = Field(
+        0.0001, gt=0.0, le=0.1, description="mean relative density change per substep, dt (D rho / Dt) / rho0"
+    )
+    max_iterations: int = Field(100, ge=1, le=10000, description="of each solve, a substep")
+
+
+class WCSPHSettings(_SolverCommon):
+    """Weakly compressible SPH (Becker & Teschner 2007): the reference baseline."""
+
+    method: Literal["wcsph"] = "wcsph"
+    stiffness: Positive = Field(50000.0, description="B in Tait's equation, eq. 7, in Pa")
+    exponent: float = Field(7.0, ge=1.0, le=10.0, description="gamma in Tait's equation")
+
+
+SOLVER_SETTINGS = {"pbf": PBFSettings, "dfsph": DFSPHSettings, "wcsph": WCSPHSettings}
+
+
+def _method_of(data) -> str:
+    """The union's tag: ``method``, PBF when the section leaves it out (a name pydantic reports as
+    the unknown tag when it is none of the three)."""
+    return data.get("method", "pbf") if isinstance(data, dict) else getattr(data, "method", "pbf")
+
+
+SolverSettings = Annotated[
+    Annotated[PBFSettings, Tag("pbf")]
+    | Annotated[DFSPHSettings, Tag("dfsph")]
+    | Annotated[WCSPHSettings, Tag("wcsph")],
+    Discriminator(_method_of),
+]
 
 
 class EdgeBlend(_Section):
@@ -277,7 +323,7 @@ class Scene(_Section):
     fluid: Fluid = Fluid()
     emitters: list[Emitter] = []
     sinks: list[Sink] = []
-    solver: SolverSettings = SolverSettings()
+    solver: SolverSettings = PBFSettings()
     tracking: TrackingSettings = TrackingSettings()
     render: RenderSettings = RenderSettings()
     projection: ProjectionOutputs = ProjectionOutputs()
@@ -328,10 +374,21 @@ def _emitter_rate(e: Emitter, spacing: float) -> float:
 def _format_errors(path: Path | str, err: ValidationError) -> str:
     lines = [f"{path}: invalid scene ({err.error_count()} problem{'s' if err.error_count() > 1 else ''})"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = list(e["loc"])
+        method = None
+        if loc[:1] == ["solver"] and len(loc) > 1 and loc[1] in SOLVER_SETTINGS:
+            method = loc.pop(1)  # the union's tag: [solver.pbf.stiffness] is the scene's [solver.stiffness]
+        if e["type"] == "union_tag_invalid":
+            loc.append("method")  # the key at fault, not the section
+        key = ".".join(str(p) for p in loc) or "(top level)"
         reason = e["msg"]
         if e["type"] == "extra_forbidden":
             reason = "unknown key"
+            owners = [m for m, cls in SOLVER_SETTINGS.items() if loc[-1] in cls.model_fields]
+            if method is not None and owners:
+                reason = f"not a setting of method = '{method}' (it is one of {', '.join(owners)}'s)"
+        elif e["type"] == "union_tag_invalid":
+            reason = f"must be one of {', '.join(SOLVER_SETTINGS)}, not {e.get('ctx', {}).get('tag')!r}"
         got = repr(e.get("input"))
         # a check across sections (loc is a whole section or the scene) names its keys itself
         shown = e["type"] != "missing" and not isinstance(e.get("input"), dict)

@@ -89,3 +89,29 @@ def test_bad_frame_dt():
     s = Solver(_water(), arch="cpu")
     with pytest.raises(ValueError, match="frame_dt"):
         s.step(float("nan"))
+
+
+@pytest.mark.parametrize("method, foreign, owner", [("pbf", "stiffness", "wcsph"), ("wcsph", "pbf_iterations", "pbf"),
+                                                     ("dfsph", "vorticity_epsilon", "pbf")])
+def test_a_key_of_another_method_is_refused_with_the_key_named(tmp_path, method, foreign, owner):
+    """[solver] is validated per method: each method's keys are its own (scene.SOLVER_SETTINGS)."""
+    p = tmp_path / "mixed.toml"
+    p.write_text(f'[domain]\nlower = [0, 0, 0]\nupper = [1, 1, 1]\n[solver]\nmethod = "{method}"\n{foreign} = 2\n')
+    with pytest.raises(SceneError) as err:
+        load_scene(p)
+    assert f"[solver.{foreign}] not a setting of method = '{method}' (it is one of {owner}'s)" in str(err.value)
+
+
+def test_each_method_reads_its_own_settings_and_pbf_is_the_default(tmp_path):
+    from waterrock.scene import DFSPHSettings, PBFSettings, WCSPHSettings
+
+    p = tmp_path / "s.toml"
+    p.write_text("[domain]\nlower = [0, 0, 0]\nupper = [1, 1, 1]\n[solver]\npbf_iterations = 7\n")
+    assert isinstance(load_scene(p).solver, PBFSettings) and load_scene(p).solver.pbf_iterations == 7
+    p.write_text('[domain]\nlower = [0, 0, 0]\nupper = [1, 1, 1]\n[solver]\nmethod = "dfsph"\nmax_iterations = 9\n')
+    assert isinstance(load_scene(p).solver, DFSPHSettings) and load_scene(p).solver.max_iterations == 9
+    p.write_text('[domain]\nlower = [0, 0, 0]\nupper = [1, 1, 1]\n[solver]\nmethod = "wcsph"\nexponent = 6.5\n')
+    assert isinstance(load_scene(p).solver, WCSPHSettings) and load_scene(p).solver.exponent == 6.5
+    p.write_text('[domain]\nlower = [0, 0, 0]\nupper = [1, 1, 1]\n[solver]\nmethod = "sph"\n')
+    with pytest.raises(SceneError, match=r"\[solver.method\] must be one of pbf, dfsph, wcsph, not 'sph'"):
+        load_scene(p)

@@ -90,11 +90,15 @@ class DamBreak:
             "fluid": {"particle_radius": self.radius, "rest_density": self.rest_density,
                       "viscosity": self.viscosity, "max_particles": max_particles or n,
                       "blocks": [{"lower": list(lo), "upper": list(hi)}]},
-            "solver": {"method": self.method, "time_step": self.time_step, "density_tolerance": self.tolerance,
-                       "divergence_tolerance": self.divergence_tolerance, "stiffness": self.stiffness,
-                       "exponent": self.exponent, "max_substeps": 100000,
-                       **(solver or {})},
+            "solver": {"method": self.method, "time_step": self.time_step, "max_substeps": 100000,
+                       **self._method_settings(), **(solver or {})},
         })
+
+    def _method_settings(self) -> dict:
+        """The case's settings that its method has (a scene refuses another method's keys)."""
+        return {"pbf": {},
+                "dfsph": {"density_tolerance": self.tolerance, "divergence_tolerance": self.divergence_tolerance},
+                "wcsph": {"stiffness": self.stiffness, "exponent": self.exponent}}[self.method]
 
     def to_json(self) -> dict:
         d = asdict(self)
