@@ -12,12 +12,12 @@ the boundary's velocity in the no-penetration condition).
 """
 
 import logging
-import time
 from typing import NamedTuple
 
 import numpy as np
 import taichi as ti
 
+from waterrock.rate_limit import RateLimitedLog
 from waterrock.snapshots import ObstacleSnapshot
 
 log = logging.getLogger(__name__)
@@ -113,27 +113,6 @@ def upload(packed: ti.types.ndarray(dtype=ti.f32, ndim=2), count: ti.i32, a: nd_
         velocity[k] = vec3(packed[k, 7], packed[k, 8], packed[k, 9])
 
 
-class DroppedLog:
-    """One warning line per ``interval`` about the obstacles dropped, however many and however
-    often: a tracker gone wrong sends its thousands every frame, and one line each made 20,000 a
-    frame. The next line that passes says how many were held back."""
-
-    def __init__(self, interval: float = LOG_INTERVAL, clock=time.monotonic):
-        self.interval, self.clock = interval, clock
-        self.last = -float("inf")
-        self.held = 0
-
-    def warning(self, text: str) -> None:
-        now = self.clock()
-        if now - self.last < self.interval:
-            self.held += 1
-            return
-        if self.held:
-            text += f" [and {self.held} more frames with obstacles dropped in the last {now - self.last:.0f} s]"
-        self.last, self.held = now, 0
-        log.warning("obstacle ignored: %s", text)
-
-
 class Obstacles:
     """Device copies of the latest ObstacleSnapshot, at most MAX_OBSTACLES of them."""
 
@@ -145,7 +124,8 @@ class Obstacles:
         self.count = 0
         self.snapshot = ObstacleSnapshot.empty()
         self.elapsed = 0.0
-        self.dropped = DroppedLog()
+        # a tracker gone wrong sends its thousands every frame: one line per LOG_INTERVAL, not 20,000 a frame
+        self.dropped = RateLimitedLog(log, LOG_INTERVAL)
 
     def set(self, snapshot: ObstacleSnapshot) -> list[str]:
         """Upload a snapshot. Obstacles with NaN or absurd values are dropped, and so are those
@@ -176,7 +156,7 @@ class Obstacles:
             parts.append(f"{bad:,} of {total:,} obstacles with NaN or absurd values ({problems[0]})")
         if excess:
             parts.append(f"{excess:,} valid obstacles beyond the first {MAX_OBSTACLES}, which alone act on the water")
-        self.dropped.warning("; ".join(parts))
+        self.dropped.warning("obstacle ignored: %s", "; ".join(parts))
 
     def args(self) -> tuple:
         return (self.a, self.b, self.radius, self.velocity, self.count, min(self.elapsed, MAX_EXTRAPOLATION))

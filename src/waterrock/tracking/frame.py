@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import numbers
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,27 +57,3 @@ def check_frame(frame: Frame, shape: tuple[int, int] | None = None) -> None:
         if shape is not None and d is None and c.shape[:2] != shape:
             raise CorruptFrame(f"frame {frame.index}: colour is {c.shape[:2]}, expected {shape}")
 
-
-class RateLimitedLog:
-    """Log at most one message per ``interval`` seconds, and say how many were held back.
-
-    A broken cable can corrupt every frame at 30 fps; the log must stay readable for days.
-    """
-
-    def __init__(self, logger: logging.Logger, interval: float = 5.0) -> None:
-        self.logger = logger
-        self.interval = interval
-        self._last = -np.inf
-        self._held = 0
-
-    def warning(self, msg: str, *args) -> bool:
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            self._held += 1
-            return False
-        if self._held:
-            msg = f"{msg} ({self._held} similar messages suppressed)"
-        self._held = 0
-        self._last = now
-        self.logger.warning(msg, *args)
-        return True

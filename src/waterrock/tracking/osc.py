@@ -38,8 +38,8 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
+from waterrock.rate_limit import RateLimitedLog
 from waterrock.snapshots import ObstacleSnapshot
-from waterrock.tracking.frame import RateLimitedLog
 from waterrock.tracking.settings import TrackingSettings
 
 log = logging.getLogger(__name__)

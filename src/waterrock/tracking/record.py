@@ -33,7 +33,8 @@ import numpy as np
 
 from waterrock import files
 from waterrock.progress import progress
-from waterrock.tracking.frame import CorruptFrame, Frame, RateLimitedLog, check_frame
+from waterrock.rate_limit import RateLimitedLog
+from waterrock.tracking.frame import CorruptFrame, Frame, check_frame
 from waterrock.tracking.sources import FrameSource, open_source
 
 log = logging.getLogger(__name__)

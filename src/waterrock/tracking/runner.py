@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from waterrock.rate_limit import RateLimitedLog
 from waterrock.snapshots import ObstacleSnapshot
-from waterrock.tracking.frame import CorruptFrame, Frame, RateLimitedLog, check_frame
+from waterrock.tracking.frame import CorruptFrame, Frame, check_frame
 from waterrock.tracking.pipeline import Pipeline, pipeline_for
 from waterrock.tracking.settings import TrackingSettings
 from waterrock.tracking.sources import FrameSource, source_from_settings
