@@ -109,6 +109,20 @@ def save_npz(path: str | Path, compressed: bool = True, **arrays: np.ndarray) ->
     return Path(path)
 
 
+def file_problem(path: Path, folder_ok: bool = False, empty_ok: bool = False) -> str | None:
+    """Why ``path`` cannot be read as a file (missing, a folder, not a regular file, empty), or
+    None: the checks a named file gets before its reader opens it."""
+    if not path.exists():
+        return "file not found"
+    if path.is_dir():
+        return None if folder_ok else "is a directory, not a file"
+    if not path.is_file():
+        return "not a regular file"
+    if path.stat().st_size == 0 and not empty_ok:
+        return "empty file"
+    return None
+
+
 def describe_error(err: BaseException) -> str:
     """One line for why a file could not be read: the exception's type and its first line."""
     text = str(err).strip().splitlines()

@@ -51,6 +51,13 @@ IDENTITY_CORNERS: tuple[Point2, Point2, Point2, Point2] = ((0.0, 0.0), (1.0, 0.0
 MAX_SUBSTEPS = 1000
 
 
+def _within(v: float, lo: float, hi: float, unit: str, why: str) -> float:
+    """``v`` if lo <= v <= hi, else the validation error that says the bound and why it is there."""
+    if not lo <= v <= hi:
+        raise ValueError(f"{v:g} {unit} is outside [{lo:g}, {hi:g}]: {why}")
+    return v
+
+
 class SceneError(ValueError):
     """A scene file that cannot be used; the message names the file, the key and the reason."""
 
@@ -108,12 +115,8 @@ class Fluid(_Section):
     @field_validator("rest_density")
     @classmethod
     def _liquid(cls, v):
-        if not 10.0 <= v <= 100_000.0:
-            raise ValueError(
-                f"{v:g} kg/m^3 is outside [10, 100000]: liquids lie between about 70 (hydrogen) and 13,600 "
-                f"(mercury), and far outside, the solver's float32 sums overflow (1e20: NaN in the first substep)"
-            )
-        return v
+        return _within(v, 10.0, 100_000.0, "kg/m^3", "liquids lie between about 70 (hydrogen) and 13,600 (mercury), "
+                       "and far outside, the solver's float32 sums overflow (1e20: NaN in the first substep)")
 
     @property
     def spacing(self) -> float:
@@ -176,13 +179,10 @@ class _SolverCommon(_Section):
     @field_validator("frame_rate")
     @classmethod
     def _frame_rate(cls, v):
-        if not 1.0 <= v <= 1000.0:
-            raise ValueError(
-                f"{v:g} frames a second is outside [1, 1000]: the CFL condition and the emitters' count are read once "
-                f"a frame, so a frame lasts at most a second (1e-3 made frames of 1000 s, each a minute or more), and "
-                f"a frame shorter than a millisecond is shorter than its own fixed cost"
-            )
-        return v
+        return _within(v, 1.0, 1000.0, "frames a second",
+                       "the CFL condition and the emitters' count are read once a frame, so a frame lasts at most a "
+                       "second (1e-3 made frames of 1000 s, each a minute or more), and a frame shorter than a "
+                       "millisecond is shorter than its own fixed cost")
 
     @model_validator(mode="after")
     def _range(self):
@@ -446,13 +446,9 @@ def _check_named_file(source: Path | str, key: str, path: Path | None, folder_ok
                       empty_ok: bool = False) -> None:
     if path is None:
         return
-    where = f"{source}: [{key}] {path}"
-    if not path.exists():
-        raise SceneError(f"{where}: file not found")
-    if path.is_dir() and not folder_ok:
-        raise SceneError(f"{where}: is a directory, not a file")
-    if path.is_file() and path.stat().st_size == 0 and not empty_ok:
-        raise SceneError(f"{where}: empty file")
+    problem = files.file_problem(path, folder_ok=folder_ok, empty_ok=empty_ok)
+    if problem is not None:
+        raise SceneError(f"{source}: [{key}] {path}: {problem}")
 
 
 def check_scene_files(scene: Scene, calibration: bool = True) -> None:

@@ -104,13 +104,13 @@ def load_rock_mesh(
 
 
 def check_mesh_file(path: Path) -> None:
-    """The checks that need only the file system: it exists, is a file, is not empty."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: rock mesh not found")
-    if not path.is_file():
-        raise MeshError(f"{path}: is a directory, not a mesh file" if path.is_dir() else f"{path}: not a regular file")
-    if path.stat().st_size == 0:
-        raise MeshError(f"{path}: empty file")
+    """The checks that need only the file system (files.file_problem): a missing file is
+    FileNotFoundError, a folder, a special file or an empty one a MeshError."""
+    problem = files.file_problem(path)
+    if problem == "file not found":
+        raise FileNotFoundError(f"{path}: rock mesh: {problem}")
+    if problem is not None:
+        raise MeshError(f"{path}: rock mesh: {problem}")
 
 
 def _repair(mesh: trimesh.Trimesh, path: Path) -> None:
