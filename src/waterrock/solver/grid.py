@@ -573,9 +573,7 @@ class NeighborGrid:
         budget leaves the memory for them; without, every pass walks the rows."""
         self.lower = np.asarray(lower, np.float32)
         self.h = float(h)
-        extent = np.asarray(upper, np.float64) - self.lower
-        self.cell = np.array([self.h / CELLS_X, self.h, self.h])
-        self.res = np.maximum(np.ceil(extent / self.cell).astype(np.int32), 1)
+        self.cell, self.res = self.layout(lower, upper, h)
         self.n_cells = int(np.prod(self.res.astype(np.int64)))
         if self.n_cells > 2**31 - 2:
             raise ValueError(f"neighbour grid of {self.res.tolist()} cells is too large; raise the particle radius")
@@ -607,6 +605,13 @@ class NeighborGrid:
         self.neighbors = ti.ndarray(ti.i32, capacity * MAX_NEIGHBORS if lists else 1)
         self.neighbor_count = ti.ndarray(ti.i32, capacity if lists else 1)
         self.neighbor_count.fill(-1)
+
+    @staticmethod
+    def layout(lower, upper, h: float) -> tuple[np.ndarray, np.ndarray]:
+        """(cell size, cells per axis) of the grid over the box: h / CELLS_X long in x, h wide."""
+        extent = np.asarray(upper, np.float64) - np.asarray(lower, np.float32)
+        cell = np.array([h / CELLS_X, h, h])
+        return cell, np.maximum(np.ceil(extent / cell).astype(np.int32), 1)
 
     def args(self) -> tuple:
         """The grid's kernel arguments, in GridArgs order after the positions."""

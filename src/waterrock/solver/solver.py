@@ -25,7 +25,7 @@ from waterrock.scene import MAX_SUBSTEPS, Scene
 from waterrock.snapshots import ObstacleSnapshot, ParticleSnapshot
 from waterrock.solver.boundary import Boundary
 from waterrock.solver.dfsph import DFSPH
-from waterrock.solver.grid import CELLS_X, NeighborGrid
+from waterrock.solver.grid import NeighborGrid
 from waterrock.solver.launch import Batch, Graphs, launch_now
 from waterrock.solver.obstacles import Obstacles
 from waterrock.solver.pbf import PBF
@@ -109,10 +109,8 @@ def memory_needed(scene: Scene, lists: bool = True) -> tuple[int, int]:
     per_particle = ParticleState.BYTES_PER_PARTICLE + NeighborGrid.BYTES_PER_PARTICLE
     per_particle += NeighborGrid.LIST_BYTES_PER_PARTICLE if lists else 0
     per_particle += getattr(METHODS[scene.solver.method], "PAIR_BYTES_PER_PARTICLE", 0) + HOST_BYTES_PER_PARTICLE
-    h = scene.fluid.support_radius
-    extent = np.subtract(scene.domain.upper, scene.domain.lower)
-    res = np.maximum(np.ceil(extent / np.array([h / CELLS_X, h, h])), 1)
-    cells = float(np.prod(res)) + 1  # + the retired particles' bucket
+    _, res = NeighborGrid.layout(scene.domain.lower, scene.domain.upper, scene.fluid.support_radius)
+    cells = float(np.prod(res, dtype=np.float64)) + 1  # + the retired particles' bucket
     return per_particle, int(cells * CELL_BYTES)
 
 
