@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from waterrock import files
@@ -24,7 +26,7 @@ from waterrock.tracking.calibrate import (
     load_calibration,
 )
 from waterrock.tracking.frame import CorruptFrame, Frame, check_frame
-from waterrock.tracking.segment import ColorSegmenter, DepthBackground, DepthSegmenter
+from waterrock.tracking.segment import ColorBackground, ColorSegmenter, DepthBackground, DepthSegmenter
 from waterrock.tracking.settings import TrackingSettings
 from waterrock.tracking.track import Track, Tracker
 
@@ -35,10 +37,16 @@ HAND_IDS_FROM = 1_000_000  # hands and bodies never share an id
 # frames in a row of a new image size before the model is rebuilt at it: a camera replaced by one of
 # another resolution keeps its size, while one odd frame must not cost a learned background
 NEW_SIZE_FRAMES = 3
+FRAGMENT_SHARE = 0.1  # colour blobs under this share of min_blob_area are specks, not parts of a person
+GHOST_FRAMES = 3  # frames in a row a colour track must look like a ghost before it is forgotten
 
 
-def _tracker(s: TrackingSettings, ids) -> Tracker:
-    return Tracker(s.gate, s.gate_growth, s.confirm_frames, s.drop_frames, s.alpha, s.beta, ids)
+def _tracker(s: TrackingSettings, ids, max_speed: float | None = None) -> Tracker:
+    """A tracker with the scene's settings; ``max_speed`` (m/s) is a person's unless given (a hand's)."""
+    return Tracker(
+        s.gate, s.gate_growth, s.confirm_frames, s.drop_frames, s.alpha, s.beta, ids,
+        max_speed=s.max_person_speed if max_speed is None else max_speed, coast_time=s.coast_time,
+    )
 
 
 class Pipeline:
@@ -50,6 +58,16 @@ class Pipeline:
     def foreground(self) -> np.ndarray | None:
         """The last frame's foreground mask (H, W) bool, for the tracker view; None before one."""
         return None
+
+
+def _quantile(x: np.ndarray, q: float) -> float:
+    """np.percentile(x, 100 q) (linear between the two nearest ranks) by one partial sort."""
+    pos = q * (len(x) - 1)
+    k = int(pos)
+    if k + 1 >= len(x):
+        return float(np.partition(x, k)[k])
+    part = np.partition(x, (k, k + 1))
+    return float(part[k] + (pos - k) * (part[k + 1] - part[k]))
 
 
 def _crown_centre(crown: np.ndarray) -> np.ndarray:
@@ -64,7 +82,12 @@ def _crown_centre(crown: np.ndarray) -> np.ndarray:
     q = (crown - mean).astype(np.float64)
     # |p - c|^2 = r^2  <=>  2 p.c + (r^2 - |c|^2) = |p|^2: linear in (c, k)
     a = np.column_stack([2.0 * q, np.ones(len(q))])
-    sol, *_ = np.linalg.lstsq(a, np.einsum("ij,ij->i", q, q), rcond=None)
+    # the normal equations (4 x 4): the points are centred, so they are well conditioned, and
+    # solving them took a fifth of lstsq's SVD of the N x 4 system
+    try:
+        sol = np.linalg.solve(a.T @ a, a.T @ np.einsum("ij,ij->i", q, q))
+    except np.linalg.LinAlgError:  # all on one plane or line: no sphere
+        return mean
     centre = mean + sol[:3]
     if not np.all(np.isfinite(centre)) or np.hypot(*(centre - mean)[[0, 2]]) > 0.15:
         return mean  # a flat or odd crown (a hat, a raised arm): the mean is the safer guess
@@ -83,7 +106,8 @@ def _capsules(
     a = np.column_stack([p[:, 0], surface + r, p[:, 2]])
     b = np.column_stack([p[:, 0], np.maximum(top - r, surface + r), p[:, 2]])
     v = np.array([t.velocity for t in tracks])
-    return ObstacleSnapshot.capsules(a, b, r, v, [t.id for t in tracks], ts)
+    w = np.array([t.weight for t in tracks], np.float32)  # a coasting track shrinks away (track.py)
+    return ObstacleSnapshot.capsules(a, b, r, v, [t.id for t in tracks], ts, w)
 
 
 def _wxh(shape: tuple[int, ...]) -> str:
@@ -149,7 +173,7 @@ class DepthPipeline(Pipeline):
         self.segmenter: DepthSegmenter | None = None
         ids = itertools.count(1)
         self.people = _tracker(settings, ids)
-        self.hands = _tracker(settings, itertools.count(HAND_IDS_FROM))
+        self.hands = _tracker(settings, itertools.count(HAND_IDS_FROM), settings.max_hand_speed)
         self.last_masks: tuple[np.ndarray, np.ndarray | None] | None = None  # for an overlay
         if background is not None:
             self._build(background)
@@ -189,6 +213,7 @@ class DepthPipeline(Pipeline):
             close_px=s.close_px,
         )
         self._rays = cal.rays_world().astype(np.float32)
+        self._rays_y = np.ascontiguousarray(self._rays[..., 1])
         self._origin = cal.translation.astype(np.float32)
         self._bg_y = (cal.translation[1] + bg.depth / 1000.0 * self._rays[..., 1]).astype(np.float32)
         k = cal.intrinsics
@@ -231,15 +256,21 @@ class DepthPipeline(Pipeline):
         s = self.s
         points, attrs = [], []
         for blob in find_blobs(body, self._min_px):
-            pts, d = self._points(depth, blob)
-            if len(pts) < 4:
+            # heights of every valid pixel, but whole scene points only for the crown's: a body
+            # has thousands of pixels, its crown a few hundred
+            rows, cols = np.nonzero(blob.mask)
+            d = blob.crop(depth)[rows, cols].astype(np.float32) * np.float32(0.001)
+            ok = d > 0
+            if np.count_nonzero(ok) < 4:
                 continue
-            area = float(np.sum(d * d)) * self._px_area
+            rows, cols, d = rows[ok], cols[ok], d[ok]
+            area = float(np.dot(d, d)) * self._px_area
             if not s.min_blob_area <= area <= s.max_blob_area:
                 continue
-            y = pts[:, 1]
-            top = float(np.percentile(y, 99.5))  # not the max: one noisy pixel would make them taller
-            crown = _crown_centre(pts[y >= top - HEAD_BAND])
+            y = self._origin[1] + d * blob.crop(self._rays_y)[rows, cols]
+            top = _quantile(y, 0.995)  # not the max: one noisy pixel would make them taller
+            head = y >= top - HEAD_BAND
+            crown = _crown_centre(self._origin + d[head, None] * blob.crop(self._rays)[rows[head], cols[head]])
             surface = float(np.median(blob.crop(self._bg_y)[blob.mask]))
             radius = float(np.clip(np.sqrt(area / np.pi), s.min_radius, s.max_radius))
             points.append([crown[0], top, crown[2]])
@@ -303,31 +334,95 @@ class DepthPipeline(Pipeline):
             [h.velocity for h in hands],
             [h.id for h in hands],
             ts,
+            np.array([h.weight for h in hands], np.float32),
         )
         return ObstacleSnapshot.concat([snap, hand_snap], ts)
 
 
 class ColorPipeline(Pipeline):
-    """Colour frames: MOG2 foreground, blobs mapped to the floor by a homography."""
+    """Colour frames: our own background model, blobs mapped to the floor by a homography.
 
-    def __init__(self, settings: TrackingSettings, calibration: Calibration | None = None) -> None:
+    Nothing is published while the background is learned (the first ``background_seconds``),
+    unless a colour background was saved at ``background_file``. The blobs matched to confirmed
+    tracks are handed back to the segmenter as ``hold`` (their outlines filled, widened by a
+    margin), so that a visitor who stops is never learned into the floor, unless their outline
+    shows in the background and not in the frame: then they are a ghost, and are forgotten.
+    Blobs whose floor outlines come within ``merge_distance`` are one detection (a light shirt
+    that the floor's colour cut out of a person leaves hair and legs), as long as the whole fits
+    within ``max_radius``.
+    """
+
+    def __init__(
+        self,
+        settings: TrackingSettings,
+        calibration: Calibration | None = None,
+        background: ColorBackground | None = None,
+    ) -> None:
         if calibration is not None and not isinstance(calibration, FloorHomography):
             raise ValueError("colour tracking needs a floor homography, not a depth calibration")
         self.s = settings
         self.calibration = calibration
         self._given_calibration = calibration
-        self.segmenter = self._segmenter()
-        self.people = _tracker(settings, itertools.count(1))
         self.shape: tuple[int, int] | None = None
+        # a learned background is saved where the scene names a file that holds none, or a torn
+        # one; over a colour background only when the camera's size changed (as depth does);
+        # never over a depth background (the venue's other sensor's)
+        kind = "given" if background is not None else "none"
+        if background is None and settings.background_file is not None:
+            background, kind = _saved_color_background(settings.background_file)
+        self._save = settings.background_file is not None and kind in ("none", "torn")
+        self._resave = settings.background_file is not None and kind != "depth"
+        self.segmenter = self._segmenter(background)
+        self.people = _tracker(settings, itertools.count(1))
         self._new_size = _NewSize()
         self.last_mask: np.ndarray | None = None
+        self._hold: np.ndarray | None = None  # this frame's tracks, held in the next one
+        self._forget: np.ndarray | None = None  # ghosts found in this frame, forgotten in the next
+        self._ghost_votes: dict[int, int] = {}  # frames in a row each track looked like a ghost
+        if background is not None:
+            self._take_size(*background.shape)
 
-    def _segmenter(self) -> ColorSegmenter:
+    def _segmenter(self, background: ColorBackground | None = None) -> ColorSegmenter:
         s = self.s
-        return ColorSegmenter(s.color_history, s.color_var_threshold, s.open_px, s.close_px)
+        return ColorSegmenter(
+            background,
+            var_threshold=s.color_var_threshold,
+            noise=s.color_noise,
+            background_seconds=s.background_seconds,
+            drift_seconds=s.drift_seconds,
+            absorb_seconds=s.absorb_seconds,
+            shadow_ratio=s.shadow_ratio,
+            shadow_chroma=s.shadow_chroma,
+            shadow_ncc=s.shadow_ncc,
+            open_px=s.open_px,
+            close_px=s.close_px,
+        )
+
+    @property
+    def ready(self) -> bool:
+        """Whether the background is there (learned or loaded): until then nothing is published."""
+        return not self.segmenter.learning
+
+    def _take_size(self, h: int, w: int) -> None:
+        self.shape = (h, w)
+        self.calibration = _floor_homography(self._given_calibration, w, h, self.s.floor_width)
+        # hold a margin around each tracked outline: its blurred rim must not creep into the floor
+        self._margin = max(2, round(w / 160))
 
     def foreground(self) -> np.ndarray | None:
         return None if self.last_mask is None else self.last_mask > 0
+
+    def _learned(self) -> None:
+        """Save the background just learned, if it may be (see __init__)."""
+        path = self.s.background_file
+        if path is None or not self._save:
+            return
+        try:
+            self.segmenter.background.save(path)
+            log.info("%s: colour background saved", path)
+        except OSError as err:  # a full disk, a folder gone: the model in memory still serves
+            log.warning("%s: background not saved (%s); using it unsaved", path, files.describe_error(err))
+        self._save = False
 
     def process(self, frame: Frame) -> ObstacleSnapshot:
         if frame.color is None:
@@ -341,27 +436,173 @@ class ColorPipeline(Pipeline):
             log.warning("colour frames are now %dx%d, were %s: learning the background afresh", w, h,
                         _wxh(self.shape))
             self.segmenter, self.shape = self._segmenter(), None
+            self._hold = self._forget = None
+            self._save = self._resave
         else:
             self._new_size.reset()
         if self.shape is None:
-            self.shape = (h, w)
-            self.calibration = _floor_homography(self._given_calibration, w, h, self.s.floor_width)
-        mask = self.segmenter.segment(frame.color)
+            self._take_size(h, w)
+        was_learning = self.segmenter.learning
+        ts = frame.timestamp
+        mask = self.segmenter.segment(frame.color, self._hold, ts, self._forget)
         self.last_mask = mask
+        self._forget = None
+        if self.segmenter.learning:
+            return ObstacleSnapshot.empty(ts)
+        if was_learning:
+            self._learned()
         s, cal = self.s, self.calibration
-        points, attrs = [], []
-        for blob in find_blobs(mask, 20):
-            world_contour = cal.pixel_to_world(blob.contour.astype(np.float64))
-            xz = world_contour[:, [0, 2]].astype(np.float32)
-            area = abs(float(np.sum(xz[:, 0] * np.roll(xz[:, 1], -1) - np.roll(xz[:, 0], -1) * xz[:, 1]))) / 2
+        blobs, groups, points, attrs = self._detections(mask)
+        tracks = self.people.update(ts, points, attrs)
+        self._keep(frame.color, ts, tracks, blobs, groups)
+        return _capsules(ts, tracks, cal.floor_y, s.person_height)
+
+    def _detections(self, mask: np.ndarray) -> tuple[list[Blob], list[list[int]], np.ndarray, list[dict]]:
+        """Blobs, the groups of them that are one person each, and those groups' floor points and
+        attributes (``detection``: the group's index, so a track can find its pixels)."""
+        s, cal = self.s, self.calibration
+        blobs = find_blobs(mask, 20)
+        frags = []
+        for i, blob in enumerate(blobs):
+            xz = cal.pixel_to_world(blob.contour.astype(np.float64))[:, [0, 2]].astype(np.float32)
+            area = float(cv2.contourArea(xz))
+            # a speck near a person would only widen them; a fragment this small is neither
+            if area >= FRAGMENT_SHARE * s.min_blob_area:
+                # the outline within a pixel is enough to measure gaps, at a tenth of its points
+                outline = cv2.approxPolyDP(blob.contour.reshape(-1, 1, 2), 0.7, True).reshape(-1, 2)
+                outline = cal.pixel_to_world(outline.astype(np.float64))[:, [0, 2]]
+                frags.append(_Fragment(i, outline, area, cal.pixel_to_world(blob.centroid)[0, [0, 2]]))
+        groups, points, attrs = [], [], []
+        for group in _merge_fragments(frags, s.merge_distance, s.max_radius):
+            area = sum(f.area for f in group)
             if not s.min_blob_area <= area <= s.max_blob_area:
                 continue
-            points.append(cal.pixel_to_world(blob.centroid)[0])
+            centre = sum(f.centre * f.area for f in group) / area
+            if len(group) == 1:
+                radius = np.sqrt(area / np.pi)
+            else:  # covering every part: the fragments' outlines, seen from their common centre
+                radius = float(np.max(np.linalg.norm(np.concatenate([f.xz for f in group]) - centre, axis=1)))
+            points.append([centre[0], cal.floor_y, centre[1]])
             attrs.append(
-                {"radius": float(np.clip(np.sqrt(area / np.pi), s.min_radius, s.max_radius)), "area": area}
+                {"radius": float(np.clip(radius, s.min_radius, s.max_radius)), "area": area, "detection": len(groups)}
             )
-        tracks = self.people.update(frame.timestamp, np.array(points).reshape(-1, 3), attrs)
-        return _capsules(frame.timestamp, tracks, cal.floor_y, s.person_height)
+            groups.append([f.blob for f in group])
+        return blobs, groups, np.array(points, np.float64).reshape(-1, 3), attrs
+
+    def _keep(self, color: np.ndarray, ts: float, tracks: list[Track], blobs: list[Blob], groups) -> None:
+        """The ``hold`` (and ``forget``) masks for the next frame from this frame's confirmed tracks."""
+        held, ghosts = [], []
+        seen = set()
+        for tr in tracks:
+            k = tr.attrs.get("detection")
+            if tr.last_seen != ts or k is None or k >= len(groups):
+                continue  # coasting: nothing of it in this frame to hold
+            seen.add(tr.id)
+            contours = [blobs[i].contour.reshape(-1, 1, 2) for i in groups[k]]
+            votes = self._ghost_votes.get(tr.id, 0) + 1 if self.segmenter.is_ghost(color, contours) else 0
+            self._ghost_votes[tr.id] = votes
+            if votes >= GHOST_FRAMES:  # a few frames in a row: one noisy frame must not erase a visitor
+                log.info("track %d is a ghost (its outline is in the background, not the frame): forgotten", tr.id)
+                ghosts += contours
+                self._ghost_votes[tr.id] = 0
+            else:
+                held += contours
+        self._ghost_votes = {i: v for i, v in self._ghost_votes.items() if i in seen}
+        self._hold = self._region(held)
+        self._forget = self._region(ghosts) if ghosts else None
+
+    def _region(self, contours: list[np.ndarray]) -> np.ndarray:
+        """uint8 0/255: the outlines filled, and widened by the margin."""
+        mask = np.zeros(self.shape, np.uint8)
+        if contours:
+            cv2.drawContours(mask, contours, -1, 255, cv2.FILLED)
+            cv2.drawContours(mask, contours, -1, 255, 2 * self._margin + 1)
+        return mask
+
+
+@dataclass(frozen=True)
+class _Fragment:
+    blob: int  # index in the frame's blobs
+    xz: np.ndarray  # (K, 2) outline on the floor (within a pixel), metres
+    area: float  # m^2
+    centre: np.ndarray  # (2,) floor x, z
+
+
+def _points_to_outline(p: np.ndarray, outline: np.ndarray) -> float:
+    """Least distance from the points p (K, 2) to the closed polygon ``outline`` (L, 2)."""
+    a = outline
+    d = np.roll(outline, -1, axis=0) - a
+    dd = np.maximum(np.einsum("ij,ij->i", d, d), 1e-18)
+    rel = p[:, None, :] - a[None, :, :]
+    t = np.clip(np.einsum("klj,lj->kl", rel, d) / dd, 0.0, 1.0)
+    return float(np.sqrt(np.min(np.sum((rel - t[..., None] * d) ** 2, axis=-1))))
+
+
+def _outline_gap(a: np.ndarray, b: np.ndarray, distance: float) -> float:
+    """Distance between two floor outlines (0 if one lies inside the other: a blob in a hole),
+    exact only where it matters: whether it is within ``distance``."""
+    for inner, outer in ((a, b), (b, a)):
+        if cv2.pointPolygonTest(outer.astype(np.float32), (float(inner[0, 0]), float(inner[0, 1])), False) >= 0:
+            return 0.0
+    # the nearest corners first: the gap is at most their distance, and at least that less half
+    # the longest sides (each point of a side is within half its length of a corner)
+    corners = float(np.sqrt(np.min(np.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1))))
+    sides = sum(float(np.max(np.linalg.norm(np.diff(o, axis=0, append=o[:1]), axis=1))) for o in (a, b))
+    if corners <= distance or corners - sides / 2 > distance:
+        return corners
+    return min(_points_to_outline(a, b), _points_to_outline(b, a))
+
+
+def _merge_fragments(frags: list[_Fragment], distance: float, max_radius: float) -> list[list[_Fragment]]:
+    """Groups of fragments that are one person: single linkage on the gap between outlines
+    (nearest pairs first), a union made only if the whole still fits in a disc of max_radius
+    around its centre, so two people standing close stay two."""
+    parent = list(range(len(frags)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if distance > 0 and len(frags) > 1:
+        lo = np.array([f.xz.min(0) for f in frags])
+        hi = np.array([f.xz.max(0) for f in frags])
+        pairs = []
+        for i, j in itertools.combinations(range(len(frags)), 2):
+            if np.any(lo[i] - hi[j] > distance) or np.any(lo[j] - hi[i] > distance):
+                continue  # their bounding boxes are too far apart for any two points to be close
+            gap = _outline_gap(frags[i].xz, frags[j].xz, distance)
+            if gap <= distance:
+                pairs.append((gap, i, j))
+        for _, i, j in sorted(pairs):
+            ri, rj = root(i), root(j)
+            if ri == rj:
+                continue
+            members = [f for k, f in enumerate(frags) if root(k) in (ri, rj)]
+            area = sum(f.area for f in members)
+            centre = sum(f.centre * f.area for f in members) / area
+            if np.max(np.linalg.norm(np.concatenate([f.xz for f in members]) - centre, axis=1)) <= max_radius:
+                parent[rj] = ri
+    groups: dict[int, list[_Fragment]] = {}
+    for k, f in enumerate(frags):
+        groups.setdefault(root(k), []).append(f)
+    return list(groups.values())
+
+
+def _saved_color_background(path: Path) -> tuple[ColorBackground | None, str]:
+    """The colour background saved at ``path`` (or None: learn it afresh), and what the file
+    held: 'colour', 'none', 'torn' or 'depth'. A torn file or a depth background is named in one
+    warning: raising here failed every reopen of the source, and the tracker never ran again."""
+    if not path.exists():
+        return None, "none"
+    try:
+        return ColorBackground.load(path), "colour"
+    except FileNotFoundError:  # gone since
+        return None, "none"
+    except ValueError as err:  # one line, naming the file
+        log.warning("%s; learning the background afresh", err)
+        return None, "depth" if "a depth background" in str(err) else "torn"
 
 
 def _floor_homography(given: FloorHomography | None, w: int, h: int, floor_width: float) -> FloorHomography:

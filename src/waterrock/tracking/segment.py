@@ -5,7 +5,23 @@ pixel is a visitor where it is closer than the background by more than
 max(k * noise, fraction * depth, minimum step), and the height that step makes above the
 floor or rock lies within the height band. Every per-pixel threshold is turned into a depth
 interval once, at start, so a frame costs one subtraction, two cv2.inRange and the
-morphology. Colour: OpenCV's MOG2 with its shadow label thrown away.
+morphology.
+
+Colour: a per-pixel running Gaussian of our own (mean colour and variance, float32), not
+OpenCV's MOG2, because MOG2 learns every pixel at one rate and cannot be told "not these":
+
+- it starts from the per-pixel median of the first ``background_seconds`` (or from a saved
+  empty venue), so visitors who walk through while it learns are left out, and nobody present
+  in the first frame leaves a ghost;
+- after that a pixel is foreground when its squared colour distance to the mean exceeds
+  ``var_threshold`` times its variance (MOG2's test, with a noise floor); the pixels under
+  confirmed tracks (``hold``) are never learned, so a visitor who stops stays; other foreground
+  is absorbed over ``absorb_seconds`` (a moved bench), the background follows light over
+  ``drift_seconds``, and a track the pipeline finds to be a ghost (``forget``) is replaced at once;
+- a foreground pixel is a shadow only when it is darker than the floor by a ratio within a band,
+  of the floor's colour, and has the floor's texture (see :meth:`ColorSegmenter._shadows`); where
+  the floor is too flat for the texture to tell, it stays foreground: a lost shadow costs a
+  little position, a lost light shirt splits a person in two.
 """
 
 from __future__ import annotations
@@ -185,29 +201,358 @@ class DepthSegmenter:
         return body, touch
 
 
+# --- colour -------------------------------------------------------------------------------
+
+_ONES = np.ones((1, 3), np.float32)  # cv2.transform with this sums a pixel's three channels
+LEARN_FRAMES_MAX = 15  # frames the median is taken over, spread across the learning window
+MAX_DT = 1.0  # s: a longer gap between frames (a stall) learns no more than this
+UPDATE_SECONDS = 0.2  # s between updates of the model
+REFRESH_SECONDS = 1.0  # s between recomputations of the background's texture statistics
+SHADOW_WINDOW = 7  # px: side of the patch the texture test correlates
+TEXTURE_K = 3.0  # the floor's patch sigma must exceed this many noise sigmas for the texture test
+CHROMA_NOISE_K2 = 9.2  # chi-square(2) at 99%: sensor noise alone moves a colour off its ray this far
+SHADOW_WEAK = 0.5  # share of shadow_ncc a patch next to a shadow needs to join it
+SHADOW_GROW_PX = 4  # how far (px) a shadow grows into such patches
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+GHOST_EDGE_RATIO = 0.6  # a region whose outline has under this share of the background's edges is a ghost
+GHOST_BLUR_PX = 2.0  # sigma of the blur before the ghost test's gradients
+GHOST_MIN_EDGE = 8.0  # mean blurred Sobel magnitude below which the background has no outline to lose
+
+
+@dataclass(frozen=True)
+class ColorBackground:
+    """The empty venue in colour: mean (H, W, 3) float32 BGR and variance (H, W) float32, the
+    per-channel sigma^2 averaged over the three channels."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+
+    @classmethod
+    def learn(cls, frames: list[np.ndarray] | np.ndarray) -> ColorBackground:
+        """Per-pixel median and robust variance (1.4826 MAD, squared) of (H, W, 3) uint8 frames.
+
+        The median ignores whoever walks through: a pixel covered in fewer than half the frames
+        keeps the floor's colour (the first frame alone made everyone present in it a ghost).
+        """
+        stack = np.asarray(frames)
+        if stack.ndim != 4 or stack.shape[-1] != 3 or not len(stack):
+            raise ValueError("a colour background needs one or more (H, W, 3) frames")
+        stack = np.sort(stack.astype(np.uint8, copy=False), axis=0)  # uint8 throughout: no float64
+        mean = _sorted_median(stack)
+        # deviations from the rounded median in int16: half the memory of float32, and no float64
+        dev = np.sort(np.abs(stack.astype(np.int16) - np.rint(mean).astype(np.int16)), axis=0)
+        sigma = np.float32(1.4826) * _sorted_median(dev)
+        variance = cv2.transform(cv2.multiply(sigma, sigma), _ONES / 3)
+        return cls(mean, variance.reshape(mean.shape[:2]))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mean.shape[:2]
+
+    def save(self, path: str | Path) -> Path:
+        """Written as DepthBackground is (files.save_npz: a temporary and a rename), under names
+        of its own, so that neither kind of background is ever taken for the other."""
+        return files.save_npz(path, color_mean=self.mean, color_variance=self.variance)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ColorBackground:
+        """The model in ``path``; ValueError naming the file if it is torn, a depth background
+        or not a background at all (a half-written archive may still open: the arrays are checked)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "color_mean" not in z.files and "depth" in z.files:
+                    raise ValueError(f"{path}: a depth background, not a colour one")
+                mean, variance = z["color_mean"].astype(np.float32), z["color_variance"].astype(np.float32)
+            if mean.ndim != 3 or mean.shape[2] != 3 or variance.shape != mean.shape[:2]:
+                raise ValueError(f"arrays of shapes {mean.shape} and {variance.shape}")
+            if not (np.isfinite(mean).all() and np.isfinite(variance).all()) or variance.min(initial=0) < 0:
+                raise ValueError("values not finite, or a negative variance")
+        except FileNotFoundError:
+            raise
+        except files.UNREADABLE as err:
+            if str(err).startswith(f"{path}:"):
+                raise
+            raise ValueError(f"{path}: not a usable colour background: {files.describe_error(err)}") from None
+        return cls(mean, variance)
+
+
+def _sorted_median(rows: np.ndarray) -> np.ndarray:
+    """float32 median along axis 0 of an array sorted along it."""
+    n = len(rows)
+    lo, hi = rows[(n - 1) // 2], rows[n // 2]
+    return cv2.addWeighted(lo.astype(np.float32), 0.5, hi.astype(np.float32), 0.5, 0.0)
+
+
+def _norm2(mean: np.ndarray) -> np.ndarray:
+    """|mu|^2 of each pixel of a (H, W, 3) float32 image, at least 1 (it divides)."""
+    return cv2.max(cv2.transform(cv2.multiply(mean, mean), _ONES), 1.0)
+
+
+def _rate(seconds: float, dt: float) -> float:
+    """The share of a step learned in dt by a first-order filter of time constant ``seconds``."""
+    return float(1.0 - np.exp(-dt / seconds)) if seconds > 0 else 1.0
+
+
 class ColorSegmenter:
-    """Moving things against a learned colour background (MOG2), shadows removed."""
+    """Visitors against a learned colour background that learns only where it is told it may.
+
+    ``segment(color, hold, timestamp, forget)`` returns a uint8 0/255 mask (all 0 while the
+    background is still being learned, see ``learning``). ``hold`` (uint8, non-zero: pixels of
+    confirmed tracks) is never learned; ``forget`` (uint8: a ghost) is replaced by this frame.
+    Timestamps count the learning window and set the learning rates; without them a frame is
+    taken to be 1/30 s after the last.
+    """
 
     def __init__(
         self,
-        history: int = 300,
+        background: ColorBackground | None = None,
+        *,
         var_threshold: float = 32.0,
+        noise: float = 3.0,
+        background_seconds: float = 2.0,
+        drift_seconds: float = 5.0,
+        absorb_seconds: float = 30.0,
+        shadow_ratio: tuple[float, float] = (0.4, 0.9),
+        shadow_chroma: float = 0.1,
+        shadow_ncc: float = 0.7,
         open_px: int = 3,
         close_px: int = 7,
-        learning_rate: float | None = None,
     ) -> None:
-        self.model = cv2.createBackgroundSubtractorMOG2(
-            history=history, varThreshold=var_threshold, detectShadows=True
-        )
-        # MOG2's own rate is 1/frames-seen until `history` frames: a visitor present in the first
-        # seconds would be half learned into the floor within a second. A steady rate instead:
-        # the first frame is the floor, and change is absorbed over `history` frames.
-        self.learning_rate = 1.0 / history if learning_rate is None else learning_rate
+        self.var_threshold = var_threshold
+        self.noise_var = float(noise * noise)  # a Python float: cv2 takes no numpy scalar
+        self.background_seconds = background_seconds
+        self.drift_seconds, self.absorb_seconds = drift_seconds, absorb_seconds
+        self.shadow_ratio, self.shadow_chroma, self.shadow_ncc = shadow_ratio, shadow_chroma, shadow_ncc
         self._open = _kernel(open_px)
         self._close = _kernel(close_px)
+        self._t: float | None = None  # timestamp of the last frame
+        self._learning: list[np.ndarray] = []
+        self._t0 = self._kept = 0.0
+        self._mean: np.ndarray | None = None
+        self._var3: np.ndarray | None = None  # 3 x the per-channel variance: the expected squared distance
+        self._refreshed = -np.inf
+        self._updated: float | None = None  # timestamp of the last update of the model
+        self.shadow: np.ndarray | None = None  # the last frame's shadow pixels (uint8 0/255), for a view
+        if background is not None:
+            self._take(background)
 
-    def segment(self, color: np.ndarray) -> np.ndarray:
-        fg = self.model.apply(color, learningRate=self.learning_rate)
-        # MOG2 marks shadows 127, foreground 255: a visitor's shadow is not a visitor
-        _, fg = cv2.threshold(fg, 200, 255, cv2.THRESH_BINARY)
-        return clean_mask(fg, self._open, self._close)
+    @property
+    def learning(self) -> bool:
+        return self._mean is None
+
+    @property
+    def shape(self) -> tuple[int, int] | None:
+        return None if self._mean is None else self._mean.shape[:2]
+
+    @property
+    def background(self) -> ColorBackground | None:
+        """A copy of the model as it stands (to save), or None while learning."""
+        if self._mean is None:
+            return None
+        return ColorBackground(self._mean.copy(), self._var3 * np.float32(1 / 3))
+
+    def _take(self, bg: ColorBackground) -> None:
+        self._mean = np.ascontiguousarray(bg.mean, np.float32).copy()
+        self._var3 = np.ascontiguousarray(bg.variance * np.float32(3), np.float32)
+        self._refreshed = -np.inf
+        self._updated = None
+
+    def _learn(self, color: np.ndarray, t: float) -> np.ndarray:
+        """Keep up to LEARN_FRAMES_MAX frames spread over the window (memory and the median's
+        cost stay bounded whatever the frame rate), and build the model once the window is over."""
+        if self._learning and (color.shape != self._learning[0].shape or t < self._t0):
+            self._learning = []  # a camera of another size, a clock that went back: start over
+        if not self._learning:
+            self._t0, self._kept = t, -np.inf
+        spacing = self.background_seconds / (LEARN_FRAMES_MAX - 1)
+        if t - self._kept >= spacing or t - self._t0 >= self.background_seconds:
+            self._learning.append(color.copy())
+            self._kept = t
+        if t - self._t0 >= self.background_seconds:
+            self._take(ColorBackground.learn(self._learning[-LEARN_FRAMES_MAX:]))
+            self._learning = []
+        return np.zeros(color.shape[:2], np.uint8)
+
+    def _refresh(self) -> None:
+        """What the shadow and ghost tests need of the background, recomputed once a second: it
+        changes over seconds (drift) to minutes (absorbing), and recomputing it each frame would
+        cost four box filters of the whole image."""
+        mean = self._mean
+        self._grey = cv2.cvtColor(mean, cv2.COLOR_BGR2GRAY)
+        win = (SHADOW_WINDOW, SHADOW_WINDOW)
+        self._box_mean = cv2.boxFilter(self._grey, -1, win)
+        self._box_var = cv2.subtract(cv2.boxFilter(cv2.multiply(self._grey, self._grey), -1, win),
+                                     cv2.multiply(self._box_mean, self._box_mean))
+        # the texture test means something only where the floor's patch varies well beyond noise
+        sigma2 = cv2.max(self._var3 * np.float32(1 / 3), self.noise_var)
+        self._textured = cv2.compare(self._box_var, sigma2 * np.float32(TEXTURE_K * TEXTURE_K), cv2.CMP_GT)
+        self._mm = _norm2(mean)
+        self._refreshed = self._t
+
+    def segment(
+        self,
+        color: np.ndarray,
+        hold: np.ndarray | None = None,
+        timestamp: float | None = None,
+        forget: np.ndarray | None = None,
+    ) -> np.ndarray:
+        t = (0.0 if self._t is None else self._t + 1 / 30) if timestamp is None else float(timestamp)
+        self._t = t
+        if self._mean is None or self._mean.shape != color.shape:
+            self._mean = None
+            self.shadow = None
+            return self._learn(color, t)
+        if self._updated is None or t < self._updated:  # the first frame on this model, or a clock gone back
+            self._updated = t
+        if t - self._refreshed >= REFRESH_SECONDS or t < self._refreshed:
+            self._refresh()
+        f = color.astype(np.float32)
+        diff = cv2.subtract(f, self._mean)
+        d2 = cv2.transform(cv2.multiply(diff, diff), _ONES)  # squared colour distance
+        # MOG2's test (squared distance over var_threshold x the variance), the variance floored
+        # at the sensor's noise so that a pixel that never varied does not flicker at one grey level
+        sigma2 = cv2.max(self._var3, 3.0 * self.noise_var)
+        fg = cv2.compare(d2, cv2.multiply(sigma2, self.var_threshold / 3), cv2.CMP_GT)
+        self.shadow = self._shadows(color, diff, d2, sigma2, fg)
+        if self.shadow is not None:
+            fg = cv2.subtract(fg, self.shadow)
+        mask = clean_mask(fg, self._open, self._close)
+        # the background changes over seconds: learning it UPDATE_SECONDS apart is as good as
+        # every frame, and costs a third of it at 15 frames a second (a ghost is forgotten at once)
+        since = t - self._updated
+        if since >= UPDATE_SECONDS or forget is not None:
+            self._update(diff, d2, mask, self.shadow, hold, forget, min(since, MAX_DT))
+            self._updated = t
+        return mask
+
+    def _update(self, diff, d2, mask, shadow, hold, forget, dt) -> None:
+        """Selective update: each pixel's rate by what it is, as bits of a code and a look-up
+        table (the whole image costs a few cv2 calls): a ghost is replaced at once, held pixels
+        and shadows are not learned, other foreground is absorbed at the slow rate, background
+        follows at the drift rate. The variance learns from background pixels alone: a visitor's
+        colour, a shadow, are not noise.
+
+        A shadow learned would outlive its visitor: the floor they leave would look lit up, and
+        be foreground for as long as it takes to learn it back. Unless it covers most of the
+        picture: that is the light changing, and the background follows it.
+        """
+        if shadow is not None and cv2.countNonZero(shadow) * 2 > shadow.size:
+            shadow = None
+        code = cv2.bitwise_and(mask, 1)  # bit 1: foreground (255 & 1)
+        for extra, bit in ((shadow, 4), (hold, 2), (forget, 8)):
+            if extra is not None:
+                code = cv2.bitwise_or(code, cv2.bitwise_and(extra, bit))
+        drift, absorb = _rate(self.drift_seconds, dt), _rate(self.absorb_seconds, dt)
+        bits = np.arange(256)
+        lut = np.where(bits & 8, 1.0, np.where(bits & 6, 0.0, np.where(bits & 1, absorb, drift))).astype(np.float32)
+        rate = cv2.LUT(cv2.merge([code, code, code]), lut)
+        cv2.add(self._mean, cv2.multiply(diff, rate), dst=self._mean)
+        cv2.accumulateWeighted(d2, self._var3, drift, cv2.compare(code, 0, cv2.CMP_EQ))
+        # |mu|^2 with the mean, not once a second: the shadow test's distance from the colour's ray
+        # is a small difference of large terms, and a stale |mu|^2 under a learned shadow spoils it
+        self._mm = _norm2(self._mean)
+        if forget is not None:
+            self._refreshed = -np.inf  # the ghost's outline leaves the cached background grey too
+
+    def _shadows(self, color, diff, d2, sigma2, fg) -> np.ndarray | None:
+        """The foreground pixels that are the floor in shadow (uint8 0/255), or None if none.
+
+        Three tests, each needed (Sanin, Sanderson & Lovell 2012, "Shadow detection: a survey and
+        comparative evaluation of recent methods", found the texture tests the ones that keep
+        objects whole):
+
+        1. brightness: the pixel is the floor's colour scaled by alpha within ``shadow_ratio``,
+           alpha = I.mu / |mu|^2 (the brightness distortion of Horprasert, Harwood & Davis 1999;
+           Cucchiara et al. 2003 bound the V ratio of HSV the same way);
+        2. chromaticity: it lies near the floor colour's ray, |I - alpha mu| small against alpha
+           |mu| (Horprasert's chromaticity distortion; Cucchiara's hue and saturation test);
+        3. texture: the mean-removed patch around it correlates with the floor's (normalised
+           cross-correlation, Tian, Lu, Senior & Hampapur 2005), which a gain cannot change and
+           a shirt of the floor's grey does not have. Only where the floor's patch varies well
+           beyond the noise: on a flat floor nothing tells a shadow from grey clothes, and the
+           pixel stays foreground.
+
+        Only the bounding box of the foreground, then of the candidates, is examined.
+        """
+        x, y, w, h = cv2.boundingRect(fg)
+        if not w:
+            return None
+        win = (slice(y, y + h), slice(x, x + w))
+        # with p = (I - mu).mu, I.mu = |mu|^2 + p: alpha = 1 + p / |mu|^2, and the squared distance
+        # from the floor colour's ray, |I|^2 - alpha I.mu, is d2 - p^2 / |mu|^2 (one 3-channel product)
+        mm = self._mm[win]
+        p = cv2.transform(cv2.multiply(diff[win], self._mean[win]), _ONES)
+        q = cv2.divide(p, mm)  # alpha - 1
+        lo, hi = self.shadow_ratio
+        band = cv2.inRange(q, lo - 1.0, hi - 1.0)
+        off_ray = cv2.subtract(d2[win], cv2.multiply(p, q))
+        alpha = cv2.add(q, 1.0)
+        allowed = cv2.scaleAdd(sigma2[win], CHROMA_NOISE_K2 / 3,
+                               cv2.multiply(cv2.multiply(alpha, alpha), mm, scale=self.shadow_chroma**2))
+        cand = cv2.bitwise_and(cv2.bitwise_and(fg[win], band), self._textured[win])
+        cand = cv2.bitwise_and(cand, cv2.compare(off_ray, allowed, cv2.CMP_LE))
+        cx, cy, cw, ch = cv2.boundingRect(cand)
+        if not cw:
+            return None
+        # the texture test on the candidates' box, padded so the patches at its edge are whole
+        r = SHADOW_WINDOW // 2
+        hh, ww = fg.shape
+        x0, y0 = max(x + cx - r, 0), max(y + cy - r, 0)
+        x1, y1 = min(x + cx + cw + r, ww), min(y + cy + ch + r, hh)
+        box = (slice(y0, y1), slice(x0, x1))
+        g = cv2.cvtColor(color[box], cv2.COLOR_BGR2GRAY).astype(np.float32)
+        b = self._grey[box]
+        size = (SHADOW_WINDOW, SHADOW_WINDOW)
+        m_i = cv2.boxFilter(g, -1, size)
+        v_i = cv2.subtract(cv2.boxFilter(cv2.multiply(g, g), -1, size), cv2.multiply(m_i, m_i))
+        cov = cv2.subtract(cv2.boxFilter(cv2.multiply(g, b), -1, size), cv2.multiply(m_i, self._box_mean[box]))
+        # ncc |ncc| = cov |cov| / (var_i var_b): no square root, and its sign kept
+        q = cv2.divide(cv2.multiply(cov, cv2.absdiff(cov, 0)), cv2.multiply(v_i, self._box_var[box]))
+        shadow = np.zeros_like(fg)
+        shadow[win] = cand
+        cand = shadow[box]
+        strong = cv2.bitwise_and(cand, cv2.compare(q, self.shadow_ncc**2, cv2.CMP_GE))
+        # hysteresis, as Canny's edges: the penumbra's ramp of light lowers the correlation of
+        # its patches, so a weaker one is enough next to a sure shadow
+        weak = cv2.bitwise_and(cand, cv2.compare(q, (SHADOW_WEAK * self.shadow_ncc) ** 2, cv2.CMP_GE))
+        for _ in range(SHADOW_GROW_PX):
+            strong = cv2.bitwise_and(cv2.dilate(strong, _CROSS), weak)
+        shadow[box] = strong
+        return shadow
+
+    def is_ghost(self, color: np.ndarray, contours: list[np.ndarray]) -> bool:
+        """Whether the region inside ``contours`` (int32 (K, 2) pixels) is a ghost: something the
+        background learned that has gone (a bench moved away, someone who stood through the
+        learning), not something there now.
+
+        A thing that is there has its outline in the image; a ghost has it in the background
+        alone. So the edge energy (Sobel) along the outline is compared between the frame and the
+        background, as Tian, Feris & Hampapur 2008 tell removed from abandoned objects ("ghost"
+        is Cucchiara et al. 2003's name for them).
+        """
+        if self._mean is None or not contours:
+            return False
+        pts = np.concatenate(contours)
+        x, y, w, h = cv2.boundingRect(pts)
+        hh, ww = color.shape[:2]
+        x0, y0, x1, y1 = max(x - 3, 0), max(y - 3, 0), min(x + w + 3, ww), min(y + h + 3, hh)
+        ring = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.drawContours(ring, [(c - (x0, y0)).astype(np.int32).reshape(-1, 1, 2) for c in contours], -1, 255, 3)
+        # the image's own border is no outline: a body cut by it has no edge there in either
+        ring[:, [0, -1]] = 0
+        ring[[0, -1], :] = 0
+        if not ring.any():
+            return False
+        g = cv2.cvtColor(color[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.float32)
+        now, then = (_edge_energy(im, ring) for im in (g, self._grey[y0:y1, x0:x1]))
+        return then > GHOST_MIN_EDGE and now < GHOST_EDGE_RATIO * then
+
+
+def _edge_energy(grey: np.ndarray, ring: np.ndarray) -> float:
+    """Mean Sobel gradient magnitude (L1) of ``grey`` on the pixels of ``ring``, after a blur that
+    takes the floor's fine texture out (its gradients would drown a body's outline) and leaves
+    the step from a body to the floor."""
+    grey = cv2.GaussianBlur(grey, (0, 0), GHOST_BLUR_PX)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    return float(cv2.mean(cv2.add(cv2.absdiff(gx, 0), cv2.absdiff(gy, 0)), ring)[0])

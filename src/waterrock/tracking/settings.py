@@ -36,7 +36,9 @@ class TrackingSettings(BaseModel):
     # --- where frames come from (see sources.open_source) ---
     source: SourceKind = Field("synthetic", description="'none' with osc = true: OSC/TUIO only")
     camera_index: int = Field(0, ge=0, description="OpenCV camera index, source = 'camera'")
-    path: Path | None = Field(None, description="video file or depth recording (PNG folder or .npz)")
+    path: Path | None = Field(
+        None, description="video file, or depth recording: PNG folder, .npz, RealSense .bag/.db3, Azure Kinect .mkv"
+    )
     url: str = Field("", description="stream URL (rtsp://, http://), source = 'stream'")
     loop: bool = Field(True, description="replay video files and recordings forever")
     realtime: bool = Field(True, description="pace files and synthetic frames at their own frame rate")
@@ -56,9 +58,11 @@ class TrackingSettings(BaseModel):
         "auto", description="auto: depth when frames have it"
     )
     background_frames: int = Field(
-        30, ge=1, le=10000, description="frames of the empty scene learned at start"
+        30, ge=1, le=10000, description="depth: frames of the empty scene learned at start"
     )
-    background_file: Path | None = Field(None, description="load the depth background from here (.npz)")
+    background_file: Path | None = Field(
+        None, description="the background (depth or colour) is loaded from here, and saved here when learned (.npz)"
+    )
     noise_k: float = Field(4.0, ge=0.0, le=100.0, description="foreground beyond k x per-pixel depth noise")
     depth_step_fraction: float = Field(
         0.01, ge=0.0, le=0.5, description="... and beyond this share of the depth"
@@ -73,9 +77,32 @@ class TrackingSettings(BaseModel):
     )
     touch_band: Positive = Field(0.08, description="m from the touch plane in which a hand touches the water")
     color_var_threshold: Positive = Field(
-        32.0, description="MOG2 varThreshold (squared Mahalanobis distance)"
+        32.0, description="colour: foreground beyond this squared colour distance over the pixel's variance (MOG2's)"
     )
-    color_history: int = Field(300, ge=2, description="MOG2 history, frames")
+    # colour background (segment.ColorSegmenter): learned at start, held under tracks, shadows told apart
+    background_seconds: float = Field(
+        2.0, ge=0.0, le=600.0, description="colour: s at start whose per-pixel median is the floor; 0: the first frame"
+    )
+    color_noise: float = Field(3.0, gt=0.0, le=64.0, description="colour: least per-pixel noise sigma, grey levels")
+    drift_seconds: float = Field(
+        5.0, gt=0.0, le=3600.0, description="colour: s over which the background follows slow changes of light"
+    )
+    absorb_seconds: float = Field(
+        30.0, gt=0.0, le=86400.0, description="colour: s over which foreground not under a track (a moved bench) fades"
+    )
+    shadow_ratio: tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        (0.4, 0.9), description="colour: a shadow leaves between these shares of the floor's brightness"
+    )
+    shadow_chroma: float = Field(
+        0.1, ge=0.0, le=1.0, description="colour: most colour change of a shadow (sine of the angle to the floor's)"
+    )
+    shadow_ncc: float = Field(
+        0.7, ge=0.0, le=1.0, description="colour: least correlation of a shadow's patch with the floor's; 1: no shadows"
+    )
+    merge_distance: float = Field(
+        0.3, ge=0.0, le=2.0, description="colour: m between blobs' floor outlines that are one person; 0: no merging"
+    )
+
     open_px: int = Field(3, ge=0, le=64, description="morphological opening: removes speckle")
     close_px: int = Field(7, ge=0, le=64, description="morphological closing: fills holes in a body")
 
@@ -89,6 +116,11 @@ class TrackingSettings(BaseModel):
     drop_frames: int = Field(10, ge=0, le=1000, description="frames unseen before a track is dropped")
     alpha: float = Field(0.85, gt=0.0, le=1.0, description="alpha-beta filter: position gain")
     beta: float = Field(0.25, ge=0.0, le=2.0, description="alpha-beta filter: velocity gain")
+    max_person_speed: Positive = Field(3.0, description="m/s: no person's velocity is faster (a brisk walk)")
+    max_hand_speed: Positive = Field(6.0, description="m/s: no hand's velocity is faster (a swing of the arm)")
+    coast_time: float = Field(
+        0.3, ge=0.0, le=10.0, description="s: an unseen track's velocity decays with this time constant"
+    )
 
     # --- obstacles ---
     person_height: Positive = Field(1.7, description="m, colour only (depth measures it)")
@@ -102,6 +134,12 @@ class TrackingSettings(BaseModel):
     stall_reconnect: Positive = Field(3.0, description="s one read may last before the source is reopened")
     reconnect_initial: Positive = Field(0.25, description="s, first reconnect delay, doubled on each failure")
     reconnect_max: Positive = Field(8.0, description="s, longest reconnect delay")
+    process: bool = Field(
+        True, description="the tracker in a process of its own (see process.py); false: a thread beside the water"
+    )
+    process_timeout: Positive = Field(
+        5.0, description="s without a heartbeat from the tracker process before it is killed and started again"
+    )
 
     # --- OSC / TUIO (see osc.py) ---
     osc: bool = Field(False, description="also listen for TUIO 1.1 and /waterrock/obstacle messages")
@@ -131,6 +169,9 @@ class TrackingSettings(BaseModel):
             raise ValueError(
                 f"max_radius ({self.max_radius}) must be at least min_radius ({self.min_radius})"
             )
+        lo, hi = self.shadow_ratio
+        if hi <= lo:
+            raise ValueError(f"shadow_ratio ({lo}, {hi}): the upper share must exceed the lower")
         if self.max_blob_area <= self.min_blob_area:
             raise ValueError("max_blob_area must exceed min_blob_area")
         if self.reconnect_max < self.reconnect_initial:
