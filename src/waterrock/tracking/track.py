@@ -7,6 +7,16 @@ is an alpha-beta filter (Kalata 1984): a constant-velocity model whose gains are
 the position follows a measurement at once (alpha near 1) and the velocity needs no long
 average. A track is published after ``confirm_frames`` hits in a row and dropped after
 ``drop_frames`` misses: hysteresis both ways, so noise neither flickers in nor out.
+
+Velocities are what a body can do: the filtered velocity (and the two-point one of a second
+sighting) is clamped to ``max_speed``, so one bad match (two people swapped, a blob split) cannot
+publish 20 m/s and throw the water across the room. A track that is not seen coasts, but it does
+not fly on: its velocity decays as exp(-dt / coast_time) (the expected velocity of an
+Ornstein-Uhlenbeck motion model, Uhlenbeck & Ornstein 1930: with nothing seen, the best guess is
+that a walker slows down, not that they keep walking through walls), its position integrates that
+decaying velocity (so it moves at most v0 * coast_time however long it is lost), and its
+``weight`` falls from 1 to 0 over the misses, reaching 0 as it is dropped: the solver scales the
+obstacle's radius by it, so the visitor shrinks away instead of vanishing.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ class Track:
     misses: int = 0  # frames in a row without a detection
     confirmed: bool = False
     attrs: dict = field(default_factory=dict)  # what the detection carried: radius, height, ...
+    weight: float = 1.0  # 1 while seen, falling to 0 over the misses before the track is dropped
 
 
 class Tracker:
@@ -44,10 +55,14 @@ class Tracker:
         alpha: float = 0.85,
         beta: float = 0.25,
         ids: Iterator[int] | None = None,
+        max_speed: float = float("inf"),
+        coast_time: float = 0.3,
     ) -> None:
         self.gate, self.gate_growth = gate, gate_growth
         self.confirm_frames, self.drop_frames = confirm_frames, drop_frames
         self.alpha, self.beta = alpha, beta
+        self.max_speed = max_speed  # m/s: no velocity, measured or filtered, is faster
+        self.coast_time = coast_time  # s: time constant of the velocity's decay while unseen
         self.tracks: list[Track] = []
         self._ids = ids if ids is not None else itertools.count(1)
 
@@ -77,7 +92,7 @@ class Tracker:
         for ti, tr in enumerate(self.tracks):
             if ti not in seen:
                 tr.misses += 1
-                tr.position, tr.time = predicted[ti], t  # coast on the constant-velocity model
+                self._coast(tr, t)
                 if not tr.confirmed:
                     tr.hits = 0
                 if (tr.confirmed and tr.misses > self.drop_frames) or (not tr.confirmed and tr.misses > 1):
@@ -104,19 +119,38 @@ class Tracker:
         dt = t - tr.time
         if tr.hits == 1 and tr.misses == 0 and dt > 0:
             # second sighting: the two-point velocity, no filter history to trust yet
-            tr.velocity = (z - tr.position) / dt
+            tr.velocity = self._clamp((z - tr.position) / dt)
             tr.position = z.copy()
         else:
             residual = z - predicted
             tr.position = predicted + self.alpha * residual
             if dt > 0:
-                tr.velocity = tr.velocity + (self.beta / dt) * residual
+                tr.velocity = self._clamp(tr.velocity + (self.beta / dt) * residual)
         tr.time = tr.last_seen = t
         tr.hits += 1
         tr.misses = 0
+        tr.weight = 1.0
         tr.attrs.update(attrs)
         if tr.hits >= self.confirm_frames:
             tr.confirmed = True
+
+    def _clamp(self, v: np.ndarray) -> np.ndarray:
+        """``v`` scaled down to ``max_speed`` if faster: the direction is kept, the speed is bounded."""
+        speed = float(np.linalg.norm(v))
+        return v * (self.max_speed / speed) if speed > self.max_speed else v
+
+    def _coast(self, tr: Track, t: float) -> None:
+        """Advance an unseen track to ``t``: v(s) = v0 exp(-s / tau), and the position moves by its
+        integral v0 tau (1 - exp(-dt / tau)), which stays below v0 tau however long it coasts."""
+        dt = t - tr.time
+        if dt > 0:
+            tau = self.coast_time
+            decay = float(np.exp(-dt / tau)) if tau > 0 else 0.0
+            tr.position = tr.position + tr.velocity * (tau * (1.0 - decay))
+            tr.velocity = tr.velocity * decay
+            tr.time = t
+        # linear in the misses: 0 at the last frame it is kept, so it has shrunk away when it is dropped
+        tr.weight = max(0.0, 1.0 - tr.misses / self.drop_frames) if self.drop_frames > 0 else 0.0
 
     def confirmed(self) -> list[Track]:
         return [tr for tr in self.tracks if tr.confirmed]
