@@ -33,12 +33,10 @@ class Inputs:
                 self.obstacles.add(self._stepped(s, solver))
                 self.stepped = True
             else:
-                from waterrock.tracking.runner import TrackerRunner
-
-                runner = TrackerRunner(open_source, s) if open_source is not None else TrackerRunner.from_settings(s)
-                self.runner = runner.start()
+                self.runner = self._live(s, open_source).start()
                 self.obstacles.add(self.runner)
-                log.info("tracker started: source %s", s.source)
+                log.info("tracker started: source %s, %s", s.source,
+                         "in its own process" if s.process and open_source is None else "on a thread")
         if s.osc:
             from waterrock.tracking.osc import OscObstacleServer
 
@@ -49,6 +47,18 @@ class Inputs:
                 log.error(
                     "cannot listen for OSC on %s:%d (%s): running without it", s.osc_host, s.osc_port, err
                 )
+
+    @staticmethod
+    def _live(s, open_source):
+        """The tracker in its own process (DESIGN.md), or on a thread when the scene says so or a
+        caller hands in its own source (the soak's faulty one, whose counts it reads here)."""
+        if s.process and open_source is None:
+            from waterrock.tracking.process import TrackerProcess
+
+            return TrackerProcess(s)
+        from waterrock.tracking.runner import TrackerRunner
+
+        return TrackerRunner(open_source, s) if open_source is not None else TrackerRunner.from_settings(s)
 
     @staticmethod
     def _stepped(s, solver) -> SteppedTracker:
@@ -64,6 +74,9 @@ class Inputs:
             return text + (", OSC on" if self.osc is not None else "")
         st = self.runner.state()
         text = f"tracker: {st.status} {st.source} {st.fps:.0f} fps, {st.obstacles} obstacles"
+        restarts = getattr(self.runner, "restarts", 0)
+        if restarts:
+            text += f", process restarted {restarts}x"
         if st.last_error:
             text += f" (last error: {st.last_error})"
         return text

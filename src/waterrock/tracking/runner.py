@@ -58,6 +58,19 @@ class RunnerState:
     source: str
 
 
+def faded(snap: ObstacleSnapshot, age: float, stall_after: float, fade_time: float) -> ObstacleSnapshot:
+    """``snap`` as the frame loop should see it ``age`` seconds after it was published: as is
+    until ``stall_after``, then its weights falling to 0 over ``fade_time``, then nothing."""
+    if age <= stall_after or not len(snap):
+        return snap
+    fade = 1.0 - (age - stall_after) / fade_time
+    if fade <= 0.0:
+        return ObstacleSnapshot.empty(snap.timestamp)
+    return ObstacleSnapshot(
+        snap.timestamp, snap.a, snap.b, snap.radius, snap.velocity, snap.ids, snap.weight * np.float32(fade)
+    )
+
+
 class TrackerRunner:
     def __init__(
         self,
@@ -65,8 +78,12 @@ class TrackerRunner:
         settings: TrackingSettings | None = None,
         pipeline_factory: Callable[[Frame, FrameSource], Pipeline] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_publish: Callable[[ObstacleSnapshot, Frame, Pipeline, float, float], None] | None = None,
     ) -> None:
+        """``on_publish(snap, frame, pipeline, arrived, done)`` is called by the worker with each
+        frame's obstacles (the tracker process writes them to shared memory there)."""
         self.settings = settings or TrackingSettings()
+        self._on_publish = on_publish
         self._open_source = open_source
         self._pipeline_factory = pipeline_factory or (
             lambda frame, src: pipeline_for(self.settings, frame, src.calibration)
@@ -110,21 +127,7 @@ class TrackerRunner:
         if not len(snap):
             return snap
         age = (self._clock() if now is None else now) - arrived
-        stall_after = self._stall_after
-        if age <= stall_after:
-            return snap
-        fade = 1.0 - (age - stall_after) / self.settings.fade_time
-        if fade <= 0.0:
-            return ObstacleSnapshot.empty(snap.timestamp)
-        return ObstacleSnapshot(
-            snap.timestamp,
-            snap.a,
-            snap.b,
-            snap.radius,
-            snap.velocity,
-            snap.ids,
-            snap.weight * np.float32(fade),
-        )
+        return faded(snap, age, self._stall_after, self.settings.fade_time)
 
     def latest_picture(self) -> tuple[Frame, np.ndarray | None] | None:
         """The last frame processed and its foreground mask (None while the background is being
@@ -310,6 +313,8 @@ class TrackerRunner:
         done = self._clock()
         self._published = (snap, done)
         self._picture = (frame, pipeline.foreground())
+        if self._on_publish is not None:
+            self._on_publish(snap, frame, pipeline, arrived, done)
         self._latency = done - arrived
         self._frames += 1
         # a smoothed rate for the overlay: the display needs a steady number, not each interval
