@@ -4,6 +4,7 @@
     waterrock project [--scene S] [--monitor N ...] [--list-monitors]         on the projectors
     waterrock render --scene S --seconds T --out out.mp4|dir [--resolution W H] [--fps F]
     waterrock record SOURCE OUT [--seconds T]        record a camera / sensor to replay later
+    waterrock track SOURCE [--scene S] [--out preview.mp4] [--show]   the tracker alone, with a summary
     waterrock calibrate --source SPEC [--scene S]    click point pairs, save the calibration
     waterrock bench [solver|render|tracker|frame|all] [--sizes ...] [--json P] [--plot P] [--compare B]
     waterrock soak --hours H [--faults] [--json P]   unattended at accelerated time, a season's faults injected
@@ -120,6 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("out", type=Path, help="a folder (PNG frames) or a .npz file")
     record.add_argument("--seconds", type=float, default=10.0)
     record.add_argument("--frames", type=int, default=None, help="stop after this many frames instead")
+
+    trk = sub.add_parser("track", help="the tracker alone on a camera, video or recording: masks, tracks, speeds")
+    trk.add_argument("source", help="camera:N, a video file, a recording (folder, .npz, .bag, .mkv), "
+                     "synthetic[:script]")
+    _scene_option(trk)
+    trk.add_argument("--out", type=Path, default=None, help="write the annotated frames: a video (.mp4 .avi .mov "
+                     ".mkv) or a folder of PNGs")
+    trk.add_argument("--show", action="store_true", help="show the annotated frames in a window (q quits)")
+    trk.add_argument("--seconds", type=float, default=None, help="stop after this many seconds of the source's clock")
+    trk.add_argument("--frames", type=int, default=None, help="stop after this many frames")
+    trk.add_argument("--save-background", type=Path, default=None, metavar="NPZ",
+                     help="learn the empty venue from the first frames and save it here (the scene's "
+                     "[tracking] background_file)")
+    trk.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the summary here")
 
     cal = sub.add_parser("calibrate", help="click point pairs on a camera frame; saves the calibration")
     _scene_option(cal)
@@ -360,6 +375,45 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_track(args) -> int:
+    from waterrock import files
+    from waterrock.app.track import track
+    from waterrock.render.command import check_output
+
+    scene = _load(args.scene)
+    _positive("--seconds", args.seconds)
+    _positive("--frames", args.frames)
+    settings = scene.tracking
+    if args.out is not None:
+        try:
+            check_output(args.out)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    if args.show and display_problem():
+        raise UsageError(f"--show needs a window: {display_problem()}; use --out to write the frames instead")
+    if args.save_background is not None:
+        if args.save_background.suffix != ".npz":
+            raise UsageError(f"--save-background {args.save_background}: give a .npz file")
+        if args.save_background.exists():
+            raise UsageError(f"--save-background {args.save_background}: exists; remove it first or name another")
+        settings = settings.model_copy(update={"background_file": args.save_background.resolve()})
+    try:
+        summary = track(args.source, settings, out=args.out, show=args.show, seconds=args.seconds,
+                        frames=args.frames)
+    except ValueError as err:  # an unknown source spec, a calibration of the wrong kind
+        raise UsageError(str(err)) from None
+    except KeyboardInterrupt:
+        print("tracking interrupted", file=sys.stderr)
+        return 130
+    print(summary.text())
+    if args.save_background is not None:
+        saved = args.save_background.exists()
+        print(f"background: {'saved to ' + str(args.save_background) if saved else 'NOT saved'}")
+    if args.json is not None:
+        files.write_json(args.json, summary.as_dict())
+    return 0
+
+
 def cmd_calibrate(args) -> int:
     from waterrock.tracking.calibrate import calibrate_command
 
@@ -406,6 +460,7 @@ COMMANDS = {
     "project": cmd_project,
     "render": cmd_render,
     "record": cmd_record,
+    "track": cmd_track,
     "calibrate": cmd_calibrate,
     "bench": cmd_bench,
     "soak": cmd_soak,
