@@ -108,6 +108,18 @@ class Overlay:
 def tracker_picture(frame, foreground: np.ndarray | None, width: int = 320) -> np.ndarray:
     """The tracker's view of ``frame`` as an RGBA image ``width`` pixels wide: depth as grey
     (near is bright, no reading black), or the colour image, with ``foreground`` tinted orange."""
+    rgb = tracker_view(frame, foreground)
+    h, w = rgb.shape[:2]
+    size = (int(width), max(1, round(h * width / w)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    out = np.empty((size[1], size[0], 4), np.uint8)
+    out[..., :3] = np.clip(small, 0, 255)
+    out[..., 3] = 255
+    return out
+
+
+def tracker_view(frame, foreground: np.ndarray | None) -> np.ndarray:
+    """``frame`` at its own size as float RGB: depth as grey, ``foreground`` tinted orange."""
     if frame.depth is not None:
         d = frame.depth.astype(np.float32)
         valid = d > 0
@@ -118,13 +130,7 @@ def tracker_picture(frame, foreground: np.ndarray | None, width: int = 320) -> n
         rgb = frame.color[..., ::-1].astype(np.float32)  # OpenCV's BGR to RGB
     if foreground is not None and foreground.shape == rgb.shape[:2]:
         rgb[foreground] = 0.4 * rgb[foreground] + 0.6 * FOREGROUND_TINT
-    h, w = rgb.shape[:2]
-    size = (int(width), max(1, round(h * width / w)))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    out = np.empty((size[1], size[0], 4), np.uint8)
-    out[..., :3] = np.clip(small, 0, 255)
-    out[..., 3] = 255
-    return out
+    return rgb
 
 
 def tracker_panel_lines(inputs, most: int = 8) -> list[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from waterrock.app.overlay import tracker_view
 from waterrock.snapshots import ObstacleSnapshot
 from waterrock.tracking.calibrate import DepthCalibration, FloorHomography
 from waterrock.tracking.frame import CorruptFrame, Frame
@@ -27,7 +28,6 @@ from waterrock.tracking.sources import open_source
 
 log = logging.getLogger(__name__)
 
-TINT = np.array([0, 140, 255], np.float32)  # BGR orange: the visitors' pixels
 ARROW_S = 0.5  # the velocity arrow reaches where the obstacle would be this many seconds on
 
 
@@ -88,17 +88,7 @@ def _to_pixels(cal, points: np.ndarray) -> np.ndarray:
 
 def annotate(frame: Frame, foreground: np.ndarray | None, snap: ObstacleSnapshot, cal) -> np.ndarray:
     """The frame (BGR) as the tracker sees it: visitors' pixels tinted, obstacles drawn."""
-    if frame.color is not None:
-        img = frame.color.astype(np.float32)
-    else:
-        d = frame.depth.astype(np.float32)
-        valid = d > 0
-        lo, hi = (float(d[valid].min()), float(d[valid].max())) if valid.any() else (0.0, 1.0)
-        grey = np.where(valid, 255.0 * (1.0 - 0.85 * (d - lo) / max(hi - lo, 1.0)), 0.0)
-        img = np.repeat(grey[..., None], 3, axis=-1)
-    if foreground is not None and foreground.shape == img.shape[:2]:
-        img[foreground] = 0.5 * img[foreground] + 0.5 * TINT
-    out = np.clip(img, 0, 255).astype(np.uint8)
+    out = np.ascontiguousarray(np.clip(tracker_view(frame, foreground), 0, 255).astype(np.uint8)[:, :, ::-1])
     if not len(snap) or cal is None:
         return out
     foot = snap.a.astype(np.float64)
