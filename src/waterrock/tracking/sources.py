@@ -430,7 +430,47 @@ def _bgr(data: np.ndarray, fmt: str) -> np.ndarray | None:
     return None
 
 
-class RealSenseBagSource(FrameSource):
+class _VendorRecording(FrameSource):
+    """A recording made with a sensor vendor's tool, played through its SDK pass after pass: each
+    subclass gives ``_play_once(sdk, clock)``, the (own time, colour, depth) of one pass; the time
+    runs on across passes (``_RunningClock``) and, unless the SDK paces itself, ``realtime``
+    plays it at its own pace."""
+
+    what = label = package = extra = ""
+    sdk_paces = False
+
+    def __init__(self, path: str | Path, loop: bool = True, realtime: bool = False) -> None:
+        self.path = Path(path)
+        self.loop, self.realtime = loop, realtime
+        self.name = f"{self.label}:{self.path.name}"
+        self.intrinsics: Intrinsics | None = None
+        if not self.path.exists():
+            raise SourceError(f"{self.what} not found: {self.path}")
+
+    def _play_once(self, sdk, clock: _RunningClock) -> Iterator[tuple[float, np.ndarray | None, np.ndarray]]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Frame]:
+        sdk = _require(self.package, self.extra, f"The {self.what} source")
+        clock = _RunningClock(1.0 / 30.0)
+        pacer = _Pacer(self.realtime and not self.sdk_paces)
+        i = 0
+        while True:
+            n = 0
+            for own, color, depth in self._play_once(sdk, clock):
+                ts = clock(own)
+                pacer.wait(ts)
+                yield Frame(ts, color, depth, i)
+                i += 1
+                n += 1
+            if n == 0:
+                raise SourceError(f"{self.path}: no depth frames in the recording")
+            if not self.loop:
+                return
+            clock.new_pass()
+
+
+class RealSenseBagSource(_VendorRecording):
     """An Intel RealSense recording, replayed by the SDK's playback device (pyrealsense2).
 
     A ROS1 ``.bag`` from the RealSense Viewer, rs-record or ``config.enable_record_to_file``, or
@@ -446,30 +486,12 @@ class RealSenseBagSource(FrameSource):
     thread of its own, so one stream may run some frames ahead of the other).
     """
 
-    def __init__(self, path: str | Path, loop: bool = True, realtime: bool = False) -> None:
-        self.path = Path(path)
-        self.loop, self.realtime = loop, realtime
-        self.name = f"realsense-bag:{self.path.name}"
-        self.intrinsics: Intrinsics | None = None
-        self._warned_format = False
-        if not self.path.exists():
-            raise SourceError(f"RealSense recording not found: {self.path}")
+    what, label, package, extra = "RealSense recording", "realsense-bag", "pyrealsense2", "realsense"
+    sdk_paces = True  # playback.set_real_time
 
-    def __iter__(self) -> Iterator[Frame]:
-        rs = _require("pyrealsense2", "realsense", "The RealSense recording source")
-        clock = _RunningClock(1.0 / 30.0)
-        i = 0
-        while True:
-            n = 0
-            for own, color, depth in self._play_once(rs, clock):
-                yield Frame(clock(own), color, depth, i)
-                i += 1
-                n += 1
-            if n == 0:
-                raise SourceError(f"{self.path}: no depth frames in the recording")
-            if not self.loop:
-                return
-            clock.new_pass()
+    def __init__(self, path: str | Path, loop: bool = True, realtime: bool = False) -> None:
+        super().__init__(path, loop, realtime)
+        self._warned_format = False
 
     def _play_once(self, rs, clock: _RunningClock) -> Iterator[tuple[float, np.ndarray | None, np.ndarray]]:
         """(own time s, colour BGR or None, depth mm) of each depth frame, one pass of the file."""
@@ -619,7 +641,7 @@ def is_kinect_recording(path: str | Path) -> bool:
         return False
 
 
-class KinectRecordingSource(FrameSource):
+class KinectRecordingSource(_VendorRecording):
     """An Azure Kinect (or Orbbec K4A wrapper) .mkv recording, replayed by pyk4a's PyK4APlayback.
 
     Depth in mm, colour mapped into the depth camera by the SDK (its transformation, as
@@ -627,32 +649,7 @@ class KinectRecordingSource(FrameSource):
     the recording's calibration.
     """
 
-    def __init__(self, path: str | Path, loop: bool = True, realtime: bool = False) -> None:
-        self.path = Path(path)
-        self.loop, self.realtime = loop, realtime
-        self.name = f"kinect-recording:{self.path.name}"
-        self.intrinsics: Intrinsics | None = None
-        if not self.path.exists():
-            raise SourceError(f"Azure Kinect recording not found: {self.path}")
-
-    def __iter__(self) -> Iterator[Frame]:
-        k4a = _require("pyk4a", "kinect", "The Azure Kinect recording source")
-        clock = _RunningClock(1.0 / 30.0)
-        pacer = _Pacer(self.realtime)
-        i = 0
-        while True:
-            n = 0
-            for own, color, depth in self._play_once(k4a, clock):
-                ts = clock(own)
-                pacer.wait(ts)
-                yield Frame(ts, color, depth, i)
-                i += 1
-                n += 1
-            if n == 0:
-                raise SourceError(f"{self.path}: no depth captures in the recording")
-            if not self.loop:
-                return
-            clock.new_pass()
+    what, label, package, extra = "Azure Kinect recording", "kinect-recording", "pyk4a", "kinect"
 
     def _play_once(self, k4a, clock: _RunningClock) -> Iterator[tuple[float, np.ndarray | None, np.ndarray]]:
         from pyk4a.transformation import color_image_to_depth_camera
