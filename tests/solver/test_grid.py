@@ -9,23 +9,22 @@ import pytest
 import taichi as ti
 from scipy.spatial import cKDTree
 
-from waterrock.solver.grid import (
+from waterrock.solver.grid import NeighborGrid
+from waterrock.solver.launch import on_cpu
+from waterrock.solver.neighbors import (
     MAX_NEIGHBORS,
     GridArgs,
-    NeighborGrid,
     for_each_neighbor,
-    nd_ivec3,
-    on_cpu,
     pair_pass,
     pair_tasks,
     pairs_in_block,
     walk_rows,
 )
 from waterrock.solver.state import ACTIVE, ParticleState
+from waterrock.solver.types import nd_i32, nd_ivec3, nd_vec3, vec3
 
-vec3 = ti.math.vec3
-nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
-nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
+ivec4 = ti.math.ivec4  # four hashes of a neighbour set (the solver has no use for the type)
+nd_ivec4 = ti.types.ndarray(dtype=ivec4, ndim=1)
 
 
 class _Ids(NamedTuple):
@@ -44,14 +43,14 @@ def _pair_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
 
 @ti.kernel
 def _neighbour_signature(
-    x: nd_vec3, ids: nd_i32, flags: nd_i32, out: ti.types.ndarray(dtype=ti.math.ivec4, ndim=1),
+    x: nd_vec3, ids: nd_i32, flags: nd_i32, out: nd_ivec4,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     form: ti.template(),
 ):
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(_Ids(ids))
     for i in x:
-        acc = ti.math.ivec4(0)
+        acc = ivec4(0)
         if flags[i] & ACTIVE:
             if ti.static(form == "lists"):
                 for_each_neighbor(i, x[i], g, _pair_task, acc, c)
@@ -68,7 +67,7 @@ def _pair_pair_task(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c
 
 @ti.kernel
 def _pair_signature(
-    x: nd_vec3, ids: nd_i32, share: ti.types.ndarray(dtype=ti.math.ivec4, ndim=1),
+    x: nd_vec3, ids: nd_i32, share: nd_ivec4,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     colour: ti.i32,
 ):
@@ -79,8 +78,7 @@ def _pair_signature(
 
 
 @ti.kernel
-def _by_id(ids: nd_i32, flags: nd_i32, share: ti.types.ndarray(dtype=ti.math.ivec4, ndim=1),
-           out: ti.types.ndarray(dtype=ti.math.ivec4, ndim=1)):
+def _by_id(ids: nd_i32, flags: nd_i32, share: nd_ivec4, out: nd_ivec4):
     for i in ids:
         if flags[i] & ACTIVE:
             out[ids[i]] = share[i]
@@ -108,10 +106,10 @@ def test_grid_matches_brute_force(form):
     assert state.free_head.to_numpy()[0] == n_active
     np.testing.assert_array_equal(state.x.to_numpy()[:n_active][np.argsort(ids[:n_active])], pts)
 
-    out = ti.ndarray(ti.math.ivec4, capacity)
+    out = ti.ndarray(ivec4, capacity)
     out.fill(0)
     if form == "pairs":
-        share = ti.ndarray(ti.math.ivec4, capacity)
+        share = ti.ndarray(ivec4, capacity)
         share.fill(7)  # garbage from an earlier pass
         pair_pass(lambda kernel, *args: kernel(*args), _pair_signature, share, grid.cell_start, state.x, state.ids,
                   share, *grid.args())
@@ -158,7 +156,7 @@ def test_the_gpus_scan_of_many_levels_sorts_as_the_cpus(scan):
         # the atomics' and may differ)
         cell = np.searchsorted(start, np.arange(2500), side="right") - 1
         in_cells = sorted(zip(cell.tolist(), state.ids.to_numpy()[:2500].tolist(), strict=True))
-        got[name] = (start, in_cells, state.free_head.to_numpy()[0], len(grid.levels))
+        got[name] = (start, in_cells, state.free_head.to_numpy()[0], len(grid.scan.levels))
     assert got["cpu"][3] == 2 and got["levels"][3] >= 3
     np.testing.assert_array_equal(got["levels"][0], got["cpu"][0])
     assert got["levels"][1] == got["cpu"][1]

@@ -1,4 +1,4 @@
-"""The pair form of the neighbour sums (grid.for_each_pair) gives the solver the same water as
+"""The pair form of the neighbour sums (neighbors.for_each_pair) gives the solver the same water as
 gathering every neighbour: the same terms, each pair taken once instead of twice."""
 
 import numpy as np

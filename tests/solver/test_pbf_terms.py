@@ -24,7 +24,7 @@ def _solver(viscosity=0.0, epsilon=0.0):
 def _read(s):
     st = s.state
     active = (st.flags.to_numpy() & ACTIVE) > 0
-    return st.x.to_numpy()[active], st.v.to_numpy()[active], st.omega.to_numpy()[active]
+    return st.x.to_numpy()[active], st.v.to_numpy()[active], s.method.data.omega.to_numpy()[active]
 
 
 def _interior(x, margin=0.045):

@@ -24,8 +24,8 @@ import numpy as np
 import taichi as ti
 
 from waterrock.solver.kernels import half_space_tables, lattice_wall_correction
+from waterrock.solver.types import vec3
 
-vec3 = ti.math.vec3
 FAR = 1.0e3  # distance reported outside the rock's SDF volume: no contribution, no contact
 TABLE_SAMPLES = 256
 

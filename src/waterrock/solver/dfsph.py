@@ -32,19 +32,11 @@ from typing import NamedTuple
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs
-from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3
 from waterrock.solver.kernels import cubic_gradW, cubic_W_gradW
-from waterrock.solver.state import ACTIVE, in_use
+from waterrock.solver.neighbors import GridArgs, for_each_neighbor
+from waterrock.solver.state import ACTIVE, MethodData, in_use
 from waterrock.solver.terms import XSPHArgs, density_grad_pair, with_solids, xsph_boundary, xsph_pair
-
-vec3 = ti.math.vec3
-ivec3 = ti.math.ivec3
-nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
-nd_vec4 = ti.types.ndarray(dtype=ti.math.vec4, ndim=1)
-nd_vec2 = ti.types.ndarray(dtype=ti.math.vec2, ndim=1)
-nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
-nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
-nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
+from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, nd_vec4, vec2, vec3
 
 # the device-side state of each solve: converged, and iterations applied, in this substep; then,
 # summed over the frame until the host reads them: the most iterations a substep applied, the
@@ -53,6 +45,18 @@ DONE, ITERS, MOST, TOTAL, MISSED = 0, 1, 2, 3, 4
 DIVERGENCE, DENSITY = 0, 1
 WARM_START = 0.5  # the share of the last substep's pressure a solve starts from
 NO_CAP = 3.0e38
+
+
+class DFSPHData(MethodData):
+    """DFSPH's own per-particle fields (state.MethodData), as SPlisHSPlasH's SimulationDataDFSPH."""
+
+    # the pressure parameters each solve applied, [divergence, density]: k dt and k, kept as the
+    # next substep's warm start (warm_start_k)
+    CARRIED = {"kappa": vec2}
+    SCRATCH = {
+        "alpha": ti.f32,  # the DFSPH factor alpha_i, eq. 9
+        "k": ti.f32,  # the pressure parameter k_i = p_i / rho_i^2 of the solve's iteration
+    }
 
 
 class _Rate(NamedTuple):
@@ -267,11 +271,14 @@ def non_pressure(
 
 
 class DFSPH:
-    """One DFSPH step (2017, Algorithm 1, reordered to start after the neighbour search)."""
+    """One DFSPH step (2017, Algorithm 1, reordered to start after the neighbour search), on the
+    shared state, grid and boundary, and its own fields (DFSPHData)."""
 
     name = "dfsph"
+    Data = DFSPHData
 
-    def __init__(self, settings, fluid):
+    def __init__(self, settings, fluid, state):
+        self.data = DFSPHData(state)
         self.density_tolerance = settings.density_tolerance
         self.divergence_tolerance = settings.divergence_tolerance
         self.max_iterations = settings.max_iterations
@@ -286,17 +293,17 @@ class DFSPH:
 
     def _solve(self, s, which: int, tolerance: float, dt: float, g_args) -> None:
         """The Jacobi iterations of one solve, after its warm start."""
-        st = s.state
+        st, d = s.state, self.data
         scale = dt if which == DIVERGENCE else 1.0
-        s.dispatch(apply_warm_start, st.x, st.v, st.flags, st.free_head, st.wall, st.aux2, dt, *g_args, s.mass, s.rho0)
+        s.dispatch(apply_warm_start, st.x, st.v, st.flags, st.free_head, st.wall, d.k, dt, *g_args, s.mass, s.rho0)
         s.flush()  # an iteration is one graph, whatever the number launched
         for _ in range(self.launch[which]):
             s.dispatch(
-                pressure_parameter, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, st.aux, st.aux2,
+                pressure_parameter, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, d.alpha, d.k,
                 self.solve[which], self.err, which, dt, *g_args, s.mass, s.rho0,
             )
             s.dispatch(
-                apply_pressure, st.x, st.v, st.flags, st.free_head, st.wall, st.aux2, st.kappa, self.solve[which],
+                apply_pressure, st.x, st.v, st.flags, st.free_head, st.wall, d.k, d.kappa, self.solve[which],
                 self.err, which, tolerance, dt, scale, *g_args, s.mass, s.rho0,
             )
             s.flush()
@@ -304,17 +311,17 @@ class DFSPH:
 
     def substep(self, s, dt: float) -> None:
         self.last_dt = dt
-        st, grid = s.state, s.grid
+        st, grid, d = s.state, s.grid, self.data
         b_args = s.boundary.args_without_h()
         grid.build(st, s.dispatch)
         g_args = grid.args()
         s.dispatch(
-            density_and_factor, st.x, st.v, st.flags, st.free_head, st.rho, st.aux, st.wall, st.aux2, st.kappa,
+            density_and_factor, st.x, st.v, st.flags, st.free_head, st.rho, d.alpha, st.wall, d.k, d.kappa,
             self.solve[DIVERGENCE], dt, s.k_hydrostatic, *g_args, *b_args, s.mass, s.rho0,
         )
         self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args)
         s.dispatch(
-            non_pressure, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, st.dv, st.aux2, st.kappa,
+            non_pressure, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, st.dv, d.k, d.kappa,
             self.solve[DENSITY], *g_args, s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt),
         )
         st.swap_velocity_scratch()
@@ -343,5 +350,5 @@ class DFSPH:
         substep: both solves push with pressure, and in a column at rest the divergence solve
         carries about a tenth of rho g h (measured: the density solve's alone reads 10 % low)."""
         rho = s.state.rho.to_numpy()
-        kappa = s.state.kappa.to_numpy()
+        kappa = self.data.kappa.to_numpy()
         return (kappa[:, DENSITY] + kappa[:, DIVERGENCE] / self.last_dt) * rho * rho

@@ -18,6 +18,8 @@ import math
 import numpy as np
 import taichi as ti
 
+from waterrock.solver.types import vec3
+
 # Written without branches, which the neighbour loops would mispredict for about half the
 # pairs: with a = max(1 - q, 0) and b = max(1/2 - q, 0),
 #     W(q) = sigma (2 a^3 - 8 b^3),    dW/dq = 6 sigma (4 b^2 - a^2)
@@ -33,14 +35,14 @@ def cubic_W(r_len: ti.f32, h: ti.f32) -> ti.f32:
 
 
 @ti.func
-def cubic_gradW(r: ti.math.vec3, h: ti.f32) -> ti.math.vec3:
+def cubic_gradW(r: vec3, h: ti.f32) -> vec3:
     """grad_i W(x_i - x_j) for r = x_i - x_j: points from j towards i times dW/dr (< 0)."""
     _, g = cubic_W_gradW(r, h)
     return g
 
 
 @ti.func
-def cubic_W_gradW(r: ti.math.vec3, h: ti.f32):
+def cubic_W_gradW(r: vec3, h: ti.f32):
     """W(|r|) and grad W(r) together, from one square root."""
     r_len = r.norm()
     q = r_len / h

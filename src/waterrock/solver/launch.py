@@ -115,3 +115,10 @@ class Graphs:
             builder.dispatch(kernel, *symbols)
             casts.append(call_casts)
         return builder.compile(), casts
+
+
+def on_cpu() -> bool:
+    """Whether the kernels run on a CPU: the forms of several loops depend on it (the neighbour
+    lists' layout, neighbors._list_slot; the pair form, neighbors.pairs_suit; the scan's blocks,
+    scan.scan_suits_backend)."""
+    return ti.lang.impl.current_cfg().arch in (ti.x64, ti.arm64)

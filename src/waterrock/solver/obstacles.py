@@ -19,11 +19,9 @@ import taichi as ti
 
 from waterrock.rate_limit import RateLimitedLog
 from waterrock.snapshots import ObstacleSnapshot
+from waterrock.solver.types import nd_f32, nd_f32_2d, nd_vec3, vec3
 
 log = logging.getLogger(__name__)
-vec3 = ti.math.vec3
-nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
-nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
 MAX_OBSTACLES = 64
 MAX_EXTRAPOLATION = 0.1  # s
 REPORTED = 8  # obstacles with problems named in set's answer; the rest are counted
@@ -100,7 +98,7 @@ def collide_obstacles(p: vec3, v: vec3, contact: ti.f32, friction: ti.f32, o: ti
 
 
 @ti.kernel
-def upload(packed: ti.types.ndarray(dtype=ti.f32, ndim=2), count: ti.i32, a: nd_vec3, b: nd_vec3, radius: nd_f32,
+def upload(packed: nd_f32_2d, count: ti.i32, a: nd_vec3, b: nd_vec3, radius: nd_f32,
            velocity: nd_vec3):
     """The obstacles from one host array of rows (a, b, radius x weight, velocity): one launch
     where four from_numpy were four. Taichi 1.7 keeps a few bytes for each launch with a host

@@ -23,7 +23,7 @@ project the smoothed, confined motion onto the density constraint and the veloci
 
 Every term is written once, as a pair task: a pass gathers each particle's neighbours and
 finishes it at once (a GPU, or a CPU with fewer than PAIRS_FROM particles), or takes its sums in
-pair form, every pair once (grid.pair_pass), and a kernel finishes the particles after.
+pair form, every pair once (neighbors.pair_pass), and a kernel finishes the particles after.
 """
 
 from typing import NamedTuple
@@ -32,33 +32,35 @@ import numpy as np
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs
-from waterrock.solver.grid import (
+from waterrock.solver.kernels import cubic_gradW_np, cubic_W_gradW, cubic_W_np
+from waterrock.solver.launch import on_cpu
+from waterrock.solver.neighbors import (
     GridArgs,
     for_each_neighbor,
-    nd_ivec3,
-    on_cpu,
     pair_as_task,
     pair_pass,
     pair_tasks,
     pairs_in_block,
     pairs_suit,
 )
-from waterrock.solver.kernels import cubic_gradW_np, cubic_W_gradW, cubic_W_np
 from waterrock.solver.obstacles import ObstacleArgs
-from waterrock.solver.state import ACTIVE, in_use
+from waterrock.solver.state import ACTIVE, MethodData, in_use
 from waterrock.solver.terms import clamp_speed, collide, density_grad_pair, move, with_solids, xsph_boundary
-
-vec3 = ti.math.vec3
-ivec3 = ti.math.ivec3
-nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
-nd_vec4 = ti.types.ndarray(dtype=ti.math.vec4, ndim=1)
-nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
-nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
-nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
+from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec3, nd_vec4, nd_vector, vec3
 
 SCORR_K = 0.1
 SCORR_N = 4
 SCORR_DQ = 0.2  # |dq| / h
+
+
+class PBFData(MethodData):
+    """PBF's own per-particle fields (state.MethodData)."""
+
+    CARRIED = {"x0": vec3}  # x_i at the substep's start, moved by the sort with x*_i (Algorithm 1, line 21)
+    SCRATCH = {
+        "lam": ti.f32,  # lambda_i, eq. 11
+        "omega": vec3,  # the vorticity omega_i, eq. 15
+    }
 
 
 @ti.kernel
@@ -177,7 +179,7 @@ def _lambda_kernels(first: bool):
 
     @ti.kernel
     def lambda_pairs(
-        x: nd_vec3, v: nd_vec3, sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1),
+        x: nd_vec3, v: nd_vec3, sums: nd_vector(n_sums),
         cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
         mass: ti.f32, rho0: ti.f32, colour: ti.i32,
     ):
@@ -190,7 +192,7 @@ def _lambda_kernels(first: bool):
     def finish_lambda(
         x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, lam: nd_f32, wall: nd_vec4,
         omega: nd_vec3, dv: nd_vec3,
-        sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1),
+        sums: nd_vector(n_sums),
         b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
         rho0: ti.f32, relaxation: ti.f32, c_xsph: ti.f32, c_wall: ti.f32,
     ):
@@ -287,7 +289,7 @@ def _delta_kernels(first: bool):
 
     @ti.kernel
     def delta_pairs(
-        x: nd_vec3, lam: nd_f32, omega: nd_vec3, sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1),
+        x: nd_vec3, lam: nd_f32, omega: nd_vec3, sums: nd_vector(n_sums),
         cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
         mass: ti.f32, w_dq: ti.f32, scorr_scale: ti.f32, colour: ti.i32,
     ):
@@ -300,7 +302,7 @@ def _delta_kernels(first: bool):
     def finish_delta(
         x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3,
         dv: nd_vec3,
-        sums: ti.types.ndarray(dtype=ti.types.vector(n_sums, ti.f32), ndim=1), rho0: ti.f32, dt: ti.f32,
+        sums: nd_vector(n_sums), rho0: ti.f32, dt: ti.f32,
         epsilon: ti.f32, b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
         o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
     ):
@@ -332,21 +334,24 @@ def update_velocity(x: nd_vec3, x0: nd_vec3, v: nd_vec3, flags: nd_i32, free_hea
 
 
 class PBF:
-    """One substep of Algorithm 1 of the paper, on the shared state, grid and boundary."""
+    """One substep of Algorithm 1 of the paper, on the shared state, grid and boundary, and its own
+    fields (PBFData)."""
 
     name = "pbf"
+    Data = PBFData
     # Stable at frame-sized steps: when the CFL condition asks for more than max_substeps, the
     # substeps stay frame_dt / max_substeps long and the speed limit v_max(dt) bounds each move;
     # the water never runs slower than the clock (see Solver.plan)
     keeps_frame_time = True
     # the pair form's sums: the lambda passes' (5, and 11 in the first) and the first delta's (6)
     PAIR_BYTES_PER_PARTICLE = 4 * (5 + 11 + 6)
-    # active particles from which a CPU takes the pair form (grid.pairs_suit); measured on 2
+    # active particles from which a CPU takes the pair form (neighbors.pairs_suit); measured on 2
     # cores, the dam break: 5 % slower in pairs at 16k, 26 % faster at 64k (103 -> 82 ms a
     # substep); the default scene, 1,800 particles: 13 ms a frame gathering, 17 ms in pairs
     PAIRS_FROM = 24_000
 
-    def __init__(self, settings, fluid):
+    def __init__(self, settings, fluid, state):
+        self.data = PBFData(state)
         self.iterations = settings.pbf_iterations
         self.relaxation = settings.pbf_relaxation
         self.vorticity_epsilon = settings.vorticity_epsilon
@@ -361,7 +366,7 @@ class PBF:
         g = np.stack(np.meshgrid(*[np.arange(-n, n + 1) * dx] * 3, indexing="ij"), -1).reshape(-1, 3)
         grad_c = dx**3 * cubic_gradW_np(g, h)  # m_j grad W_ij / rho0, with m_j = rho0 dx^3
         self.scorr_scale = SCORR_K / float(np.sum(grad_c**2))
-        # the sums in pair form (grid.for_each_pair): None picks (grid.pairs_suit); each pass's
+        # the sums in pair form (neighbors.for_each_pair): None picks (neighbors.pairs_suit); each pass's
         # in its own scratch, the later delta passes' in the state's dv
         self.pairs = None
         if on_cpu():
@@ -370,8 +375,8 @@ class PBF:
             self.delta_sums_first = ti.ndarray(ti.types.vector(6, ti.f32), capacity)
 
     def substep(self, s, dt: float) -> None:
-        st, bnd, obs = s.state, s.boundary, s.obstacles
-        s.dispatch(predict, st.x, st.v, st.x0, st.flags, st.free_head, dt, s.gravity, s.v_max(dt), *bnd.args(),
+        st, bnd, obs, d = s.state, s.boundary, s.obstacles, self.data
+        s.dispatch(predict, st.x, st.v, d.x0, st.flags, st.free_head, dt, s.gravity, s.v_max(dt), *bnd.args(),
             *obs.args())
         pairs = self.pairs if self.pairs is not None else pairs_suit(s.active, self.PAIRS_FROM)
         s.grid.build(st, s.dispatch, lists=not pairs)
@@ -380,21 +385,21 @@ class PBF:
                 self._iteration_in_pairs(s, dt, first=k == 0)
             else:
                 self._iteration(s, dt, first=k == 0)
-        s.dispatch(update_velocity, st.x, st.x0, st.v, st.flags, st.free_head, 1.0 / dt, s.v_max(dt))
+        s.dispatch(update_velocity, st.x, d.x0, st.v, st.flags, st.free_head, 1.0 / dt, s.v_max(dt))
 
     def _iteration(self, s, dt: float, first: bool) -> None:
         """One Jacobi iteration, gathering: the lambda pass, then the delta pass and the move."""
-        st, bnd, obs = s.state, s.boundary, s.obstacles
+        st, bnd, obs, d = s.state, s.boundary, s.obstacles, self.data
         g_args = s.grid.args()
         s.dispatch(
             constraint_lambda_first if first else constraint_lambda,
-            st.x, st.v, st.flags, st.free_head, st.rho, st.aux, st.wall, st.omega, st.dv, *g_args,
+            st.x, st.v, st.flags, st.free_head, st.rho, d.lam, st.wall, d.omega, st.dv, *g_args,
             *bnd.args_without_h(), s.mass,
             s.rho0, self.relaxation, self.c_xsph, s.wall_xsph(dt),
         )
         s.dispatch(  # dv in (the smoothing, read by each particle for itself); the moved x* into the back buffer
             position_delta_first if first else position_delta,
-            st.x, st.v, st.flags, st.free_head, st.aux, st.wall, st.omega, st.dv, st.back.x, *g_args, s.mass,
+            st.x, st.v, st.flags, st.free_head, d.lam, st.wall, d.omega, st.dv, st.back.x, *g_args, s.mass,
             s.rho0, self.w_dq, self.scorr_scale, dt, self.vorticity_epsilon, *bnd.args_without_h(), *obs.args(),
         )
         st.swap_positions_with_back()
@@ -402,22 +407,22 @@ class PBF:
     def _iteration_in_pairs(self, s, dt: float, first: bool) -> None:
         """One Jacobi iteration in pair form: each pass's sums, colour by colour, then a kernel
         that finishes every particle (lambda_i; dp_i and the move)."""
-        st, bnd, obs = s.state, s.boundary, s.obstacles
+        st, bnd, obs, d = s.state, s.boundary, s.obstacles, self.data
         g_args = s.grid.args()
         sums = self.lambda_sums[first]
         pair_pass(s.dispatch, lambda_pairs_first if first else lambda_pairs, sums, s.grid.cell_start, st.x, st.v, sums,
                   *g_args, s.mass, s.rho0)
         s.dispatch(
             finish_lambda_first if first else finish_lambda,
-            st.x, st.v, st.flags, st.free_head, st.rho, st.aux, st.wall, st.omega, st.dv, sums, *bnd.args(), s.rho0,
+            st.x, st.v, st.flags, st.free_head, st.rho, d.lam, st.wall, d.omega, st.dv, sums, *bnd.args(), s.rho0,
             self.relaxation, self.c_xsph, s.wall_xsph(dt),
         )
         sums = self.delta_sums_first if first else st.dv  # dv holds the smoothing until the first move
-        pair_pass(s.dispatch, delta_pairs_first if first else delta_pairs, sums, s.grid.cell_start, st.x, st.aux,
-                  st.omega, sums, *g_args, s.mass, self.w_dq, self.scorr_scale)
+        pair_pass(s.dispatch, delta_pairs_first if first else delta_pairs, sums, s.grid.cell_start, st.x, d.lam,
+                  d.omega, sums, *g_args, s.mass, self.w_dq, self.scorr_scale)
         s.dispatch(
             finish_delta_first if first else finish_delta,
-            st.x, st.v, st.flags, st.free_head, st.aux, st.wall, st.omega, st.dv, sums, s.rho0, dt,
+            st.x, st.v, st.flags, st.free_head, d.lam, st.wall, d.omega, st.dv, sums, s.rho0, dt,
             self.vorticity_epsilon,
             *bnd.args(), *obs.args(),
         )

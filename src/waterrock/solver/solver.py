@@ -32,6 +32,7 @@ from waterrock.solver.pbf import PBF
 from waterrock.solver.sources import BLOCKED, EMITTED, N_COUNTERS, NONFINITE, RETIRED, STARVED, Sources
 from waterrock.solver.state import ACTIVE, ParticleState
 from waterrock.solver.terms import advect, frame_statistics, measure_density
+from waterrock.solver.types import vec3
 from waterrock.solver.wcsph import WCSPH
 
 log = logging.getLogger(__name__)
@@ -102,13 +103,15 @@ def _available_memory_bytes() -> int | None:
 
 def memory_needed(scene: Scene, lists: bool = True) -> tuple[int, int]:
     """(bytes per particle of the budget, bytes of the neighbour grid's cells) that a solver for
-    the scene allocates, counted from its arrays: the particle state, the grid's per-particle
-    arrays (with ``lists``, the stored neighbour lists) and the pressure solver's pair sums on the
-    device, and on the host the state's copy for snapshots with one snapshot of every slot
-    (HOST_BYTES_PER_PARTICLE); the grid's cells as the grid lays them out, h / CELLS_X long in x."""
-    per_particle = ParticleState.BYTES_PER_PARTICLE + NeighborGrid.BYTES_PER_PARTICLE
-    per_particle += NeighborGrid.LIST_BYTES_PER_PARTICLE if lists else 0
-    per_particle += getattr(METHODS[scene.solver.method], "PAIR_BYTES_PER_PARTICLE", 0) + HOST_BYTES_PER_PARTICLE
+    the scene allocates, counted from its arrays: the particle state, the pressure solver's own
+    fields (state.MethodData), the grid's per-particle arrays (with ``lists``, the stored neighbour
+    lists) and the pressure solver's pair sums on the device, and on the host the state's copy for
+    snapshots with one snapshot of every slot (HOST_BYTES_PER_PARTICLE); the grid's cells as the
+    grid lays them out, h / CELLS_X long in x."""
+    method = METHODS[scene.solver.method]
+    per_particle = ParticleState.BYTES_PER_PARTICLE + method.Data.bytes_per_particle()
+    per_particle += NeighborGrid.BYTES_PER_PARTICLE + (NeighborGrid.LIST_BYTES_PER_PARTICLE if lists else 0)
+    per_particle += getattr(method, "PAIR_BYTES_PER_PARTICLE", 0) + HOST_BYTES_PER_PARTICLE
     _, res = NeighborGrid.layout(scene.domain.lower, scene.domain.upper, scene.fluid.support_radius)
     cells = float(np.prod(res, dtype=np.float64)) + 1  # + the retired particles' bucket
     return per_particle, int(cells * CELL_BYTES)
@@ -132,7 +135,7 @@ class Solver:
         self.spacing = float(fluid.spacing)
         self.h = float(fluid.support_radius)
         self.mass = float(fluid.particle_mass)
-        self.gravity = ti.ndarray(ti.math.vec3, 1)  # an array: see boundary.BoundaryArgs.params
+        self.gravity = ti.ndarray(vec3, 1)  # an array: see boundary.BoundaryArgs.params
         self.gravity.from_numpy(np.asarray([scene.solver.gravity], np.float32))
         # p / rho^2 at the bottom of a domain full of water: the scale of the pressure parameters
         height = float(np.max(np.subtract(dom.upper, dom.lower)))
@@ -150,7 +153,7 @@ class Solver:
             rock_sdf=self._rock_sdf(), friction=scene.rock.friction,
         )
         self.obstacles = Obstacles()
-        self.method = METHODS[scene.solver.method](scene.solver, fluid)
+        self.method = METHODS[scene.solver.method](scene.solver, fluid, self.state)
         self._stats_buf = ti.ndarray(ti.f32, 3)  # measure_density's sums
         self._frame_stats = np.zeros(2 + N_COUNTERS, np.int32)  # frame_statistics's, on the host
         self.graphs = Graphs()
@@ -220,7 +223,7 @@ class Solver:
         self.substeps_total = 0
         top = max((e.speed for e in self.scene.emitters), default=0.0)
         self._max_speed = max(top, 1.0)
-        self.active = int(self.n_active())  # as of the last frame; the methods read it (grid.pairs_suit)
+        self.active = int(self.n_active())  # as of the last frame; the methods read it (neighbors.pairs_suit)
         self.stats = {"max_speed": 0.0, "active": self.active}
 
     # --- stepping ----------------------------------------------------------------------------

@@ -32,12 +32,7 @@ from waterrock.solver.grid import is_finite3
 from waterrock.solver.launch import launch_now
 from waterrock.solver.obstacles import ObstacleArgs, blocked_by_obstacle
 from waterrock.solver.state import ACTIVE, RECYCLED, in_use
-
-vec3 = ti.math.vec3
-nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
-nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
-nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
-nd_vec2 = ti.types.ndarray(dtype=ti.math.vec2, ndim=1)
+from waterrock.solver.types import nd_f32, nd_i32, nd_vec3, vec3
 
 # counters, read once per frame
 NONFINITE, RETIRED, EMITTED, STARVED, BLOCKED, N_COUNTERS = 0, 1, 2, 3, 4, 5
@@ -67,7 +62,7 @@ def retire(x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, sink_lower:
 @ti.kernel
 def emit_layers(points: nd_vec3, first: ti.i32, count: ti.i32, layers: ti.i32, velocities: nd_vec3, emitter: ti.i32,
                 newest_age: ti.f32, layer_gap: ti.f32, skipped: ti.i32, jitter: ti.f32,
-                x: nd_vec3, v: nd_vec3, x0: nd_vec3, kappa: nd_vec2, flags: nd_i32,
+                x: nd_vec3, v: nd_vec3, flags: nd_i32,
                 free_head: nd_i32, counters: nd_i32, margin: ti.f32, contact: ti.f32,
                 o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32):
     """``layers`` layers of an emitter's opening in one launch, layer l moved on by its velocity
@@ -90,10 +85,8 @@ def emit_layers(points: nd_vec3, first: ti.i32, count: ti.i32, layers: ti.i32, v
             if slot >= x.shape[0]:
                 ti.atomic_add(counters[STARVED], 1)
         if slot < x.shape[0]:
-            x[slot] = p
-            x0[slot] = p
+            x[slot] = p  # a method's carried fields start at zero: the sort zeroed them (state.Carried)
             v[slot] = velocity
-            kappa[slot] = ti.math.vec2(0.0)
             flags[slot] = ACTIVE | RECYCLED
             ti.atomic_add(counters[EMITTED], 1)
 
@@ -188,7 +181,7 @@ class Sources:
             emit_layers(
                 self.points, self.first[k], self.count[k], layers, self.velocities, k,
                 self.phase[k] / lps, 1.0 / lps, skipped, 1e-3 * self.spacing,
-                state.x, state.v, state.x0, state.kappa, state.flags, state.free_head, self.counters,
+                state.x, state.v, state.flags, state.free_head, self.counters,
                 0.5 * self.spacing, contact, *obstacle_args,
             )
 

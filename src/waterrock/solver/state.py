@@ -1,18 +1,20 @@
 """Particle state: structure-of-arrays with a fixed budget, allocated once.
 
-Dynamic (persistent) arrays, reordered by the neighbour grid's counting sort every substep:
+What every method shares. Dynamic (persistent) arrays, reordered by the neighbour grid's counting
+sort every substep:
   x      positions (m)                       v      velocities (m/s)
-  x0     the position at the substep's start (PBF); scratch for the others
-  kappa  accumulated pressure parameters of DFSPH's two solves, [divergence, density]:
-         k dt and k = p / rho^2, kept as the warm start of the next substep (dfsph.warm_start)
   ids    stable particle ids, a permutation of 0..capacity-1 that never changes as a set
   flags  bit 0 ACTIVE, bit 1 RECYCLED (emitted since the last snapshot)
 
 Scratch arrays, recomputed every substep and never reordered:
-  rho    density (kg/m^3)                    aux    a per-particle scalar of the pressure solver
-  aux2   a second one                        dv     a vec3 buffer (position corrections, new velocities)
-  omega  vorticity (PBF)                     wall   the solids' density map at x_i, (grad Gamma, Gamma):
-         sampled once where a substep's positions are fixed, read by its later passes
+  rho    density (kg/m^3)                    dv     a vec3 buffer (position corrections, new velocities)
+  wall   the solids' density map at x_i, (grad Gamma, Gamma): sampled once where a substep's
+         positions are fixed, read by its later passes
+
+Each pressure solver owns its other fields, named for what they are (MethodData): PBF's x0, lambda
+and omega, DFSPH's kappa, alpha and k, WCSPH's k and V, allocated only for the method the scene
+chose. Those it keeps from one substep to the next (PBF's x0, DFSPH's kappa) it registers with the
+state (ParticleState.carry), and the sort moves them with the particles (Carried).
 
 Every active particle lies in the first free_head slots: the grid's sort puts the active ones
 first and sets free_head after them, and the emitters fill the slots from there on. Kernels over
@@ -24,10 +26,16 @@ Nothing here grows: emitters take retired particles back, so memory stays flat f
 import numpy as np
 import taichi as ti
 
+from waterrock.solver.types import nd_f32_2d, nd_i32, nd_i32_2d, nd_vec3, vec3, vec4
+
 ACTIVE = 1
 RECYCLED = 2
+MAX_CARRIED = 2  # fields a method may register for the sort to move (grid.SCATTER has a kernel for each count)
 
-vec3 = ti.math.vec3
+
+def bytes_of(dtype) -> int:
+    """Bytes of one element of an array: the solver's types are all 32-bit scalars and vectors."""
+    return 4 * (getattr(dtype, "n", None) or 1) * (getattr(dtype, "m", None) or 1)
 
 
 @ti.func
@@ -41,9 +49,7 @@ def in_use(free_head: ti.template(), x: ti.template()) -> ti.i32:
 
 
 @ti.kernel
-def read_back(x: ti.types.ndarray(dtype=vec3, ndim=1), v: ti.types.ndarray(dtype=vec3, ndim=1),
-              ids: ti.types.ndarray(dtype=ti.i32, ndim=1), flags: ti.types.ndarray(dtype=ti.i32, ndim=1),
-              floats: ti.types.ndarray(dtype=ti.f32, ndim=2), ints: ti.types.ndarray(dtype=ti.i32, ndim=2)):
+def read_back(x: nd_vec3, v: nd_vec3, ids: nd_i32, flags: nd_i32, floats: nd_f32_2d, ints: nd_i32_2d):
     """Every slot's (x, v) into ``floats`` and (id, flags) into ``ints``, host arrays, and the
     RECYCLED flags cleared: one launch where four to_numpy and a kernel clearing the flags were five (see
     ParticleState.read_active)."""
@@ -60,15 +66,34 @@ class _Persistent:
     def __init__(self, capacity: int):
         self.x = ti.ndarray(vec3, capacity)
         self.v = ti.ndarray(vec3, capacity)
-        self.x0 = ti.ndarray(vec3, capacity)
-        self.kappa = ti.ndarray(ti.math.vec2, capacity)
         self.ids = ti.ndarray(ti.i32, capacity)
         self.flags = ti.ndarray(ti.i32, capacity)
 
 
+class Carried:
+    """A field that a method keeps from one substep to the next (PBF's x0, DFSPH's kappa), registered
+    with ParticleState.carry: the grid's sort moves it with the particles, from ``front`` (the
+    state's) into ``back``, and the two trade places. The sort zeroes a retired particle's, so a
+    particle emitted into its slot starts from zero."""
+
+    def __init__(self, dtype, capacity: int):
+        self.dtype = dtype
+        self.front = ti.ndarray(dtype, capacity)
+        self.back = ti.ndarray(dtype, capacity)
+        self.clear()
+
+    def swap(self) -> None:
+        self.front, self.back = self.back, self.front
+
+    def clear(self) -> None:
+        self.front.fill(0)
+        self.back.fill(0)
+
+
 class ParticleState:
-    # bytes per particle: 2 x (4 vec3 + vec2 + 2 i32) persistent, 3 f32 + 2 vec3 + vec4 scratch
-    BYTES_PER_PARTICLE = 2 * (4 * 12 + 8 + 8) + 3 * 4 + 2 * 12 + 16
+    # bytes per particle: 2 x (2 vec3 + 2 i32) persistent, f32 + vec3 + vec4 scratch; a method's
+    # own fields are its data's (MethodData.bytes_per_particle)
+    BYTES_PER_PARTICLE = 2 * (2 * 12 + 2 * 4) + 4 + 12 + 16
 
     def __init__(self, capacity: int):
         if capacity < 1:
@@ -77,11 +102,10 @@ class ParticleState:
         self._front = _Persistent(capacity)
         self.back = _Persistent(capacity)
         self.rho = ti.ndarray(ti.f32, capacity)
-        self.aux = ti.ndarray(ti.f32, capacity)
-        self.aux2 = ti.ndarray(ti.f32, capacity)
         self.dv = ti.ndarray(vec3, capacity)
-        self.omega = ti.ndarray(vec3, capacity)
-        self.wall = ti.ndarray(ti.math.vec4, capacity)
+        self.wall = ti.ndarray(vec4, capacity)
+        # the fields the methods registered for the sort to move, in the order registered (carry)
+        self.carried: list[Carried] = []
         # first retired slot: set by the grid's sort, advanced by the emitters (on the device)
         self.free_head = ti.ndarray(ti.i32, 1)
         # the host's copy for snapshots, allocated once (read_active)
@@ -99,14 +123,6 @@ class ParticleState:
         return self._front.v
 
     @property
-    def x0(self):
-        return self._front.x0
-
-    @property
-    def kappa(self):
-        return self._front.kappa
-
-    @property
     def ids(self):
         return self._front.ids
 
@@ -114,8 +130,20 @@ class ParticleState:
     def flags(self):
         return self._front.flags
 
+    def carry(self, dtype) -> Carried:
+        """Register a field that the grid's sort moves with the particles (Carried): a method's
+        data does, once, when it is made."""
+        if len(self.carried) >= MAX_CARRIED:
+            raise ValueError(f"the grid's sort moves at most {MAX_CARRIED} fields besides x, v, ids and flags")
+        field = Carried(dtype, self.capacity)
+        self.carried.append(field)
+        return field
+
     def swap(self) -> None:
+        """The sorted copy (the back buffers, the carried fields' included) becomes the state."""
         self._front, self.back = self.back, self._front
+        for field in self.carried:
+            field.swap()
 
     def swap_positions_with_back(self) -> None:
         """Make the back buffer's positions (new positions) the state's, without a copy: between
@@ -131,9 +159,9 @@ class ParticleState:
         for buf in (self._front, self.back):
             buf.x.fill(0.0)
             buf.v.fill(0.0)
-            buf.x0.fill(0.0)
-            buf.kappa.fill(0.0)
             buf.flags.fill(0)
+        for field in self.carried:
+            field.clear()
         self._front.ids.from_numpy(np.arange(self.capacity, dtype=np.int32))
         self.free_head.fill(0)
 
@@ -162,7 +190,37 @@ class ParticleState:
         flags[:n] = ACTIVE | RECYCLED
         self.clear()
         self.x.from_numpy(x)
-        self.x0.from_numpy(x)
         self.v.from_numpy(v)
         self.flags.from_numpy(flags)
         self.free_head.fill(n)
+
+
+class MethodData:
+    """A pressure solver's own per-particle fields, named for what they are and allocated only for
+    the method the scene chose: the data apart from the time step, as SPlisHSPlasH keeps
+    SimulationDataDFSPH beside TimeStepDFSPH. A subclass names them with their types:
+
+    - ``CARRIED``, kept from one substep to the next: registered with the state (carry), which
+      the sort moves with the particles; ``data.name`` is the state's current buffer;
+    - ``SCRATCH``, recomputed every substep: ``data.name`` is the array.
+    """
+
+    CARRIED: dict = {}
+    SCRATCH: dict = {}
+
+    def __init__(self, state: ParticleState):
+        self._carried = {name: state.carry(dtype) for name, dtype in self.CARRIED.items()}
+        for name, dtype in self.SCRATCH.items():
+            setattr(self, name, ti.ndarray(dtype, state.capacity))
+
+    def __getattr__(self, name: str):
+        # only for names not found on the object: a carried field, whose buffers the sort swaps
+        carried = self.__dict__.get("_carried", {})
+        if name in carried:
+            return carried[name].front
+        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+
+    @classmethod
+    def bytes_per_particle(cls) -> int:
+        """Bytes a particle the data allocates: a carried field twice (its front and back)."""
+        return 2 * sum(map(bytes_of, cls.CARRIED.values())) + sum(map(bytes_of, cls.SCRATCH.values()))

@@ -14,12 +14,11 @@ from typing import NamedTuple
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids, contact, friction
-from waterrock.solver.grid import GridArgs, for_each_neighbor, nd_ivec3, pair_as_task
 from waterrock.solver.kernels import cubic_W
+from waterrock.solver.neighbors import GridArgs, for_each_neighbor, pair_as_task
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE, in_use
-
-vec3 = ti.math.vec3
+from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec3, vec3, vec4
 
 
 class Fluid(NamedTuple):
@@ -30,7 +29,7 @@ class Fluid(NamedTuple):
 
 @ti.func
 def density_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), f: ti.template()):
-    """m W_ij, the pair's share of both densities (grid.for_each_pair)."""
+    """m W_ij, the pair's share of both densities (neighbors.for_each_pair)."""
     w = f.mass * cubic_W(r.norm(), f.h)
     ret_i += w
     ret_j += w
@@ -44,7 +43,7 @@ def with_solids(rho_fluid, xi: vec3, b: ti.template(), rho0):
     """rho_i from the fluid's sum and the solids' density map at x_i, and that map,
     (grad Gamma, Gamma) (see ParticleState.wall)."""
     gamma_b, grad_b = boundary_density(xi, b)
-    return rho_fluid + rho0 * gamma_b, ti.math.vec4(grad_b, gamma_b)
+    return rho_fluid + rho0 * gamma_b, vec4(grad_b, gamma_b)
 
 
 @ti.func
@@ -90,12 +89,6 @@ def xsph_pair(i, j, w_ij, c: ti.template()) -> vec3:
 
 
 # --- kernels shared by the SPH solvers -----------------------------------------------------------
-
-
-nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
-nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
-nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
-nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
 
 
 @ti.func

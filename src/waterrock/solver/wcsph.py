@@ -12,8 +12,8 @@ every pair (two loads, where a division by rho_j would cost more).
 
 Both passes come in two forms with the same terms, each written once as a pair task: a kernel
 gathers every neighbour of its particle and finishes it at once (a GPU, or a CPU with few
-particles), or, on a CPU with many (grid.pairs_suit), the sums are taken in pair form, every
-pair once (grid.pair_pass), and a kernel finishes the particles after.
+particles), or, on a CPU with many (neighbors.pairs_suit), the sums are taken in pair form, every
+pair once (neighbors.pair_pass), and a kernel finishes the particles after.
 """
 
 import math
@@ -22,28 +22,20 @@ from typing import NamedTuple
 import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs
-from waterrock.solver.grid import (
+from waterrock.solver.kernels import cubic_W_gradW
+from waterrock.solver.neighbors import (
     GridArgs,
     for_each_neighbor,
-    nd_ivec3,
     pair_as_task,
     pair_pass,
     pair_tasks,
     pairs_in_block,
     pairs_suit,
 )
-from waterrock.solver.kernels import cubic_W_gradW
 from waterrock.solver.obstacles import ObstacleArgs
-from waterrock.solver.state import ACTIVE, in_use
+from waterrock.solver.state import ACTIVE, MethodData, in_use
 from waterrock.solver.terms import Fluid, density_pair, density_task, move, with_solids, xsph_boundary, xsph_term
-
-vec3 = ti.math.vec3
-ivec3 = ti.math.ivec3
-nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
-nd_vec4 = ti.types.ndarray(dtype=ti.math.vec4, ndim=1)
-nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
-nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
-nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)
+from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec3, nd_vec4, vec3
 
 
 @ti.func
@@ -95,7 +87,7 @@ def density_pairs(
     x: nd_vec3, rho: nd_f32, cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     g_list: nd_i32, g_count: nd_i32, mass: ti.f32, rho0: ti.f32, colour: ti.i32,
 ):
-    """The fluid's sum_j m_j W_ij into rho, for the blocks of one colour (grid.pairs_in_block)."""
+    """The fluid's sum_j m_j W_ij into rho, for the blocks of one colour (neighbors.pairs_in_block)."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     f = ti.static(Fluid(mass, rho0, h))
     for t in range(pair_tasks(g, colour)):
@@ -184,7 +176,7 @@ def momentum_pairs(
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, dt: ti.f32, c_xsph: ti.f32, colour: ti.i32,
 ):
-    """accelerate's sums over j into dv, for the blocks of one colour (grid.pairs_in_block)."""
+    """accelerate's sums over j into dv, for the blocks of one colour (neighbors.pairs_in_block)."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(_Momentum(k, v, volume, mass, h, dt, c_xsph))
     for t in range(pair_tasks(g, colour)):
@@ -209,45 +201,58 @@ def accelerate_and_move(
             x[i], v[i] = move(x[i], vi, dt, v_max, b, o)
 
 
+class WCSPHData(MethodData):
+    """WCSPH's own per-particle fields (state.MethodData): none kept from one substep to the next,
+    so its sort moves x, v, ids and flags alone."""
+
+    SCRATCH = {
+        "k": ti.f32,  # the pressure term k_i = p_i / rho_i^2 of eq. 6, p_i from Tait's equation (eq. 7)
+        "volume": ti.f32,  # the volume V_i = m_i / rho_i
+    }
+
+
 class WCSPH:
+    """One WCSPH substep, on the shared state, grid and boundary, and its own fields (WCSPHData)."""
+
     name = "wcsph"
-    # active particles from which a CPU takes the pair form (grid.pairs_suit); measured on 2
+    Data = WCSPHData
+    # active particles from which a CPU takes the pair form (neighbors.pairs_suit); measured on 2
     # cores, the dam break, median ms a substep gathering / in pairs: 4k 3.2-3.6 / 3.2-3.4,
     # 8k 4.7-4.8 / 3.8-4.4, 16k 9.4-11.9 / 6.2
     PAIRS_FROM = 8_000
 
-    def __init__(self, settings, fluid):
+    def __init__(self, settings, fluid, state):
+        self.data = WCSPHData(state)
         self.stiffness = settings.stiffness
         self.exponent = settings.exponent
         self.c_xsph = fluid.viscosity
         self.whole_exponent = int(self.exponent) if float(self.exponent).is_integer() else 0  # see _tait_power
         self.sound_speed = math.sqrt(self.stiffness * self.exponent / fluid.rest_density)
-        self.pairs = None  # the sums in pair form (grid.for_each_pair): None picks (grid.pairs_suit)
+        self.pairs = None  # the sums in pair form (neighbors.for_each_pair): None picks (neighbors.pairs_suit)
 
     def substep(self, s, dt: float) -> None:
-        st, grid = s.state, s.grid
+        st, grid, d = s.state, s.grid, self.data
         b_args = s.boundary.args_without_h()
         pairs = self.pairs if self.pairs is not None else pairs_suit(s.active, self.PAIRS_FROM)
-        grid.build(st, s.dispatch, moving_only=True, lists=not pairs)  # WCSPH keeps no x0 nor kappa between substeps
+        grid.build(st, s.dispatch, lists=not pairs)
         g_args = grid.args()
         tait = (s.mass, s.rho0, self.stiffness, self.exponent, self.whole_exponent)
-        # k_i in aux, V_i in aux2
         if pairs:
             pair_pass(s.dispatch, density_pairs, st.rho, grid.cell_start, st.x, st.rho, *g_args, s.mass, s.rho0)
-            s.dispatch(pressure_from_sums, st.x, st.flags, st.free_head, st.rho, st.aux, st.aux2, st.wall, st.dv,
+            s.dispatch(pressure_from_sums, st.x, st.flags, st.free_head, st.rho, d.k, d.volume, st.wall, st.dv,
                        *s.boundary.args(), *tait)
-            pair_pass(s.dispatch, momentum_pairs, st.dv, grid.cell_start, st.x, st.v, st.aux2, st.aux, st.dv,
+            pair_pass(s.dispatch, momentum_pairs, st.dv, grid.cell_start, st.x, st.v, d.volume, d.k, st.dv,
                       *g_args, s.mass, dt, self.c_xsph, cleared=True)
-            s.dispatch(accelerate_and_move, st.x, st.v, st.flags, st.free_head, st.aux, st.wall, st.dv, s.rho0, dt,
+            s.dispatch(accelerate_and_move, st.x, st.v, st.flags, st.free_head, d.k, st.wall, st.dv, s.rho0, dt,
                 s.gravity,
                        s.wall_xsph(dt), s.v_max(dt), *s.boundary.args(), *s.obstacles.args())
         else:
-            s.dispatch(density_and_pressure, st.x, st.flags, st.free_head, st.rho, st.aux, st.aux2, st.wall,
+            s.dispatch(density_and_pressure, st.x, st.flags, st.free_head, st.rho, d.k, d.volume, st.wall,
                 *g_args, *b_args,
                        *tait)
             # the moved particles into the back buffer's positions and the scratch dv
             s.dispatch(
-                accelerate, st.x, st.v, st.flags, st.free_head, st.aux2, st.aux, st.wall, st.back.x, st.dv, *g_args,
+                accelerate, st.x, st.v, st.flags, st.free_head, d.volume, d.k, st.wall, st.back.x, st.dv, *g_args,
                 s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt), s.v_max(dt), *b_args,
                 *s.obstacles.args(),
             )
@@ -256,4 +261,4 @@ class WCSPH:
 
     def pressure(self, s):
         rho = s.state.rho.to_numpy()
-        return s.state.aux.to_numpy() * rho * rho
+        return self.data.k.to_numpy() * rho * rho

@@ -1,0 +1,326 @@
+"""The neighbour loop of the solver: every physics term is a small task function
+``task(i, j, r_ij, ret, ctx)`` called for each neighbour j of i within h, i included
+(for_each_neighbor), over the particles that the grid (grid.py) has sorted by cell.
+
+The cells are h / CELLS_X long along x and h wide in y and z (grid.NeighborGrid.layout) and
+numbered x fastest (cell_index), so the sphere of radius h around a particle lies in 3 x 3 rows
+of cells along x, and each row is one contiguous range of sorted particles. Each row is cut to
+the x-extent of the sphere's chord through it (a row wholly farther than h is skipped): about 116
+candidates for the ~33 neighbours of a particle at rest, where the 27 cubic cells of side h hold
+216. Thinner cells in y and z too (h / 2) would leave 84 candidates but 25 rows, whose set-up
+costs more than the candidates saved (measured).
+
+The loop has two forms, and the pair form a third:
+- the lists stored right after the sort (build_lists, DESIGN.md), which every pass of the substep
+  reads: the rows' candidates, three for each neighbour, are tested once a substep, not once a
+  pass (measured on 2 cores at 16k: a PBF substep 68.8 -> 49.3 ms, a DFSPH one 62.1 -> 42.3);
+- the rows themselves (walk_rows): what builds the lists, and what a particle whose list
+  overflowed, or a grid whose budget leaves no memory for lists, walks in every pass;
+- :func:`for_each_pair` walks the rows in pair form, every pair once (Newton's third law), on a
+  CPU with many particles (pairs_suit): a term written as a pair task serves both (pair_as_task).
+"""
+
+from typing import NamedTuple
+
+import taichi as ti
+
+from waterrock.solver.launch import on_cpu
+from waterrock.solver.state import ACTIVE, in_use
+from waterrock.solver.types import ivec2, ivec3, nd_any, nd_i32, nd_ivec3, nd_vec3, vec3
+
+MAX_NEIGHBORS = 64  # a stored list's length: 256 bytes a particle (DESIGN.md); about 33 at rest, 42 seen at most
+BLOCK_ROWS = 2  # rows of cells along y in a block of the pair form (see pairs_in_block)
+PAIR_COLOURS = 4  # kernels per pass in the pair form (see pairs_in_block)
+BLOCK_GRAIN = 512  # loop iterations per block task (see pair_tasks)
+
+
+class GridArgs(NamedTuple):
+    """What the neighbour loop needs, bundled inside a kernel with ``ti.static(GridArgs(...))``."""
+
+    x: object  # positions, sorted by cell
+    cell_start: object  # first particle of each cell; cell_start[c + 1] is one past its last
+    origin: object  # [grid origin, 1 / cell size] (vec3 array: see boundary.BoundaryArgs.params)
+    shape: object  # [cells per axis] (ivec3 array)
+    h: object  # support radius
+    neighbors: object  # the substep's stored lists, MAX_NEIGHBORS a particle (see build_lists)
+    neighbor_count: object  # each list's length; -1: walk the rows (a list overflowed, or none stored)
+
+
+@ti.func
+def _clamped_cell(u, n):
+    """floor(u) as a cell index within [0, n - 1], whatever u is: clamped as a float first, so that
+    a coordinate far outside the grid does not overflow the integer, and as an integer after, so
+    that a NaN (whose conversion is undefined: INT_MIN on x86) lands inside too. An index read
+    outside the grid's arrays is a segfault with nothing in the log."""
+    c = ti.cast(ti.floor(ti.math.clamp(u, 0.0, ti.cast(n - 1, ti.f32))), ti.i32)
+    return ti.math.clamp(c, 0, n - 1)
+
+
+@ti.func
+def cell_coord(p: vec3, lower: vec3, inv_cell: vec3, res: ivec3) -> ivec3:
+    """p's cell: the one the sort counts a particle into (grid._assign_cells), and the one whose
+    rows the loop walks around it (_home)."""
+    u = (p - lower) * inv_cell
+    return ivec3(_clamped_cell(u.x, res.x), _clamped_cell(u.y, res.y), _clamped_cell(u.z, res.z))
+
+
+@ti.func
+def cell_index(c: ivec3, res: ivec3) -> ti.i32:
+    # x fastest: the cells of a row along x are neighbours in memory
+    return (c.z * res.y + c.y) * res.x + c.x
+
+
+@ti.func
+def _gap(local: ti.f32, d: ti.template(), cell: ti.f32) -> ti.f32:
+    """Distance along one axis from a point at ``local`` in its cell to the cell d = -1, 0, 1 away
+    (0 for a point that has moved past the shared face since the sort, see for_each_pair)."""
+    g = 0.0
+    if ti.static(d > 0):
+        g = ti.max(cell - local, 0.0)
+    elif ti.static(d < 0):
+        g = ti.max(local, 0.0)
+    return g
+
+
+@ti.func
+def for_each_neighbor(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template()):
+    """Call ``task(i, j, xi - x_j, ret, ctx)`` for every particle j with |xi - x_j| < h, i itself
+    included: from i's stored list, or its rows (walk_rows).
+
+    The sums of SPH run over j = i too: a density's self term is m_i W(0), and every term in a
+    gradient or a difference (grad W(0) = 0, v_i - v_i = 0) vanishes there by itself. Not
+    testing j != i saves a fifth of the instructions of a candidate (measured: the scan 8 %
+    faster).
+
+    Where the substep's sort stored i's list (build_lists), the loop walks it: the candidates of
+    the rows were tested once, right after the sort, for every pass of the substep to read. The
+    test |r| < h stays, for PBF, whose passes move the particles after the sort (an almost always
+    taken branch: the lists hold the neighbours at the sort). A list that overflowed, or a grid
+    without lists (a budget they would not fit in memory), walks the rows."""
+    n = -1
+    if g.neighbor_count.shape[0] > i:
+        n = g.neighbor_count[i]
+    if n >= 0:
+        h2 = g.h * g.h
+        for k in range(n):
+            j = g.neighbors[_list_slot(i, k, g)]
+            r = xi - g.x[j]
+            if r.norm_sqr() < h2:
+                task(i, j, r, ret, ctx)
+    else:
+        walk_rows(i, xi, g, task, ret, ctx)
+
+
+@ti.func
+def _list_slot(i, k, g: ti.template()):
+    """Where i's k-th neighbour is stored: particle-major on a CPU (a thread walks one particle's
+    list, a cache line at a time), neighbour-major on a GPU (a warp's k-th neighbours side by side,
+    one transaction)."""
+    slot = 0
+    if ti.static(on_cpu()):
+        slot = i * MAX_NEIGHBORS + k
+    else:
+        slot = k * g.neighbor_count.shape[0] + i
+    return slot
+
+
+@ti.kernel
+def build_lists(x: nd_vec3, flags: nd_i32, free_head: nd_i32, cell_start: nd_i32, g_origin: nd_vec3,
+                g_shape: nd_ivec3, h: ti.f32, neighbors: nd_i32, neighbor_count: nd_i32):
+    """Right after the sort, each particle's neighbours within h (itself included) into its list,
+    from its rows; a particle with more than MAX_NEIGHBORS
+    (water pressed hard against a wall) keeps -1 and walks the rows in every pass."""
+    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, neighbors, neighbor_count))
+    for i in range(in_use(free_head, x)):
+        n = -1  # an idle slot: a particle emitted into it before the next sort walks the rows
+        if flags[i] & ACTIVE:
+            n = 0
+            walk_rows(i, x[i], g, _store_neighbor, n, g)
+        neighbor_count[i] = n if n <= MAX_NEIGHBORS else -1
+
+
+@ti.kernel
+def forget_lists(x: nd_vec3, free_head: nd_i32, neighbor_count: nd_i32):
+    for i in range(in_use(free_head, x)):
+        neighbor_count[i] = -1
+
+
+@ti.func
+def _store_neighbor(i, j, r: vec3, n: ti.template(), g: ti.template()):
+    if n < MAX_NEIGHBORS:
+        g.neighbors[_list_slot(i, n, g)] = j
+    n += 1
+
+
+@ti.func
+def _home(xi: vec3, g: ti.template()):
+    """x_i's cell, and x_i's place inside its cell's row (y and z within [0, h))."""
+    lower, inv_cell, res = g.origin[0], g.origin[1], g.shape[0]
+    c = cell_coord(xi, lower, inv_cell, res)
+    return c, xi - lower - g.h * ti.cast(c, ti.f32)
+
+
+@ti.func
+def _row_span(xi: vec3, c: ivec3, local: vec3, dy: ti.template(), dz: ti.template(), g: ti.template()):
+    """The sorted particles [a, b) of the row of cells (c.y + dy, c.z + dz) that may lie within h
+    of x_i: the row cut to the x-extent of the sphere's chord through it; empty where the row is
+    outside the grid or wholly farther than h."""
+    lower, inv_cell, res = g.origin[0], g.origin[1], g.shape[0]
+    cy = c.y + dy
+    cz = c.z + dz
+    # distance from x_i to the row, in y and in z: 0 for its own, else to the shared face
+    gy = _gap(local.y, dy, g.h)
+    gz = _gap(local.z, dz, g.h)
+    chord2 = g.h * g.h - gy * gy - gz * gz
+    a = 0
+    b = 0
+    if 0 <= cy < res.y and 0 <= cz < res.z and chord2 > 0.0:
+        chord = ti.sqrt(chord2)
+        # each end clamped into the row: x_i may have moved outside the grid since the sort (PBF
+        # moves the particles between its passes), or become NaN there
+        x_lo = _clamped_cell((xi.x - chord - lower.x) * inv_cell.x, res.x)
+        x_hi = _clamped_cell((xi.x + chord - lower.x) * inv_cell.x, res.x)
+        row = (cz * res.y + cy) * res.x
+        a = g.cell_start[row + x_lo]
+        b = g.cell_start[row + x_hi + 1]
+    return a, b
+
+
+@ti.func
+def walk_rows(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template()):
+    """The neighbour loop over the grid's 3 x 3 rows, with the test |r| < h as a branch. It had a
+    second form on a CPU, which gathered the neighbours in a register window before running the
+    tasks so that the branch was not mispredicted (a pass 30 % faster); with the lists, the rows
+    are walked once a substep (build_lists) and that form no longer pays its way."""
+    h2 = g.h * g.h
+    c, local = _home(xi, g)
+    for dz in ti.static(range(-1, 2)):
+        for dy in ti.static(range(-1, 2)):
+            a, b = _row_span(xi, c, local, dy, dz, g)
+            for j in range(a, b):
+                r = xi - g.x[j]
+                if r.norm_sqr() < h2:
+                    task(i, j, r, ret, ctx)
+
+
+def pair_as_task(pair_task):
+    """The task of for_each_neighbor that a pair task (for_each_pair) makes: j's share is
+    dropped, and the compiler drops the work that only it needed."""
+
+    @ti.func
+    def task(i, j, r: vec3, ret: ti.template(), ctx: ti.template()):
+        dropped = ti.zero(ret)
+        pair_task(i, j, r, ret, dropped, ctx)
+
+    return task
+
+
+def pairs_suit(n_active: int, pairs_from: int) -> bool:
+    """Whether a solver's sums take the pair form (for_each_pair): on a CPU, from ``pairs_from``
+    active particles, each solver's own figure. Each pass in pair form is six kernels with a
+    barrier between each, and its blocks of rows hold very different numbers of particles: the
+    fewer the particles, the less the pairs save against that. A GPU, with thousands of threads
+    and hardware atomics, always gathers."""
+    return on_cpu() and n_active >= pairs_from
+
+
+@ti.func
+def _blocks(g: ti.template(), colour):
+    """The blocks of one colour along z and along y (see pairs_in_block)."""
+    res = g.shape[0]
+    n_y = (res.y + BLOCK_ROWS - 1) // BLOCK_ROWS
+    return (res.z + 1 - colour % 2) // 2, (n_y + 1 - colour // 2) // 2
+
+
+@ti.func
+def pair_tasks(g: ti.template(), colour) -> ti.i32:
+    """The length of a pair kernel's outermost loop, whose iteration t calls pairs_in_block: one
+    task per block of the colour, BLOCK_GRAIN iterations each, of which the first does the work.
+    Taichi's CPU backend hands a thread at least 512 iterations of a loop at once
+    (cpu_block_dim_adaptive), so a loop over the blocks themselves would run on one thread."""
+    n_z, n_y = _blocks(g, colour)
+    return n_z * n_y * BLOCK_GRAIN
+
+
+@ti.kernel
+def clear_sums(share: nd_any, cell_start: nd_i32):
+    """Zero the active particles' sums before a pass's first colour (see pairs_in_block)."""
+    for i in range(cell_start[cell_start.shape[0] - 2]):  # cell_start[n_cells]: the active count
+        share[i] = ti.zero(share[i])
+
+
+def pair_pass(dispatch, kernel, share, cell_start, *args, cleared: bool = False) -> None:
+    """The sums of a pass in pair form: ``share`` cleared (unless an earlier kernel of the
+    substep has zeroed the active particles' share, ``cleared``), then ``kernel(*args, colour)``
+    for each colour, in order (see pairs_in_block)."""
+    if not cleared:
+        dispatch(clear_sums, share, cell_start)
+    for colour in range(PAIR_COLOURS):
+        dispatch(kernel, *args, colour)
+
+
+@ti.func
+def pairs_in_block(t, colour, g: ti.template(), pair_task: ti.template(), share: ti.template(), ctx: ti.template()):
+    """Iteration t of a pair kernel's outermost loop (see pair_tasks): the pairs of the particles
+    of one block of rows, each particle's sums ending in ``share``.
+
+    A block is BLOCK_ROWS rows of cells along y in a slab of cells along z: contiguous particles.
+    Its pairs add to its own rows, the next row in y, and the rows next to those in the next slab
+    (for_each_pair), so blocks two slabs or two blocks apart never add to the same particle.
+    Coloured by the parity of their slab and of their place along y, the blocks of one colour run
+    in parallel, plain writes and all, and four kernels, one per colour, take every pair once."""
+    if t % BLOCK_GRAIN == 0:
+        res = g.shape[0]
+        _, n_y = _blocks(g, colour)
+        k = t // BLOCK_GRAIN
+        cz = 2 * (k // n_y) + colour % 2
+        y0 = (2 * (k % n_y) + colour // 2) * BLOCK_ROWS
+        y1 = ti.min(y0 + BLOCK_ROWS, res.y)
+        for cy in range(y0, y1):
+            row = (cz * res.y + cy) * res.x
+            for i in range(g.cell_start[row], g.cell_start[row + res.x]):
+                ret = ti.zero(share[i])
+                for_each_pair(i, g.x[i], ivec2(cy, cz), g, pair_task, ret, share, ctx)
+                share[i] = share[i] + ret
+
+
+@ti.func
+def for_each_pair(i, xi: vec3, row: ivec2, g: ti.template(), pair_task: ti.template(), ret: ti.template(),
+                  share: ti.template(), ctx: ti.template()):
+    """The neighbour loop in pair form: every pair of neighbours once, as a serial SPH code does
+    with Newton's third law. i visits the half of its neighbourhood that follows it, which holds
+    about half the candidates: the particles after it in its own row, the row above it (+y) in
+    its slab, and the three rows of the next slab (+z). For each neighbour j,
+    ``pair_task(i, j, r, ret, t, ctx)`` adds to i's sums in ``ret`` and to j's in ``t``, which go
+    to ``share[j]`` in memory; i's own term (j = i, r = 0) goes to i alone. A pair task
+    evaluates a pair's kernel once for both (see pair_as_task for the gather form).
+
+    The writes to share[j] are plain, not atomic: a kernel runs the blocks of one colour, one
+    thread each, which no other thread then touches (pairs_in_block). For that, and for every
+    pair to be taken at most once, i's half is that of the row it was sorted into, ``row`` =
+    (cy, cz), not of where it is now: PBF moves the particles between its passes, and a particle
+    that has crossed into the next row would otherwise take pairs that are another's, or write
+    outside its block.
+
+    The test |r| < h is a branch: with half the candidates, a register window of the candidates
+    (as the rows' walk once had) costs more than the mispredictions it saves (measured: WCSPH's two pair passes 12 %
+    slower with it). Measured single-threaded at 16k particles, a WCSPH substep takes 8.0 ms in
+    pair form and 11.8 ms gathering."""
+    h2 = g.h * g.h
+    c, _ = _home(xi, g)
+    c.y, c.z = row.x, row.y
+    local = xi - g.origin[0] - g.h * ti.cast(c, ti.f32)  # y and z from the row's faces
+    own = ti.zero(ret)  # i's own term reaches i once
+    pair_task(i, i, vec3(0.0), ret, own, ctx)
+    for dz in ti.static(range(0, 2)):
+        for dy in ti.static(range(-1, 2)):
+            if ti.static(dz == 1 or dy >= 0):
+                a, b = _row_span(xi, c, local, dy, dz, g)
+                if ti.static(dz == 0 and dy == 0):
+                    a = i + 1  # its own row: only the particles after i
+                for j in range(a, b):
+                    r = xi - g.x[j]
+                    if r.norm_sqr() < h2:
+                        t = ti.zero(ret)
+                        pair_task(i, j, r, ret, t, ctx)
+                        share[j] = share[j] + t

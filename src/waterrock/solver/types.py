@@ -1,0 +1,26 @@
+"""The solver's vector and ndarray types, defined once for every module and kernel: a kernel
+parameter annotated ``nd_vec3`` takes a 1-D ti.ndarray of vec3."""
+
+import taichi as ti
+
+vec2 = ti.math.vec2
+vec3 = ti.math.vec3
+vec4 = ti.math.vec4
+ivec2 = ti.math.ivec2
+ivec3 = ti.math.ivec3
+
+nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
+nd_f32 = ti.types.ndarray(dtype=ti.f32, ndim=1)
+nd_vec2 = ti.types.ndarray(dtype=vec2, ndim=1)
+nd_vec3 = ti.types.ndarray(dtype=vec3, ndim=1)
+nd_vec4 = ti.types.ndarray(dtype=vec4, ndim=1)
+nd_ivec3 = ti.types.ndarray(dtype=ivec3, ndim=1)
+nd_i32_2d = ti.types.ndarray(dtype=ti.i32, ndim=2)
+nd_f32_2d = ti.types.ndarray(dtype=ti.f32, ndim=2)
+nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)  # the rock's signed-distance volume
+nd_any = ti.types.ndarray()  # an array of any element type and dimension, compiled for each
+
+
+def nd_vector(n: int):
+    """A 1-D array of n-vectors of f32: a pass's sums in pair form, n of them a particle."""
+    return ti.types.ndarray(dtype=ti.types.vector(n, ti.f32), ndim=1)
