@@ -7,6 +7,7 @@ track's velocity, so the water is pushed the way the visitor moves.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 from dataclasses import dataclass
@@ -39,6 +40,12 @@ HAND_IDS_FROM = 1_000_000  # hands and bodies never share an id
 NEW_SIZE_FRAMES = 3
 FRAGMENT_SHARE = 0.1  # colour blobs under this share of min_blob_area are specks, not parts of a person
 GHOST_FRAMES = 3  # frames in a row a colour track must look like a ghost before it is forgotten
+GHOST_MAX_SPEED = 0.3  # m/s: a colour track this fast is no ghost (a slow stroll is 0.8)
+SHADED_SHARE = 0.5  # pieces with no person among them, of the floor's colour shaded over more of them, are no one
+LIMB_WIDTH = 0.12  # m: a foot, an arm, seen from above, is narrower; a body is wider (about 0.25 by 0.4)
+SPLIT_MARGIN = 0.05  # m: a track expected this near a blob's outline has walked into it
+SPLIT_ITERATIONS = 3  # of k-means when a blob is shared by people whose tracks walked into it
+ONE_PERSON_MAX = 3.0  # fragment_areas: a lone person covers less (0.18 m^2 at 0.06; 0.08 to 0.13 in the crowd)
 
 
 def _tracker(s: TrackingSettings, ids, max_speed: float | None = None) -> Tracker:
@@ -347,9 +354,12 @@ class ColorPipeline(Pipeline):
     tracks are handed back to the segmenter as ``hold`` (their outlines filled, widened by a
     margin), so that a visitor who stops is never learned into the floor, unless their outline
     shows in the background and not in the frame: then they are a ghost, and are forgotten.
-    Blobs whose floor outlines come within ``merge_distance`` are one detection (a light shirt
-    that the floor's colour cut out of a person leaves hair and legs), as long as the whole fits
-    within ``max_radius``.
+    A blob smaller than ``fragment_area`` is a piece of a person (a light shirt that the floor's
+    colour cut out of a person leaves hair and legs) and joins the nearest blob whose floor outline
+    comes within ``merge_distance``, as long as the whole fits within ``max_radius``; two larger
+    blobs are two people, however close. A person is where their body's core is (see
+    _body_pixel), and one blob that two tracks walked into, or too large for one person, is shared
+    among them (see _split).
     """
 
     def __init__(
@@ -452,15 +462,24 @@ class ColorPipeline(Pipeline):
         if was_learning:
             self._learned()
         s, cal = self.s, self.calibration
-        blobs, groups, points, attrs = self._detections(mask)
+        blobs, groups, points, attrs = self._detections(mask, ts)
         tracks = self.people.update(ts, points, attrs)
-        self._keep(frame.color, ts, tracks, blobs, groups)
+        ghosts = self._keep(frame.color, ts, tracks, blobs, groups)
+        if ghosts:  # no visitor: gone at once, not coasting out over drop_frames as one who was lost
+            self.people.tracks = [tr for tr in self.people.tracks if tr.id not in ghosts]
+            tracks = [tr for tr in tracks if tr.id not in ghosts]
         return _capsules(ts, tracks, cal.floor_y, s.person_height)
 
-    def _detections(self, mask: np.ndarray) -> tuple[list[Blob], list[list[int]], np.ndarray, list[dict]]:
-        """Blobs, the groups of them that are one person each, and those groups' floor points and
-        attributes (``detection``: the group's index, so a track can find its pixels)."""
+    def _detections(
+        self, mask: np.ndarray, ts: float
+    ) -> tuple[list[Blob], list[list[int]], np.ndarray, list[dict]]:
+        """Blobs, the groups of them that are one person each (or, see _split, a few), and the
+        floor points and attributes of the people in them (``detection``: the group's index, so a
+        track can find its pixels)."""
         s, cal = self.s, self.calibration
+        # where the confirmed tracks expect to be now: a group two of them walk into is both
+        confirmed = [tr for tr in self.people.tracks if tr.confirmed]
+        expected = np.array([(tr.position + tr.velocity * (ts - tr.time))[[0, 2]] for tr in confirmed]).reshape(-1, 2)
         blobs = find_blobs(mask, 20)
         frags = []
         for i, blob in enumerate(blobs):
@@ -471,45 +490,76 @@ class ColorPipeline(Pipeline):
                 # the outline within a pixel is enough to measure gaps, at a tenth of its points
                 outline = cv2.approxPolyDP(blob.contour.reshape(-1, 1, 2), 0.7, True).reshape(-1, 2)
                 outline = cal.pixel_to_world(outline.astype(np.float64))[:, [0, 2]]
-                frags.append(_Fragment(i, outline, area, cal.pixel_to_world(blob.centroid)[0, [0, 2]]))
+                person = area >= s.fragment_area
+                # a person's position is their body's: a swinging foot, a rim of penumbra left on
+                # them, move a blob's centroid, not the middle of its core
+                uv = _body_pixel(blob, LIMB_WIDTH * np.sqrt(blob.area / area)) if person else blob.centroid
+                frags.append(_Fragment(i, outline, area, cal.pixel_to_world(uv)[0, [0, 2]], person))
         groups, points, attrs = [], [], []
         for group in _merge_fragments(frags, s.merge_distance, s.max_radius):
             area = sum(f.area for f in group)
             if not s.min_blob_area <= area <= s.max_blob_area:
                 continue
-            centre = sum(f.centre * f.area for f in group) / area
-            if len(group) == 1:
-                radius = np.sqrt(area / np.pi)
-            else:  # covering every part: the fragments' outlines, seen from their common centre
+            people = [f for f in group if f.person]
+            if people:  # a person and pieces that are theirs: where the person is, and as wide as all of it
+                (body,) = people
+                found = [(body.centre, area)]
+                inside = [k for k, p in enumerate(expected) if _inside(p, [f.xz for f in group], SPLIT_MARGIN)]
+                # how many people: as many as walked into it, if each can have fragment_area of it,
+                # and at least as many as its area needs (Kilambi et al. 2008, "Estimating
+                # pedestrian counts in groups", count a group by its area on the ground plane)
+                most = int(area / s.fragment_area)
+                least = int(np.ceil(area / (ONE_PERSON_MAX * s.fragment_area)))
+                n = min(max(len(inside), least), most)
+                if n >= 2:
+                    seeds = expected[inside][np.argsort(np.linalg.norm(expected[inside] - body.centre, axis=1))][:n]
+                    found = _split([blobs[f.blob] for f in group], area, seeds, n, cal)
+                for centre, part in found:
+                    points.append([centre[0], cal.floor_y, centre[1]])
+                    radius = np.sqrt(part / np.pi)
+                    attrs.append({"radius": float(np.clip(radius, s.min_radius, s.max_radius)), "area": part,
+                                  "detection": len(groups)})
+            else:  # pieces alone (the floor's colour cut the rest away): the disc covering them
+                pixels = sum(blobs[f.blob].area for f in group)
+                if sum(self.segmenter.shaded(blobs[f.blob]) for f in group) > SHADED_SHARE * pixels:
+                    continue  # bits of a shadow (or of one learned) whose texture the ramp of light hid: no person
+                centre = sum(f.centre * f.area for f in group) / area
                 radius = float(np.max(np.linalg.norm(np.concatenate([f.xz for f in group]) - centre, axis=1)))
-            points.append([centre[0], cal.floor_y, centre[1]])
-            attrs.append(
-                {"radius": float(np.clip(radius, s.min_radius, s.max_radius)), "area": area, "detection": len(groups)}
-            )
+                points.append([centre[0], cal.floor_y, centre[1]])
+                attrs.append({"radius": float(np.clip(radius, s.min_radius, s.max_radius)), "area": area,
+                              "detection": len(groups)})
             groups.append([f.blob for f in group])
         return blobs, groups, np.array(points, np.float64).reshape(-1, 3), attrs
 
-    def _keep(self, color: np.ndarray, ts: float, tracks: list[Track], blobs: list[Blob], groups) -> None:
-        """The ``hold`` (and ``forget``) masks for the next frame from this frame's confirmed tracks."""
-        held, ghosts = [], []
+    def _keep(self, color: np.ndarray, ts: float, tracks: list[Track], blobs: list[Blob], groups) -> set[int]:
+        """The ``hold`` (and ``forget``) masks for the next frame from this frame's confirmed tracks;
+        the ids of the tracks found to be ghosts."""
+        held, ghosts, gone = [], [], set()
         seen = set()
+        shared = collections.Counter(tr.attrs.get("detection") for tr in tracks if tr.last_seen == ts)
         for tr in tracks:
             k = tr.attrs.get("detection")
             if tr.last_seen != ts or k is None or k >= len(groups):
                 continue  # coasting: nothing of it in this frame to hold
             seen.add(tr.id)
             contours = [blobs[i].contour.reshape(-1, 1, 2) for i in groups[k]]
-            votes = self._ghost_votes.get(tr.id, 0) + 1 if self.segmenter.is_ghost(color, contours) else 0
+            # a ghost is the print of something gone: it does not walk, nor do two tracks share it
+            # (see _split). One that does is someone there now, whatever the background holds under
+            # them (a print of dark hair from the learning made a walker's outline look like one,
+            # and they were forgotten into the floor)
+            still = float(np.hypot(tr.velocity[0], tr.velocity[2])) < GHOST_MAX_SPEED and shared[k] == 1
+            votes = self._ghost_votes.get(tr.id, 0) + 1 if still and self.segmenter.is_ghost(color, contours) else 0
             self._ghost_votes[tr.id] = votes
             if votes >= GHOST_FRAMES:  # a few frames in a row: one noisy frame must not erase a visitor
                 log.info("track %d is a ghost (its outline is in the background, not the frame): forgotten", tr.id)
                 ghosts += contours
-                self._ghost_votes[tr.id] = 0
+                gone.add(tr.id)
             else:
                 held += contours
-        self._ghost_votes = {i: v for i, v in self._ghost_votes.items() if i in seen}
+        self._ghost_votes = {i: v for i, v in self._ghost_votes.items() if i in seen and i not in gone}
         self._hold = self._region(held)
         self._forget = self._region(ghosts) if ghosts else None
+        return gone
 
     def _region(self, contours: list[np.ndarray]) -> np.ndarray:
         """uint8 0/255: the outlines filled, and widened by the margin."""
@@ -525,7 +575,55 @@ class _Fragment:
     blob: int  # index in the frame's blobs
     xz: np.ndarray  # (K, 2) outline on the floor (within a pixel), metres
     area: float  # m^2
-    centre: np.ndarray  # (2,) floor x, z
+    centre: np.ndarray  # (2,) floor x, z: the body's for a person, else the centroid
+    person: bool  # at least fragment_area: a person (or most of one), never joined to another
+
+
+def _body_pixel(blob: Blob, limb_px: float) -> np.ndarray:
+    """The centroid (u, v) of a blob's core: the pixels farther than ``limb_px`` / 2 from its
+    outline, which is what an opening by a disc of a limb's width keeps (less its rim), at the
+    cost of one distance transform of the blob's box. Feet, arms and a rim of shadow are narrower
+    than that and drop out; the blob's centroid if nothing is left."""
+    m = cv2.copyMakeBorder(blob.mask.view(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    core = cv2.compare(cv2.distanceTransform(m, cv2.DIST_L2, 3), limb_px / 2, cv2.CMP_GT)
+    mo = cv2.moments(core, True)
+    if mo["m00"] < 1:
+        return blob.centroid
+    u, v = blob.bbox[:2]
+    return np.array([mo["m10"] / mo["m00"] + u - 1, mo["m01"] / mo["m00"] + v - 1])
+
+
+def _inside(p: np.ndarray, outlines: list[np.ndarray], margin: float) -> bool:
+    """Whether the floor point p lies inside one of the floor ``outlines`` or within ``margin`` of it."""
+    pt = (float(p[0]), float(p[1]))
+    return any(cv2.pointPolygonTest(o.astype(np.float32), pt, True) >= -margin for o in outlines)
+
+
+def _split(
+    blobs: list[Blob], area: float, seeds: np.ndarray, n: int, cal: FloorHomography
+) -> list[tuple[np.ndarray, float]]:
+    """(floor centre, area) of each of ``n`` people in one group of blobs: its pixels on the floor,
+    shared by k-means (Lloyd) from ``seeds`` (where the tracks that walked into it expect to be),
+    and, for people no track brought, from the pixels farthest from every seed (Gonzalez's
+    farthest-point start). From above two people side by side, or one passing another, are one
+    blob; without this one of their tracks coasted, lost, and came back under a new id when they
+    parted (as W4, Haritaoglu, Harwood & Davis 2000, keeps the people of a merged group by where
+    they were)."""
+    uv = np.concatenate([np.column_stack(np.nonzero(b.mask)[::-1]) + b.bbox[:2] for b in blobs]).astype(np.float64)
+    xz = cal.pixel_to_world(uv)[:, [0, 2]]
+    centres = seeds.astype(np.float64).reshape(-1, 2)
+    if not len(centres):
+        centres = xz.mean(0, keepdims=True)
+        centres = xz[[np.argmax(((xz - centres) ** 2).sum(-1))]]
+    while len(centres) < n:
+        nearest = np.min(((xz[:, None, :] - centres[None, :, :]) ** 2).sum(-1), axis=1)
+        centres = np.vstack([centres, xz[np.argmax(nearest)]])
+    for _ in range(SPLIT_ITERATIONS):
+        label = np.argmin(((xz[:, None, :] - centres[None, :, :]) ** 2).sum(-1), axis=1)
+        counts = np.bincount(label, minlength=len(centres))
+        sums = np.stack([np.bincount(label, xz[:, d], minlength=len(centres)) for d in range(2)], axis=1)
+        centres = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centres)
+    return [(c, area * k / len(xz)) for c, k in zip(centres, counts, strict=True)]
 
 
 def _points_to_outline(p: np.ndarray, outline: np.ndarray) -> float:
@@ -555,9 +653,11 @@ def _outline_gap(a: np.ndarray, b: np.ndarray, distance: float) -> float:
 
 def _merge_fragments(frags: list[_Fragment], distance: float, max_radius: float) -> list[list[_Fragment]]:
     """Groups of fragments that are one person: single linkage on the gap between outlines
-    (nearest pairs first), a union made only if the whole still fits in a disc of max_radius
-    around its centre, so two people standing close stay two."""
+    (nearest pairs first), a union made only if one side has no person in it yet (a piece joins
+    a person, or other pieces; two people never join, however close: neighbours walking 0.25 m
+    apart did) and the whole still fits in a disc of max_radius around its centre."""
     parent = list(range(len(frags)))
+    person = [f.person for f in frags]  # of each root: whether its group holds a person
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -570,6 +670,8 @@ def _merge_fragments(frags: list[_Fragment], distance: float, max_radius: float)
         hi = np.array([f.xz.max(0) for f in frags])
         pairs = []
         for i, j in itertools.combinations(range(len(frags)), 2):
+            if person[i] and person[j]:
+                continue
             if np.any(lo[i] - hi[j] > distance) or np.any(lo[j] - hi[i] > distance):
                 continue  # their bounding boxes are too far apart for any two points to be close
             gap = _outline_gap(frags[i].xz, frags[j].xz, distance)
@@ -577,13 +679,14 @@ def _merge_fragments(frags: list[_Fragment], distance: float, max_radius: float)
                 pairs.append((gap, i, j))
         for _, i, j in sorted(pairs):
             ri, rj = root(i), root(j)
-            if ri == rj:
+            if ri == rj or (person[ri] and person[rj]):
                 continue
             members = [f for k, f in enumerate(frags) if root(k) in (ri, rj)]
             area = sum(f.area for f in members)
             centre = sum(f.centre * f.area for f in members) / area
             if np.max(np.linalg.norm(np.concatenate([f.xz for f in members]) - centre, axis=1)) <= max_radius:
                 parent[rj] = ri
+                person[ri] = person[ri] or person[rj]
     groups: dict[int, list[_Fragment]] = {}
     for k, f in enumerate(frags):
         groups.setdefault(root(k), []).append(f)

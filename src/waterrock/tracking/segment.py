@@ -10,9 +10,9 @@ morphology.
 Colour: a per-pixel running Gaussian of our own (mean colour and variance, float32), not
 OpenCV's MOG2, because MOG2 learns every pixel at one rate and cannot be told "not these":
 
-- it starts from the per-pixel median of the first ``background_seconds`` (or from a saved
-  empty venue), so visitors who walk through while it learns are left out, and nobody present
-  in the first frame leaves a ghost;
+- it starts from the per-pixel mode (the colour most frames agree on) of the first
+  ``background_seconds`` (or from a saved empty venue), so visitors who walk through while it
+  learns are left out, and nobody present in the first frame leaves a ghost;
 - after that a pixel is foreground when its squared colour distance to the mean exceeds
   ``var_threshold`` times its variance (MOG2's test, with a noise floor); the pixels under
   confirmed tracks (``hold``) are never learned, so a visitor who stops stays; other foreground
@@ -21,11 +21,14 @@ OpenCV's MOG2, because MOG2 learns every pixel at one rate and cannot be told "n
 - a foreground pixel is a shadow only when it is darker than the floor by a ratio within a band,
   of the floor's colour, and has the floor's texture (see :meth:`ColorSegmenter._shadows`); where
   the floor is too flat for the texture to tell, it stays foreground: a lost shadow costs a
-  little position, a lost light shirt splits a person in two.
+  little position, a lost light shirt splits a person in two. The same test, lighter by the
+  inverse ratio, finds the floor where the model learned a shadow (a crowd walking through the
+  learning), which is learned at once.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ import cv2
 import numpy as np
 
 from waterrock import files
+from waterrock.tracking.blobs import Blob
 from waterrock.tracking.calibrate import DepthCalibration
 
 _NEVER = np.float32(3.0e38)  # a threshold no depth step reaches: pixel excluded
@@ -204,7 +208,7 @@ class DepthSegmenter:
 # --- colour -------------------------------------------------------------------------------
 
 _ONES = np.ones((1, 3), np.float32)  # cv2.transform with this sums a pixel's three channels
-LEARN_FRAMES_MAX = 15  # frames the median is taken over, spread across the learning window
+LEARN_FRAMES_MAX = 15  # frames the model is learned from, spread across the learning window
 MAX_DT = 1.0  # s: a longer gap between frames (a stall) learns no more than this
 UPDATE_SECONDS = 0.2  # s between updates of the model
 REFRESH_SECONDS = 1.0  # s between recomputations of the background's texture statistics
@@ -229,21 +233,73 @@ class ColorBackground:
 
     @classmethod
     def learn(cls, frames: list[np.ndarray] | np.ndarray) -> ColorBackground:
-        """Per-pixel median and robust variance (1.4826 MAD, squared) of (H, W, 3) uint8 frames.
+        """Per-pixel robust mean colour and variance of (H, W, 3) uint8 frames, in the order taken.
 
-        The median ignores whoever walks through: a pixel covered in fewer than half the frames
-        keeps the floor's colour (the first frame alone made everyone present in it a ghost).
+        The mean is that of the largest set of frames that agree within the camera's noise (the
+        mode, brighter on a tie: a shadow only darkens), so whoever walks through is left out and
+        a pixel covered in fewer than half the frames keeps the floor's colour (the first frame
+        alone made everyone present in it a ghost). Not the median of each channel: where a
+        crowd's shadows and passers-by covered a pixel for most of the window it mixed the floor
+        in shadow, a penumbra and someone's trousers into a colour that was none of them, and the
+        floor that came back was not told from it; the mode is one of the colours seen, most
+        often the floor lit or in shadow, and then ColorSegmenter._shadows tells the floor lit
+        up again for what it is.
+
+        The noise is taken from the absolute differences between consecutive frames, as Elgammal,
+        Harwood & Davis 2000 ("Non-parametric model for background subtraction") take it, not from
+        the deviations about the median: a walker's soft shadow, 0.7 m long, darkens a pixel for
+        most of a 1 s window and the MAD took its depth for noise (sigma 9 grey levels for a
+        sensor's 2), which blinded the shadow test's texture check there. A shadow changes a pixel
+        between two frames only as it comes and goes, a shirt as its edge, feet or hair pass: of
+        the differences, the lower quartile is noise until three quarters are such passages (the
+        median was not, where a crowd walked through half the window); for |N(0, 2 sigma^2)| it is
+        0.4506 sigma. Which frames agree is judged by the camera's noise, not by each pixel's (where
+        a crowd passed through most of the window even the quartile is more than noise): the
+        median over the image of each pixel's median difference (most of the floor is seen empty),
+        0.954 sigma; the quartile, in whole grey levels, is too coarse for it.
         """
         stack = np.asarray(frames)
         if stack.ndim != 4 or stack.shape[-1] != 3 or not len(stack):
             raise ValueError("a colour background needs one or more (H, W, 3) frames")
-        stack = np.sort(stack.astype(np.uint8, copy=False), axis=0)  # uint8 throughout: no float64
-        mean = _sorted_median(stack)
-        # deviations from the rounded median in int16: half the memory of float32, and no float64
-        dev = np.sort(np.abs(stack.astype(np.int16) - np.rint(mean).astype(np.int16)), axis=0)
-        sigma = np.float32(1.4826) * _sorted_median(dev)
-        variance = cv2.transform(cv2.multiply(sigma, sigma), _ONES / 3)
-        return cls(mean, variance.reshape(mean.shape[:2]))
+        stack = stack.astype(np.uint8, copy=False)  # uint8, int16 and float32 throughout: no float64
+        n, h, w, _ = stack.shape
+        camera = 1.0  # sigma, grey levels
+        if n > 1:
+            steps = np.sort(np.abs(np.diff(stack.astype(np.int16), axis=0)), axis=0)
+            sigma = _sorted_quantile(steps, 0.25) * np.float32(1 / 0.4506)
+            camera = max(float(np.median(_sorted_median(steps[:, ::4, ::4]))) / 0.954, camera)
+        else:
+            sigma = np.zeros(stack.shape[1:], np.float32)
+        variance = cv2.transform(cv2.multiply(sigma, sigma), _ONES / 3).reshape(h, w)
+        # two samples differ by 2 sigma^2 a channel: chi-square(3) exceeds 16.3 once in a thousand
+        tol = 16.3 * 2 * camera * camera
+        flat = stack.reshape(n, h, w * 3)
+
+        def agree(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            """1 where the colours of a and b (flat (h, w*3) uint8 or float32) agree, else 0 (uint8)."""
+            d = cv2.absdiff(a, b)
+            d2 = cv2.transform(cv2.multiply(d, d, dtype=cv2.CV_32F).reshape(h, w, 3), _ONES)
+            return cv2.compare(d2, tol, cv2.CMP_LE) // 255
+
+        votes = np.ones((n, h, w), np.uint8)  # each frame agrees with itself
+        for j, k in itertools.combinations(range(n), 2):
+            both = agree(flat[j], flat[k])
+            votes[j] += both
+            votes[k] += both
+        # the most votes, and of those the brightest (a sum of the channels under 766): int16 holds
+        # it for up to 31 frames (the segmenter learns from LEARN_FRAMES_MAX)
+        dtype = np.int16 if n < 32 else np.int32
+        score = votes.astype(dtype) * dtype(1024) + stack.sum(axis=3, dtype=dtype)
+        centre = np.take_along_axis(flat.reshape(n, h, w, 3), np.argmax(score, axis=0)[None, :, :, None], axis=0)
+        centre = centre.reshape(h, w * 3)
+        total = np.zeros((h, w * 3), np.float32)
+        count = np.zeros((h, w), np.float32)
+        for j in range(n):
+            near = agree(flat[j], centre)
+            cv2.accumulate(flat[j].reshape(h, w, 3), total.reshape(h, w, 3), near)
+            count += near
+        mean = total.reshape(h, w, 3) / count[..., None]
+        return cls(np.ascontiguousarray(mean, np.float32), variance)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -281,6 +337,15 @@ def _sorted_median(rows: np.ndarray) -> np.ndarray:
     n = len(rows)
     lo, hi = rows[(n - 1) // 2], rows[n // 2]
     return cv2.addWeighted(lo.astype(np.float32), 0.5, hi.astype(np.float32), 0.5, 0.0)
+
+
+def _sorted_quantile(rows: np.ndarray, q: float) -> np.ndarray:
+    """float32 q-quantile along axis 0 of an array sorted along it (linear between ranks, as numpy's)."""
+    pos = q * (len(rows) - 1)
+    k = int(pos)
+    frac = pos - k
+    lo, hi = rows[k].astype(np.float32), rows[min(k + 1, len(rows) - 1)].astype(np.float32)
+    return cv2.addWeighted(lo, 1.0 - frac, hi, frac, 0.0)
 
 
 def _norm2(mean: np.ndarray) -> np.ndarray:
@@ -333,6 +398,9 @@ class ColorSegmenter:
         self._refreshed = -np.inf
         self._updated: float | None = None  # timestamp of the last update of the model
         self.shadow: np.ndarray | None = None  # the last frame's shadow pixels (uint8 0/255), for a view
+        self.relit: np.ndarray | None = None  # the last frame's floor lit up against a shadow learned (0/255)
+        # the last frame's foreground of the floor's colour, darker or lighter: see shaded()
+        self._shaded: tuple[np.ndarray, tuple[slice, slice]] | None = None
         if background is not None:
             self._take(background)
 
@@ -358,7 +426,7 @@ class ColorSegmenter:
         self._updated = None
 
     def _learn(self, color: np.ndarray, t: float) -> np.ndarray:
-        """Keep up to LEARN_FRAMES_MAX frames spread over the window (memory and the median's
+        """Keep up to LEARN_FRAMES_MAX frames spread over the window (memory and the learning's
         cost stay bounded whatever the frame rate), and build the model once the window is over."""
         if self._learning and (color.shape != self._learning[0].shape or t < self._t0):
             self._learning = []  # a camera of another size, a clock that went back: start over
@@ -383,9 +451,11 @@ class ColorSegmenter:
         self._box_mean = cv2.boxFilter(self._grey, -1, win)
         self._box_var = cv2.subtract(cv2.boxFilter(cv2.multiply(self._grey, self._grey), -1, win),
                                      cv2.multiply(self._box_mean, self._box_mean))
-        # the texture test means something only where the floor's patch varies well beyond noise
-        sigma2 = cv2.max(self._var3 * np.float32(1 / 3), self.noise_var)
-        self._textured = cv2.compare(self._box_var, sigma2 * np.float32(TEXTURE_K * TEXTURE_K), cv2.CMP_GT)
+        # the texture test means something only where the floor's patch varies well beyond the
+        # camera's noise: the median pixel's (a pixel's own holds whatever a crowd did while it
+        # was learned, and hid the floor's texture from the test where shadows had passed)
+        sigma2 = max(float(np.median(self._var3[::4, ::4])) / 3, self.noise_var)
+        self._texture_min = sigma2 * TEXTURE_K * TEXTURE_K
         self._mm = _norm2(mean)
         self._refreshed = self._t
 
@@ -400,7 +470,7 @@ class ColorSegmenter:
         self._t = t
         if self._mean is None or self._mean.shape != color.shape:
             self._mean = None
-            self.shadow = None
+            self.shadow = self.relit = self._shaded = None
             return self._learn(color, t)
         if self._updated is None or t < self._updated:  # the first frame on this model, or a clock gone back
             self._updated = t
@@ -413,24 +483,28 @@ class ColorSegmenter:
         # at the sensor's noise so that a pixel that never varied does not flicker at one grey level
         sigma2 = cv2.max(self._var3, 3.0 * self.noise_var)
         fg = cv2.compare(d2, cv2.multiply(sigma2, self.var_threshold / 3), cv2.CMP_GT)
-        self.shadow = self._shadows(color, diff, d2, sigma2, fg)
-        if self.shadow is not None:
-            fg = cv2.subtract(fg, self.shadow)
+        self._shaded = None
+        self.shadow, self.relit = self._shadows(color, diff, d2, sigma2, fg)
+        for floor in (self.shadow, self.relit):
+            if floor is not None:
+                fg = cv2.subtract(fg, floor)
         mask = clean_mask(fg, self._open, self._close)
         # the background changes over seconds: learning it UPDATE_SECONDS apart is as good as
         # every frame, and costs a third of it at 15 frames a second (a ghost is forgotten at once)
         since = t - self._updated
         if since >= UPDATE_SECONDS or forget is not None:
-            self._update(diff, d2, mask, self.shadow, hold, forget, min(since, MAX_DT))
+            self._update(diff, d2, mask, self.shadow, self.relit, hold, forget, min(since, MAX_DT))
             self._updated = t
         return mask
 
-    def _update(self, diff, d2, mask, shadow, hold, forget, dt) -> None:
+    def _update(self, diff, d2, mask, shadow, relit, hold, forget, dt) -> None:
         """Selective update: each pixel's rate by what it is, as bits of a code and a look-up
         table (the whole image costs a few cv2 calls): a ghost is replaced at once, held pixels
-        and shadows are not learned, other foreground is absorbed at the slow rate, background
-        follows at the drift rate. The variance learns from background pixels alone: a visitor's
-        colour, a shadow, are not noise.
+        and shadows are not learned, the floor relit (a shadow the model learned, now gone) is
+        replaced at once too, held or not (it passed the texture test: it is no visitor, and held
+        it kept a ghost tracked for as long as it was), other foreground is absorbed at the slow
+        rate, background follows at the drift rate. The variance learns from background pixels
+        alone: a visitor's colour, a shadow, are not noise.
 
         A shadow learned would outlive its visitor: the floor they leave would look lit up, and
         be foreground for as long as it takes to learn it back. Unless it covers most of the
@@ -439,12 +513,12 @@ class ColorSegmenter:
         if shadow is not None and cv2.countNonZero(shadow) * 2 > shadow.size:
             shadow = None
         code = cv2.bitwise_and(mask, 1)  # bit 1: foreground (255 & 1)
-        for extra, bit in ((shadow, 4), (hold, 2), (forget, 8)):
+        for extra, bit in ((shadow, 4), (hold, 2), (forget, 8), (relit, 16)):
             if extra is not None:
                 code = cv2.bitwise_or(code, cv2.bitwise_and(extra, bit))
         drift, absorb = _rate(self.drift_seconds, dt), _rate(self.absorb_seconds, dt)
         bits = np.arange(256)
-        lut = np.where(bits & 8, 1.0, np.where(bits & 6, 0.0, np.where(bits & 1, absorb, drift))).astype(np.float32)
+        lut = np.where(bits & 24, 1.0, np.where(bits & 6, 0.0, np.where(bits & 1, absorb, drift))).astype(np.float32)
         rate = cv2.LUT(cv2.merge([code, code, code]), lut)
         cv2.add(self._mean, cv2.multiply(diff, rate), dst=self._mean)
         cv2.accumulateWeighted(d2, self._var3, drift, cv2.compare(code, 0, cv2.CMP_EQ))
@@ -454,8 +528,9 @@ class ColorSegmenter:
         if forget is not None:
             self._refreshed = -np.inf  # the ghost's outline leaves the cached background grey too
 
-    def _shadows(self, color, diff, d2, sigma2, fg) -> np.ndarray | None:
-        """The foreground pixels that are the floor in shadow (uint8 0/255), or None if none.
+    def _shadows(self, color, diff, d2, sigma2, fg) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The foreground pixels that are the floor in shadow, and those that are the floor lit up
+        where the model learned a shadow (each uint8 0/255, or None if none).
 
         Three tests, each needed (Sanin, Sanderson & Lovell 2012, "Shadow detection: a survey and
         comparative evaluation of recent methods", found the texture tests the ones that keep
@@ -472,11 +547,21 @@ class ColorSegmenter:
            beyond the noise: on a flat floor nothing tells a shadow from grey clothes, and the
            pixel stays foreground.
 
-        Only the bounding box of the foreground, then of the candidates, is examined.
+        The same tests with the gain inverted, 1 / ``shadow_ratio``, find the floor where the model
+        holds a shadow: a crowd walking through the learning window leaves the model its shadows
+        (a shadow 0.7 m long covers a pixel for most of a second), and the floor they left looked
+        lit up, foreground for as long as ``absorb_seconds`` takes; it is the floor, and is learned
+        at once (see :meth:`_update`).
+
+        The penumbra, the ramp of light at a soft shadow's edge, is darker than the floor by less
+        than the band allows and its patches correlate less (the ramp is in them): next to a sure
+        shadow (hysteresis, as Canny's edges) any gain between the band's and 1 is enough, with a
+        weaker correlation. Only the bounding box of the foreground, then of the candidates, is
+        examined.
         """
         x, y, w, h = cv2.boundingRect(fg)
         if not w:
-            return None
+            return None, None
         win = (slice(y, y + h), slice(x, x + w))
         # with p = (I - mu).mu, I.mu = |mu|^2 + p: alpha = 1 + p / |mu|^2, and the squared distance
         # from the floor colour's ray, |I|^2 - alpha I.mu, is d2 - p^2 / |mu|^2 (one 3-channel product)
@@ -484,18 +569,28 @@ class ColorSegmenter:
         p = cv2.transform(cv2.multiply(diff[win], self._mean[win]), _ONES)
         q = cv2.divide(p, mm)  # alpha - 1
         lo, hi = self.shadow_ratio
-        band = cv2.inRange(q, lo - 1.0, hi - 1.0)
+        ramp = cv2.inRange(q, lo - 1.0, 1.0 / lo - 1.0)  # any gain a shadow, or its end, can make
         off_ray = cv2.subtract(d2[win], cv2.multiply(p, q))
         alpha = cv2.add(q, 1.0)
         allowed = cv2.scaleAdd(sigma2[win], CHROMA_NOISE_K2 / 3,
                                cv2.multiply(cv2.multiply(alpha, alpha), mm, scale=self.shadow_chroma**2))
-        cand = cv2.bitwise_and(cv2.bitwise_and(fg[win], band), self._textured[win])
-        cand = cv2.bitwise_and(cand, cv2.compare(off_ray, allowed, cv2.CMP_LE))
-        cx, cy, cw, ch = cv2.boundingRect(cand)
+        # the floor's patch, lit, must vary well beyond the noise: the model's where it is darker
+        # (a shadow), the model's times alpha where lighter (the model holds a shadow, the frame the lit floor)
+        lit = cv2.max(alpha, 1.0)
+        # (inRange, not compare: OpenCV takes a 1 x 1 array beside a scalar for a scalar itself)
+        textured = cv2.inRange(cv2.multiply(cv2.multiply(lit, lit), self._box_var[win]), self._texture_min, 3.0e38)
+        floor_ray = cv2.bitwise_and(fg[win], cv2.compare(off_ray, allowed, cv2.CMP_LE))
+        cand = cv2.bitwise_and(cv2.bitwise_and(floor_ray, ramp), textured)
+        self._shaded = (cv2.bitwise_and(floor_ray, ramp), win)
+        # sure: within the band, darker (a shadow) or lighter by its inverse (a shadow learned)
+        band = cv2.bitwise_or(cv2.inRange(q, lo - 1.0, hi - 1.0), cv2.inRange(q, 1.0 / hi - 1.0, 1.0 / lo - 1.0))
+        sure = cv2.bitwise_and(cand, band)
+        cx, cy, cw, ch = cv2.boundingRect(sure)
         if not cw:
-            return None
-        # the texture test on the candidates' box, padded so the patches at its edge are whole
-        r = SHADOW_WINDOW // 2
+            return None, None
+        # the texture test on the sure candidates' box, padded so the patches at its edge are
+        # whole and the penumbra can grow out of it
+        r = max(SHADOW_WINDOW // 2, SHADOW_GROW_PX)
         hh, ww = fg.shape
         x0, y0 = max(x + cx - r, 0), max(y + cy - r, 0)
         x1, y1 = min(x + cx + cw + r, ww), min(y + cy + ch + r, hh)
@@ -509,16 +604,42 @@ class ColorSegmenter:
         # ncc |ncc| = cov |cov| / (var_i var_b): no square root, and its sign kept
         q = cv2.divide(cv2.multiply(cov, cv2.absdiff(cov, 0)), cv2.multiply(v_i, self._box_var[box]))
         shadow = np.zeros_like(fg)
+        shadow[win] = sure
+        strong = cv2.bitwise_and(shadow[box], cv2.compare(q, self.shadow_ncc**2, cv2.CMP_GE))
         shadow[win] = cand
-        cand = shadow[box]
-        strong = cv2.bitwise_and(cand, cv2.compare(q, self.shadow_ncc**2, cv2.CMP_GE))
-        # hysteresis, as Canny's edges: the penumbra's ramp of light lowers the correlation of
-        # its patches, so a weaker one is enough next to a sure shadow
-        weak = cv2.bitwise_and(cand, cv2.compare(q, (SHADOW_WEAK * self.shadow_ncc) ** 2, cv2.CMP_GE))
+        # hysteresis, as Canny's edges: next to a sure one, the penumbra's weaker correlation (and
+        # any gain of the ramp of light, see cand) is enough
+        weak = cv2.bitwise_and(shadow[box], cv2.compare(q, (SHADOW_WEAK * self.shadow_ncc) ** 2, cv2.CMP_GE))
         for _ in range(SHADOW_GROW_PX):
             strong = cv2.bitwise_and(cv2.dilate(strong, _CROSS), weak)
-        shadow[box] = strong
-        return shadow
+        if not cv2.countNonZero(strong):
+            return None, None
+        # which is which: darker than the model, or lighter (the grey images are at hand)
+        lighter = cv2.bitwise_and(strong, cv2.compare(g, b, cv2.CMP_GT))
+        shadow[:] = 0
+        shadow[box] = cv2.subtract(strong, lighter)
+        relit = None
+        if cv2.countNonZero(lighter):
+            relit = np.zeros_like(fg)
+            relit[box] = lighter
+        return shadow, relit
+
+    def shaded(self, blob: Blob) -> int:
+        """How many of a blob's pixels (of the last frame's mask) have the floor's colour in shadow, or
+        lit up against a shadow the model learned: darker or lighter by a gain from ``shadow_ratio``'s
+        lower end to its inverse, whether or not the texture test then found them so (on a flat floor,
+        at a penumbra's ramp of light, it cannot)."""
+        if self._shaded is None:
+            return 0
+        shaded, (rows, cols) = self._shaded
+        u, v, w, h = blob.bbox
+        y0, x0 = max(v, rows.start), max(u, cols.start)
+        y1, x1 = min(v + h, rows.stop), min(u + w, cols.stop)
+        if y1 <= y0 or x1 <= x0:
+            return 0
+        inside = np.ascontiguousarray(blob.mask[y0 - v : y1 - v, x0 - u : x1 - u]).view(np.uint8)
+        window = shaded[y0 - rows.start : y1 - rows.start, x0 - cols.start : x1 - cols.start]
+        return cv2.countNonZero(cv2.bitwise_and(window, window, mask=inside))
 
     def is_ghost(self, color: np.ndarray, contours: list[np.ndarray]) -> bool:
         """Whether the region inside ``contours`` (int32 (K, 2) pixels) is a ghost: something the

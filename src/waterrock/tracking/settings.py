@@ -102,6 +102,11 @@ class TrackingSettings(BaseModel):
     merge_distance: float = Field(
         0.3, ge=0.0, le=2.0, description="colour: m between blobs' floor outlines that are one person; 0: no merging"
     )
+    fragment_area: float = Field(
+        0.06, gt=0.0, le=4.0,
+        description="colour: m^2 of floor; a smaller blob is a piece of a person (hair, legs) and joins the nearest "
+        "blob within merge_distance; two larger ones are two people, never joined (a person is about 0.1)",
+    )
 
     open_px: int = Field(3, ge=0, le=64, description="morphological opening: removes speckle")
     close_px: int = Field(7, ge=0, le=64, description="morphological closing: fills holes in a body")
