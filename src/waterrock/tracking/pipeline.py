@@ -45,7 +45,9 @@ SHADED_SHARE = 0.5  # pieces with no person among them, of the floor's colour sh
 LIMB_WIDTH = 0.12  # m: a foot, an arm, seen from above, is narrower; a body is wider (about 0.25 by 0.4)
 SPLIT_MARGIN = 0.05  # m: a track expected this near a blob's outline has walked into it
 SPLIT_ITERATIONS = 3  # of k-means when a blob is shared by people whose tracks walked into it
-ONE_PERSON_MAX = 3.0  # fragment_areas: a lone person covers less (0.18 m^2 at 0.06; 0.08 to 0.13 in the crowd)
+# fragment_areas a lone person may cover (0.30 m^2 at 0.06: a coat, a bag; 0.08 to 0.13 in the crowd). At 3
+# (0.18 m^2) a 0.5 m wide walker was split in two, and the two tracks then kept each other alive
+ONE_PERSON_MAX = 5.0
 
 
 def _tracker(s: TrackingSettings, ids, max_speed: float | None = None) -> Tracker:
