@@ -27,7 +27,13 @@ from waterrock.tracking.calibrate import (
     load_calibration,
 )
 from waterrock.tracking.frame import CorruptFrame, Frame, check_frame
-from waterrock.tracking.segment import ColorBackground, ColorSegmenter, DepthBackground, DepthSegmenter
+from waterrock.tracking.segment import (
+    ColorBackground,
+    ColorSegmenter,
+    DepthBackground,
+    DepthSegmenter,
+    OtherSensorsBackground,
+)
 from waterrock.tracking.settings import TrackingSettings
 from waterrock.tracking.track import Track, Tracker
 
@@ -144,18 +150,20 @@ class _NewSize:
         self.shape, self.frames = None, 0
 
 
-def _saved_background(path: Path) -> DepthBackground | None:
-    """The background saved at ``path``, or None (learn it afresh) when there is none or it is
-    torn: raising here failed every reopen of the source, and the tracker never ran again."""
+def _saved_background(path: Path, load) -> tuple[DepthBackground | ColorBackground | None, str]:
+    """The background ``load`` reads from ``path`` (or None: learn it afresh), and what the file
+    held: 'loaded', 'none', 'torn' or 'other' (the other sensor's kind). A torn file or the other
+    kind is named in one warning: raising here failed every reopen of the source, and the tracker
+    never ran again."""
     if not path.exists():
-        return None
+        return None, "none"
     try:
-        return DepthBackground.load(path)
+        return load(path), "loaded"
     except FileNotFoundError:  # gone since
-        return None
+        return None, "none"
     except ValueError as err:  # one line, naming the file
         log.warning("%s; learning the background afresh", err)
-        return None
+        return None, "other" if isinstance(err, OtherSensorsBackground) else "torn"
 
 
 class DepthPipeline(Pipeline):
@@ -176,7 +184,7 @@ class DepthPipeline(Pipeline):
         self._given_calibration = calibration  # what each background size's calibration is scaled from
         self._new_size = _NewSize()
         if background is None and settings.background_file is not None:
-            background = _saved_background(settings.background_file)
+            background = _saved_background(settings.background_file, DepthBackground.load)[0]
         self.background = background
         self._learning: list[np.ndarray] = []
         self.segmenter: DepthSegmenter | None = None
@@ -381,9 +389,9 @@ class ColorPipeline(Pipeline):
         # never over a depth background (the venue's other sensor's)
         kind = "given" if background is not None else "none"
         if background is None and settings.background_file is not None:
-            background, kind = _saved_color_background(settings.background_file)
+            background, kind = _saved_background(settings.background_file, ColorBackground.load)
         self._save = settings.background_file is not None and kind in ("none", "torn")
-        self._resave = settings.background_file is not None and kind != "depth"
+        self._resave = settings.background_file is not None and kind != "other"
         self.segmenter = self._segmenter(background)
         self.people = _tracker(settings, itertools.count(1))
         self._new_size = _NewSize()
@@ -693,21 +701,6 @@ def _merge_fragments(frags: list[_Fragment], distance: float, max_radius: float)
     for k, f in enumerate(frags):
         groups.setdefault(root(k), []).append(f)
     return list(groups.values())
-
-
-def _saved_color_background(path: Path) -> tuple[ColorBackground | None, str]:
-    """The colour background saved at ``path`` (or None: learn it afresh), and what the file
-    held: 'colour', 'none', 'torn' or 'depth'. A torn file or a depth background is named in one
-    warning: raising here failed every reopen of the source, and the tracker never ran again."""
-    if not path.exists():
-        return None, "none"
-    try:
-        return ColorBackground.load(path), "colour"
-    except FileNotFoundError:  # gone since
-        return None, "none"
-    except ValueError as err:  # one line, naming the file
-        log.warning("%s; learning the background afresh", err)
-        return None, "depth" if "a depth background" in str(err) else "torn"
 
 
 def _floor_homography(given: FloorHomography | None, w: int, h: int, floor_width: float) -> FloorHomography:

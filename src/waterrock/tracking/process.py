@@ -405,9 +405,8 @@ class TrackerProcess:
         if not len(snap):
             return snap
         age = (time.monotonic() if now is None else now) - published
-        st = self._state()
-        stall_after = float(st[1][_STALL_AFTER]) if st is not None else self.settings.stall_timeout
-        return faded(snap, age, stall_after, self.settings.fade_time)
+        # one aligned 8-byte word, written whole: no seqlock, nor the state's copy, every frame
+        return faded(snap, age, float(self._board.floats[_STALL_AFTER]), self.settings.fade_time)
 
     def _state(self):
         got = self._board.state()

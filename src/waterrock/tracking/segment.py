@@ -42,6 +42,11 @@ from waterrock.tracking.calibrate import DepthCalibration
 _NEVER = np.float32(3.0e38)  # a threshold no depth step reaches: pixel excluded
 
 
+class OtherSensorsBackground(ValueError):
+    """The background file holds the other kind (a depth background where colour was asked for):
+    the venue's other sensor's, never to be written over."""
+
+
 @dataclass(frozen=True)
 class DepthBackground:
     """The empty scene: depth (H, W) float32 mm (0: never seen) and its noise (sigma, mm)."""
@@ -267,7 +272,7 @@ class ColorBackground:
         if n > 1:
             steps = np.sort(np.abs(np.diff(stack.astype(np.int16), axis=0)), axis=0)
             sigma = _sorted_quantile(steps, 0.25) * np.float32(1 / 0.4506)
-            camera = max(float(np.median(_sorted_median(steps[:, ::4, ::4]))) / 0.954, camera)
+            camera = max(float(np.median(_sorted_quantile(steps[:, ::4, ::4], 0.5))) / 0.954, camera)
         else:
             sigma = np.zeros(stack.shape[1:], np.float32)
         variance = cv2.transform(cv2.multiply(sigma, sigma), _ONES / 3).reshape(h, w)
@@ -317,7 +322,7 @@ class ColorBackground:
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "color_mean" not in z.files and "depth" in z.files:
-                    raise ValueError(f"{path}: a depth background, not a colour one")
+                    raise OtherSensorsBackground(f"{path}: a depth background, not a colour one")
                 mean, variance = z["color_mean"].astype(np.float32), z["color_variance"].astype(np.float32)
             if mean.ndim != 3 or mean.shape[2] != 3 or variance.shape != mean.shape[:2]:
                 raise ValueError(f"arrays of shapes {mean.shape} and {variance.shape}")
@@ -330,13 +335,6 @@ class ColorBackground:
                 raise
             raise ValueError(f"{path}: not a usable colour background: {files.describe_error(err)}") from None
         return cls(mean, variance)
-
-
-def _sorted_median(rows: np.ndarray) -> np.ndarray:
-    """float32 median along axis 0 of an array sorted along it."""
-    n = len(rows)
-    lo, hi = rows[(n - 1) // 2], rows[n // 2]
-    return cv2.addWeighted(lo.astype(np.float32), 0.5, hi.astype(np.float32), 0.5, 0.0)
 
 
 def _sorted_quantile(rows: np.ndarray, q: float) -> np.ndarray:

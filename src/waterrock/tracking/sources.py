@@ -700,6 +700,19 @@ class KinectRecordingSource(_VendorRecording):
             playback.close()
 
 
+def vendor_recording(path: str | Path, *, any_mkv: bool = False, **kw) -> FrameSource | None:
+    """The source for a vendor's recording by its name: a RealSense ``.bag``/``.db3``, an Azure
+    Kinect ``.mkv`` (one that carries the Kinect's tags, or any where ``any_mkv``: the scene said
+    it is a depth recording), else None. ``kw``: loop, realtime."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in (".bag", ".db3"):
+        return RealSenseBagSource(p, **kw)
+    if suffix == ".mkv" and (any_mkv or is_kinect_recording(p)):
+        return KinectRecordingSource(p, **kw)
+    return None
+
+
 class NullSource(FrameSource):
     """No visitors from a camera (OSC only, or an empty stage)."""
 
@@ -754,10 +767,9 @@ def open_source(
     p = Path(s)
     if p.suffix == ".npz" or (p.is_dir() and (p / "timestamps.txt").exists()):
         return DepthRecordingSource(p, loop=loop, realtime=realtime)
-    if p.suffix.lower() in (".bag", ".db3"):
-        return RealSenseBagSource(p, loop=loop, realtime=realtime)
-    if p.suffix.lower() == ".mkv" and is_kinect_recording(p):
-        return KinectRecordingSource(p, loop=loop, realtime=realtime)
+    vendor = vendor_recording(p, loop=loop, realtime=realtime)
+    if vendor is not None:
+        return vendor
     if p.is_file():
         return OpenCVSource(p, loop=loop, realtime=realtime)
     raise ValueError(
@@ -783,12 +795,7 @@ def source_from_settings(settings) -> FrameSource:
     if s.source == "stream":
         return OpenCVSource(s.url)
     if s.source == "depth_recording":
-        suffix = Path(s.path).suffix.lower()
-        if suffix in (".bag", ".db3"):
-            return RealSenseBagSource(s.path, **common)
-        if suffix == ".mkv":
-            return KinectRecordingSource(s.path, **common)
-        return DepthRecordingSource(s.path, **common)
+        return vendor_recording(s.path, any_mkv=True, **common) or DepthRecordingSource(s.path, **common)
     if s.source == "realsense":
         return RealSenseSource(s.width, s.height, s.fps)
     if s.source == "kinect":
