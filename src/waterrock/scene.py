@@ -291,6 +291,13 @@ class ProjectorOutput(_Section):
         description="where the region's top-left, top-right, bottom-right, bottom-left land on the output",
     )
     blend: EdgeBlend = EdgeBlend()
+    grid_shape: tuple[Annotated[int, Field(ge=2, le=8)], Annotated[int, Field(ge=2, le=8)]] = Field(
+        (3, 3), description="control points of the grid warp across and down the output (evenly spaced, edges included)"
+    )
+    grid: list[tuple[Annotated[float, Field(ge=-0.5, le=0.5)], Annotated[float, Field(ge=-0.5, le=0.5)]]] = Field(
+        [], description="the grid warp's touch-up: each control point's offset (output shares), row by row from the "
+        "top-left; empty: none. Applied on top of the corner pin or of the projection onto the rock",
+    )
 
     @model_validator(mode="after")
     def _shape(self):
@@ -299,6 +306,10 @@ class ProjectorOutput(_Section):
             raise ValueError(f"region {self.region} must have right > left and bottom > top")
         if not _convex(self.corners):
             raise ValueError(f"corners {self.corners} must be a convex quadrilateral, listed around it in order")
+        cols, rows = self.grid_shape
+        if self.grid and len(self.grid) != cols * rows:
+            raise ValueError(f"grid has {len(self.grid)} offsets but grid_shape {list(self.grid_shape)} needs "
+                             f"{cols * rows} ({cols} across x {rows} down), or none")
         return self
 
 
@@ -307,6 +318,21 @@ class ProjectionOutputs(_Section):
 
     outputs: list[ProjectorOutput] = []
     vsync_output: int = Field(0, ge=0, description="the one output whose buffer swap waits for its refresh")
+    calibration: Path | None = Field(
+        None, description="the projector calibration (`waterrock calibrate --auto` writes it): outputs it holds "
+        "paint the picture onto the rock's shape from their projector. Unset: <scene>.procam.json beside the "
+        "scene, when it exists",
+    )
+    on_rock: bool = Field(True, description="false: ignore the projector calibration and use the corner pins")
+    drift_warn_px: float = Field(
+        1.0, gt=0.0, le=100.0, description="`waterrock calibrate --check` warns when an output has drifted more "
+        "than this many projector pixels since it was calibrated",
+    )
+    check_time: str | None = Field(
+        None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="HH:MM local time at which a running `waterrock project` checks the calibration's drift "
+        "each night; unset: never",
+    )
 
     @model_validator(mode="after")
     def _vsync(self):
@@ -412,6 +438,9 @@ def parse_scene(data: dict, source: Path | str = "<scene>") -> Scene:
             "path": Path(source) if source != "<scene>" else None,
             "tracking": scene.tracking.resolved(base),
             "render": scene.render.resolved(base),
+            "projection": scene.projection.model_copy(update={"calibration": (base / cal).resolve()})
+            if (cal := scene.projection.calibration) is not None and not cal.is_absolute()
+            else scene.projection,
         }
     )
 
