@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -328,11 +329,6 @@ class ProjectionOutputs(_Section):
         1.0, gt=0.0, le=100.0, description="`waterrock calibrate --check` warns when an output has drifted more "
         "than this many projector pixels since it was calibrated",
     )
-    check_time: str | None = Field(
-        None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
-        description="HH:MM local time at which a running `waterrock project` checks the calibration's drift "
-        "each night; unset: never",
-    )
 
     @model_validator(mode="after")
     def _vsync(self):
@@ -529,9 +525,11 @@ def _toml_value(v) -> str:
     them, which is valid TOML and keeps a corner on one line; a table becomes an inline table."""
     if isinstance(v, dict):
         return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, bool) or not isinstance(v, (int, float, list, tuple)):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if not isinstance(v, (int, float, list, tuple, str)):
         raise TypeError(f"cannot write {v!r} in the projection section")
-    return json.dumps(v)
+    return json.dumps(v)  # a JSON string is a TOML basic string
 
 
 def _projection_toml(section: dict) -> str:
@@ -554,7 +552,9 @@ def save_projection(path: str | Path, projection: ProjectionOutputs) -> Path:
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     data = tomllib.loads(text)
-    section = projection.model_dump(mode="json")
+    section = projection.model_dump(mode="json", exclude_none=True)
+    if "calibration" in section:  # written as the operator wrote it: beside the scene, relative
+        section["calibration"] = os.path.relpath(section["calibration"], path.resolve().parent)
     rest = {k: v for k, v in data.items() if k != "projection"}
     kept = _drop_section(text, "projection").rstrip("\n")
     new_text = (kept + "\n\n" if kept else "") + _projection_toml(section)

@@ -187,6 +187,55 @@ def test_warp_edit_keys_on_the_output(projection_view, scene_file):
     assert view.loop.stopping
 
 
+@pytest.mark.gl
+def test_projection_view_paints_on_the_rock(scene_file, xvfb_display, monkeypatch):
+    """The outputs' view with output 0 in the projector calibration, the projector at half the
+    window's pixels: not drawn directly, light only on the rock (render/onrock.py), its grid
+    edited with the arrows (grid mode from the start: there are no corners on the rock) and
+    saved on leaving."""
+    monkeypatch.setenv("DISPLAY", xvfb_display)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    from tests.app.test_loop import FakeSolver
+    from tests.render.test_onrock import EYE, calibration, silhouette
+    from waterrock.app.loop import FrameLoop
+    from waterrock.app.projection import Outputs, ProjectionView
+    from waterrock.procam.model import Pinhole, save_procam
+    from waterrock.render.command import scene_rock
+    from waterrock.render.onrock import fitted_device
+
+    device = Pinhole.looking_at((640, 360), 40.0, EYE, (0.0, 0.25, 0.0))
+    save_procam(calibration(device), scene_file.with_name("venue.procam.json"))
+    scene = load_scene(scene_file)
+    projection = outputs_for(scene.projection, [0])
+    outputs = Outputs(projection)
+    view = ProjectionView(outputs, scene, projection)
+    try:
+        view.loop = FrameLoop(FakeSolver(), None, view, realtime=False)
+        window = outputs.windows[0]
+        size = window.framebuffer_size()
+        assert not view.direct()
+        view.render()
+        img = view.read_output(window)
+        rock_mask = silhouette(fitted_device(device, size), scene_rock(scene), size)
+        grown = cv2.dilate(rock_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        lit = img.max(axis=-1) > 0
+        assert lit.sum() > 0.5 * rock_mask.sum() and not lit[~grown].any()
+
+        glfw = outputs.glfw
+        view.on_key(0, glfw.KEY_W, glfw.PRESS)
+        assert view.editor.grid_mode
+        view.on_key(0, glfw.KEY_RIGHT, glfw.PRESS, glfw.MOD_SHIFT)  # the top-left grid point, 10 px
+        assert view.editor.outputs[0].grid[0] == pytest.approx((10 / size[0], 0.0), abs=1e-6)
+        view.render()  # through the grid warp, with its guides
+        assert view.read_output(window).any()
+        view.on_key(0, glfw.KEY_ENTER, glfw.PRESS)
+        assert load_scene(scene_file).projection.outputs[0].grid[0] == pytest.approx((10 / size[0], 0.0), abs=1e-6)
+        view.render()
+    finally:
+        view.release()
+        outputs.close()
+
+
 def _run_project(scene, tmp_path, display, *extra):
     shot = tmp_path / "out.png"
     log_file = tmp_path / "project.log"

@@ -3,9 +3,11 @@
 One borderless fullscreen window per output (``[[projection.outputs]]`` in the scene, or the
 primary monitor), all sharing one OpenGL context's objects. Each frame the scene is drawn once
 into a picture texture; each output then shows its part of it through its corner-pin warp and
-edge blend (``render/warp.py``). Only one output waits for vertical sync, so several projectors
-do not divide the frame rate between them. Windows do not minimise when another screen takes the
-focus, and the cursor is hidden unless the warp is being edited.
+edge blend (``render/warp.py``), or, when the scene's projector calibration holds it, paints the
+picture onto the rock's shape from its calibrated projector (``render/onrock.py``); either way
+its grid warp, if it has one, touches the result up. Only one output waits for vertical sync,
+so several projectors do not divide the frame rate between them. Windows do not minimise when
+another screen takes the focus, and the cursor is hidden unless the warp is being edited.
 
 Keys (any output): W warp edit on this output (then see ``warp_edit.EDIT_HELP``), space pause,
 R reset the water, D debug overlay, T tracker panel, H help, S screenshot, Q or Esc quit.
@@ -26,8 +28,9 @@ from waterrock.app.overlay import Overlay, draw_tracker_panel
 from waterrock.app.session import Inputs, SharedKeys, run_view, save_png
 from waterrock.app.warp_edit import EDIT_HELP, WarpEditor
 from waterrock.app.window import WindowError, create_gl_window
+from waterrock.procam.model import Pinhole, load_procam, scene_procam_path
 from waterrock.render.target import unbind_egl
-from waterrock.scene import IDENTITY_CORNERS, ProjectionOutputs, ProjectorOutput, Scene
+from waterrock.scene import IDENTITY_CORNERS, EdgeBlend, ProjectionOutputs, ProjectorOutput, Scene
 from waterrock.snapshots import ParticleSnapshot
 
 log = logging.getLogger(__name__)
@@ -116,7 +119,52 @@ def outputs_for(projection: ProjectionOutputs, monitors: list[int] | None) -> Pr
     if not outputs:
         outputs = [ProjectorOutput()]
     vsync = projection.vsync_output if projection.vsync_output < len(outputs) else 0
-    return ProjectionOutputs(outputs=outputs, vsync_output=vsync)
+    # a copy, not a new section: the calibration settings ride along, and a warp saved from
+    # this projection must not drop them from the scene file
+    return projection.model_copy(update={"outputs": outputs, "vsync_output": vsync})
+
+
+def projector_devices(scene: Scene, count: int, rock=None) -> dict[int, Pinhole]:
+    """The calibrated projector of each of ``count`` outputs that paints on the rock, by output
+    index: those the scene's projector calibration holds, when the scene has a rock (``rock``,
+    its mesh). One log line per output says how it renders. A calibration that cannot be read is
+    an error in the log naming the file, and every output falls back to its corner pin: the show
+    goes on."""
+    path = scene_procam_path(scene)
+    devices: dict[int, Pinhole] = {}
+    why = "no projector calibration" if scene.projection.on_rock else "on_rock = false"
+    if path is not None:
+        try:
+            cal = load_procam(path)
+        except (OSError, ValueError) as err:  # missing, torn, not JSON, not a calibration
+            log.error("projector calibration %s cannot be used (%s): every output renders through its "
+                      "corner pin", path, err)
+            why = f"calibration {path} unusable"
+        else:
+            if rock is None:
+                log.error("projector calibration %s is set but the scene has no rock mesh to paint on: every "
+                          "output renders through its corner pin", path)
+                why = "no rock mesh"
+            else:
+                devices = {i: cal.outputs[i].projector for i in range(count) if i in cal.outputs}
+                why = f"not in calibration {path}"
+                if extra := sorted(set(cal.outputs) - set(range(count))):
+                    log.warning("projector calibration %s has outputs %s that are not open", path, extra)
+    for i in range(count):
+        if i in devices:
+            d = devices[i]
+            log.info("output %d renders on the rock from its calibrated projector (%dx%d, at %s)", i, *d.size,
+                     np.round(d.centre, 3).tolist())
+        else:
+            log.info("output %d renders through its corner pin (%s)", i, why)
+    return devices
+
+
+def rock_output(output: ProjectorOutput) -> ProjectorOutput:
+    """What the warp pass draws for an output on the rock: the projector's view as it is (its
+    whole frame, no corner pin, no blend), touched up by the output's grid."""
+    return output.model_copy(update={"corners": IDENTITY_CORNERS, "region": (0.0, 0.0, 1.0, 1.0),
+                                     "blend": EdgeBlend()})
 
 
 def picture_size(outputs: list[ProjectorOutput], sizes: list[tuple[int, int]]) -> tuple[int, int]:
@@ -242,11 +290,14 @@ class ProjectionView(SharedKeys):
 
     def __init__(self, outputs: Outputs, scene: Scene, projection: ProjectionOutputs, screenshot: Path | None = None):
         from waterrock.render.command import scene_rock
+        from waterrock.render.onrock import OnRockPass
         from waterrock.render.renderer import Renderer
         from waterrock.render.warp import WarpPass
 
         self.outputs, self.scene = outputs, scene
-        self.editor = WarpEditor(projection, scene.path)
+        rock = scene_rock(scene)
+        self.devices = projector_devices(scene, len(outputs.windows), rock)
+        self.editor = WarpEditor(projection, scene.path, on_rock=self.devices)
         self.screenshot_path = screenshot
         self.loop: FrameLoop | None = None
         self.inputs: Inputs | None = None
@@ -257,15 +308,18 @@ class ProjectionView(SharedKeys):
         self.picture_size = picture_size(projection.outputs, sizes)
         log.info("picture %dx%d", *self.picture_size)
         outputs.main.make_current()
-        self.renderer = Renderer(ctx, scene.render, self.picture_size, scene_rock(scene), scene.fluid.max_particles)
+        self.renderer = Renderer(ctx, scene.render, self.picture_size, rock, scene.fluid.max_particles)
         self.picture = ctx.texture(self.picture_size, 4)
         self.picture_fbo = ctx.framebuffer([self.picture])
-        # vertex arrays are not shared between contexts: a warp pass and an overlay per window
-        self.warps, self.overlays = [], []
+        # vertex arrays and framebuffers are not shared between contexts: a warp pass, an overlay
+        # and, on the rock, an on-rock pass per window
+        self.warps, self.overlays, self.onrock = [], [], {}
         for w in outputs.windows:
             w.make_current()
             self.warps.append(WarpPass(ctx))
             self.overlays.append(Overlay(ctx))
+            if w.index in self.devices:
+                self.onrock[w.index] = OnRockPass(ctx, rock)
         outputs.main.make_current()
         glfw = outputs.glfw
         for w in outputs.windows:
@@ -332,7 +386,9 @@ class ProjectionView(SharedKeys):
         if key in arrows:
             ed.nudge(*arrows[key], size)
         elif key == glfw.KEY_TAB:
-            ed.next_corner(-1 if mods & glfw.MOD_SHIFT else 1)
+            ed.next_point(-1 if mods & glfw.MOD_SHIFT else 1)
+        elif key == glfw.KEY_G:
+            ed.toggle_grid()
         elif key == glfw.KEY_BACKSPACE:
             ed.reset()
         elif key == glfw.KEY_S and mods & glfw.MOD_CONTROL:
@@ -368,10 +424,10 @@ class ProjectionView(SharedKeys):
         renderer draws straight to the screen, and the warp pass (a full-screen texture read,
         milliseconds on a software renderer) is skipped."""
         windows = self.outputs.windows
-        if len(windows) != 1 or self.editor.active is not None:
+        if len(windows) != 1 or self.editor.active is not None or self.devices:
             return False
         out = self.editor.outputs[0]
-        plain = out.corners == IDENTITY_CORNERS and out.region == (0.0, 0.0, 1.0, 1.0)
+        plain = out.corners == IDENTITY_CORNERS and out.region == (0.0, 0.0, 1.0, 1.0) and not out.grid
         b = out.blend
         return (
             plain
@@ -406,10 +462,22 @@ class ProjectionView(SharedKeys):
         size = w.framebuffer_size()
         screen = self.outputs.ctx.screen
         editing = ed.active == w.index
-        warp.draw(screen, size, self.picture, ed.outputs[w.index], edit=editing, selected=ed.corner)
+        out = ed.outputs[w.index]
+        corner = ed.corner if editing and not ed.grid_mode else -1
+        point = ed.point if editing and ed.grid_mode else -1
+        device = self.devices.get(w.index)
+        if device is None:
+            warp.draw(screen, size, self.picture, out, edit=editing, selected=corner, grid_selected=point)
+        elif out.grid or editing:
+            # on the rock, then through the grid: the projector's view is the warp's picture
+            view = self.onrock[w.index].render(size, self.picture, device, self.renderer.flatten)
+            warp.draw(screen, size, view, rock_output(out), edit=editing, grid_selected=point, corner_guides=False)
+        else:
+            self.onrock[w.index].draw(screen, size, self.picture, device, self.renderer.flatten)
         if editing:
-            # the panel in the corner across from the picked one, so it never hides what is moved
-            away = ("bottom-right", "bottom-left", "top-left", "top-right")[ed.corner]
+            # the panel in the corner across from the picked point, so it never hides what is moved
+            x, y = ed.selected_point()
+            away = ("bottom-" if y < 0.5 else "top-") + ("right" if x < 0.5 else "left")
             overlay.draw(screen, size, [ed.status(), *EDIT_HELP], away)
             return
         self.draw_overlays(w, overlay)
@@ -468,6 +536,8 @@ class ProjectionView(SharedKeys):
             w.make_current()
             warp.release()
             overlay.release()
+            if w.index in self.onrock:
+                self.onrock[w.index].release()
         self.outputs.main.make_current()
         self.picture_fbo.release()
         self.picture.release()
