@@ -15,7 +15,7 @@ from scipy.spatial import cKDTree
 
 from waterrock.procam import auto, solve
 from waterrock.procam.model import Pinhole
-from waterrock.procam.rig import VirtualRig
+from waterrock.procam.rig import VirtualRig, rough_pose
 from waterrock.render.command import scene_rock
 from waterrock.resources import REPO_ROOT
 from waterrock.scene import load_scene
@@ -29,12 +29,6 @@ PROJECTORS = [
 CAMERA = Pinhole.looking_at((960, 720), 45, [-0.1, 1.5, 1.2], [0, 0.25, 0], dist=[-0.12, 0.05, 0.001, -0.001, 0])
 
 
-def rough(camera: Pinhole) -> Pinhole:
-    """The camera's pose as a hand calibration has it: 6 cm and 3 degrees off."""
-    turn = cv2.Rodrigues(np.radians([2.0, -2.0, 1.5]))[0]
-    return Pinhole(camera.size, camera.K, turn @ camera.R, camera.t + [0.04, -0.03, 0.04], camera.dist)
-
-
 @pytest.fixture(scope="module")
 def rock():
     return scene_rock(load_scene(REPO_ROOT / "scenes" / "default.toml"))
@@ -43,7 +37,7 @@ def rock():
 @pytest.fixture(scope="module")
 def calibrated(gl_ctx, rock):
     rig = VirtualRig(rock, PROJECTORS, CAMERA, ctx=gl_ctx)
-    result = auto.calibrate(rig, {i: p.size for i, p in enumerate(PROJECTORS)}, rock, rough(CAMERA))
+    result = auto.calibrate(rig, {i: p.size for i, p in enumerate(PROJECTORS)}, rock, rough_pose(CAMERA))
     yield rig, result
     rig.release()
 
@@ -136,7 +130,7 @@ def test_a_flat_scene_is_refused_saying_why(gl_ctx):
     rig = VirtualRig(slab, PROJECTORS[:1], CAMERA, ctx=gl_ctx)
     try:
         with pytest.raises(solve.CalibrationError, match="flat"):
-            auto.calibrate(rig, {0: PROJECTORS[0].size}, slab, rough(CAMERA))
+            auto.calibrate(rig, {0: PROJECTORS[0].size}, slab, rough_pose(CAMERA))
         # and with the camera's pose known, the projector alone is refused for the same reason
         decoded, _ = auto.capture_gray_code(rig, 0, PROJECTORS[0].size)
         pairs = solve.block_correspondences(decoded)

@@ -6,7 +6,8 @@
     waterrock record SOURCE OUT [--seconds T]        record a camera / sensor to replay later
     waterrock track SOURCE [--scene S] [--out preview.mp4] [--show]   the tracker alone, with a summary
     waterrock calibrate --source SPEC [--scene S]    click point pairs, save the calibration
-    waterrock bench [solver|render|tracker|frame|all] [--sizes ...] [--json P] [--plot P] [--compare B]
+    waterrock calibrate --auto | --check [--rig virtual]   projectors on the rock: calibrate, measure drift
+    waterrock bench [solver|render|tracker|frame|sdf|procam|all] [--sizes ...] [--json P] [--plot P] [--compare B]
     waterrock soak --hours H [--faults] [--json P]   unattended at accelerated time, a season's faults injected
 
 Bad input (an unknown scene, an invalid scene file, an unknown backend) is one line on stderr
@@ -26,7 +27,7 @@ from waterrock.app.logs import setup_logging
 log = logging.getLogger("waterrock")
 
 DEFAULT_SCENE = "default"
-BENCHMARKS = ("solver", "render", "tracker", "frame", "sdf")
+BENCHMARKS = ("solver", "render", "tracker", "frame", "sdf", "procam")
 ARCHES = ("cuda", "vulkan", "metal", "cpu", "x64", "arm64")
 MIN_SOAK_HOURS = 0.005  # 18 s: 3 s of warm-up, 6 s of quiet end, faults between
 
@@ -136,16 +137,36 @@ def build_parser() -> argparse.ArgumentParser:
                      "[tracking] background_file)")
     trk.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the summary here")
 
-    cal = sub.add_parser("calibrate", help="click point pairs on a camera frame; saves the calibration")
+    cal = sub.add_parser(
+        "calibrate", help="the tracker's camera (click point pairs), or the projectors on the rock (--auto, --check)",
+        description="Without --auto or --check: click point pairs on a camera frame and save the tracker's "
+        "calibration. --auto: project Gray-code patterns from every output, decode them with the camera, and solve "
+        "each projector's lens and pose on the rock (writes <scene>.procam.json beside the scene, keeping the old "
+        "one as .previous.json, and a residual picture per output). --check: measure each output's drift since "
+        "then; exit 1 when one is over the scene's [projection] drift_warn_px.")
     _scene_option(cal)
-    cal.add_argument("--source", required=True, help="the camera or sensor, as for record")
+    mode = cal.add_mutually_exclusive_group()
+    mode.add_argument("--auto", action="store_true", help="calibrate the projectors on the rock")
+    mode.add_argument("--check", action="store_true", help="measure the projectors' drift since --auto")
+    cal.add_argument("--source", default=None, help="the camera or sensor, as for record (--auto/--check: "
+                     "default the scene's [tracking] source)")
+    cal.add_argument("--rig", choices=("screen", "virtual"), default="screen",
+                     help="--auto/--check: the scene's outputs and camera, or the simulated rig (no hardware)")
+    cal.add_argument("--monitors", type=int, nargs="+", default=None, metavar="N",
+                     help="--auto/--check: the outputs' monitors, as for project")
+    cal.add_argument("--settle", type=float, default=0.3, metavar="S",
+                     help="--auto/--check: seconds a pattern shows before the camera's frame is taken (default 0.3)")
+    cal.add_argument("--drift-px", type=float, default=0.0, metavar="PX",
+                     help="--check --rig virtual: move the simulated output 0 by this many pixels first")
     cal.add_argument(
-        "--out", type=Path, default=None, help="default: <scene>.calibration.json beside the scene"
+        "--out", type=Path, default=None,
+        help="default: <scene>.calibration.json (clicks) or <scene>.procam.json (--auto) beside the scene"
     )
 
     bench = sub.add_parser(
         "bench",
-        help="benchmarks: the solver (with peers), the renderer, the tracker, the whole frame, the rock's SDF",
+        help="benchmarks: the solver (with peers), the renderer, the tracker, the whole frame, the rock's SDF, "
+        "the projector calibration",
         description="Measure, print tables, write JSON and a plot, compare with a baseline (exit 1 on a "
         "regression of more than 20 % in any ratio measured within the run).",
     )
@@ -154,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--sizes", nargs="+", default=None,
         help="solver: particle counts (default 16000 64000 256000; with a GPU also 1M); render: segment counts; "
-        "tracker: WxH frame sizes; sdf: grid resolutions (default 64 128 256)",
+        "tracker: WxH frame sizes; sdf: grid resolutions (default 64 128 256); procam: the camera's and the "
+        "projector's WxH (default 1280x720 1920x1080)",
     )
     bench.add_argument("--repeat", type=int, default=5, help="timed repeats per figure, after warm-up (default 5)")
     bench.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results here")
@@ -418,6 +440,10 @@ def cmd_calibrate(args) -> int:
     from waterrock.tracking.calibrate import calibrate_command
 
     scene = _load(args.scene, calibration=False)
+    if args.auto or args.check:
+        return _calibrate_projectors(scene, args)
+    if args.source is None:
+        raise UsageError("calibrate needs --source (the camera to click on), or --auto / --check")
     if display_problem():
         raise UsageError(f"calibrate needs a window to click in: {display_problem()}")
     try:
@@ -428,6 +454,25 @@ def cmd_calibrate(args) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     return 0
+
+
+def _calibrate_projectors(scene, args) -> int:
+    from waterrock.app.calibrate_auto import CalibrationUsageError, run_auto, run_check
+    from waterrock.app.window import WindowError
+
+    if not 0.0 <= args.settle <= 10.0:
+        raise UsageError(f"--settle {args.settle:g}: give 0 to 10 seconds")
+    if args.drift_px and (args.rig != "virtual" or not args.check):
+        raise UsageError("--drift-px moves the simulated rig's output: it goes with --check --rig virtual")
+    if args.rig == "screen" and display_problem():
+        raise UsageError(f"calibrate --rig screen shows patterns on the outputs: {display_problem()} "
+                         f"(--rig virtual runs the simulated rig)")
+    try:
+        if args.auto:
+            return run_auto(scene, args.rig, args.source, args.monitors, args.out, args.settle)
+        return run_check(scene, args.rig, args.source, args.monitors, args.out, args.settle, args.drift_px)
+    except (CalibrationUsageError, WindowError) as err:
+        raise UsageError(str(err)) from None
 
 
 def cmd_bench(args) -> int:

@@ -1,4 +1,4 @@
-"""``waterrock bench [solver|render|tracker|frame|sdf|all]``: run, print the tables, write JSON and the
+"""``waterrock bench [solver|render|tracker|frame|sdf|procam|all]``: run, print the tables, write JSON and the
 plot, compare with a baseline. The CLI's parser lives in app/cli.py; this is what it calls."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from waterrock.bench.figures import figures
 from waterrock.bench.machine import machine_info
 from waterrock.progress import progress
 
-WHICH = ("solver", "render", "tracker", "frame", "sdf")
+WHICH = ("solver", "render", "tracker", "frame", "sdf", "procam")
 SCHEMA = 1
 
 
@@ -63,7 +63,7 @@ def measure(args) -> dict:
         from waterrock.backend import init_backend
 
         arch = init_backend(args.arch)
-    results["machine"] = machine_info(arch, with_gl="render" in which or "frame" in which)
+    results["machine"] = machine_info(arch, with_gl=bool({"render", "frame", "procam"} & set(which)))
     # --sizes: particle counts for the solver (alone or in `all`), segment counts for `render`, WxH for `tracker`
     sizes = _counts(args.sizes, "--sizes") if args.which in ("solver", "render", "all") else None
     with progress("bench", total=len(which), unit=" benchmarks") as advance:
@@ -113,7 +113,21 @@ def measure(args) -> dict:
             counts = _counts(args.sizes, "--sizes") if args.which == "sdf" else None
             results["sdf"] = sdf.run_benchmark(counts or [64, 128, 256], log=_log)
         advance("sdf" in which)
+        if "procam" in which:
+            from waterrock.bench import procam
+
+            _log("== procam")
+            pair = [_resolution(s) for s in args.sizes] if args.which == "procam" and args.sizes else None
+            if pair is not None and len(pair) != 2:
+                raise BenchUsageError(f"procam: --sizes takes the camera's and the projector's WxH, not {args.sizes}")
+            results["procam"] = procam.run_benchmark(*(pair or (procam.CAMERA_SIZE, procam.PROJECTOR_SIZE)),
+                                                     repeat=args.repeat, log=_log)
+        advance("procam" in which)
     results["figures"] = figures(results)
+    if results.get("procam"):  # its figures live with it, in bench/procam.py
+        from waterrock.bench.procam import figures as procam_figures
+
+        results["figures"].update(procam_figures(results["procam"]))
     return results
 
 
@@ -151,6 +165,10 @@ def tables(results: dict) -> str:
         from waterrock.bench.sdf import table
 
         parts.append(table(results["sdf"]))
+    if results.get("procam"):
+        from waterrock.bench.procam import table
+
+        parts.append(table(results["procam"]))
     return "\n\n".join(parts)
 
 

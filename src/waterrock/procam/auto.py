@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 SATURATED = 250  # 8-bit levels from which a camera pixel is taken as clipped
 MAX_SATURATED = 0.02  # share of the lit pixels that may clip in the white frame
 MIN_LIT = 0.005  # share of the camera's pixels an output must light
+ENOUGH_PAIRS = 2000  # correspondences (camera blocks) that make a well-fixed projector
+MAX_COARSE = 2  # the finest bit planes a decode may give up where the camera cannot resolve them
 
 
 class Rig(Protocol):
@@ -88,7 +90,25 @@ def capture_gray_code(rig: Rig, output: int, size: tuple[int, int]) -> tuple[gra
     check_exposure(white, black, output)
     captures = [_show_grab(rig, output, p) for p in graycode.patterns(size)]
     rig.show(output, None)
-    return graycode.decode(captures, white, black, size), white
+    return decode_adaptive(captures, white, black, size), white
+
+
+def decode_adaptive(captures, white, black, size, enough: int = ENOUGH_PAIRS) -> graycode.Decoded:
+    """The full decode where it gives ``enough`` pairs; else one that lets trusted pixels lose
+    their finest bit plane, then two (a projector whose pixels are smaller than the camera's:
+    every such pair is a little less precise, so the full decode is preferred)."""
+    best = None
+    for coarse in range(MAX_COARSE + 1):
+        decoded = graycode.decode(captures, white, black, size, coarse=coarse)
+        pairs = len(block_correspondences(decoded).camera)
+        if best is None or pairs > best[0]:
+            best = (pairs, decoded)
+        if pairs >= enough:
+            break
+    if best[1].coarse:
+        log.info("the camera resolves the finest stripes of this output in too few places: %d of its bit planes "
+                 "are left to the coarser ones", best[1].coarse)
+    return best[1]
 
 
 def capture_dots(rig: Rig, output: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,9 +194,12 @@ def self_check(rig: Rig, cal: ProcamCalibration, sizes: dict[int, tuple[int, int
 
 def residual_picture(result: OutputResult, image: np.ndarray | None = None, scale_px: float = 1.0) -> np.ndarray:
     """The camera's view with each block of rock coloured by its reprojection error (blue 0 px
-    to red ``scale_px`` or more; grey: left out as an outlier), and a legend: BGR uint8."""
-    base = result.decoded.valid.astype(np.uint8) * 60 if image is None else image
+    to red ``scale_px`` or more; mid grey: left out as an outlier), and a legend: BGR uint8.
+    What the output lit but the decode could not trust (stripes finer than the camera resolves,
+    grazing light) shows as the dimmed white frame."""
+    base = result.decoded.valid.astype(np.uint8) * 255 if image is None else image
     base = cv2.cvtColor(base, cv2.COLOR_GRAY2BGR) if base.ndim == 2 else base.copy()
+    base = (base * 0.45).astype(np.uint8)  # what was lit but not decoded stays grey
     err = result.errors
     level = np.clip(np.nan_to_num(err, nan=0.0) / scale_px * 255.0, 0, 255).astype(np.uint8)
     colours = cv2.applyColorMap(level.reshape(-1, 1), cv2.COLORMAP_TURBO).reshape(-1, 3)
@@ -191,6 +214,7 @@ def residual_picture(result: OutputResult, image: np.ndarray | None = None, scal
                              cv2.COLORMAP_TURBO)
     h = base.shape[0]
     base[h - 30 : h - 18, 10:210] = ramp
-    cv2.putText(base, f"output {result.output}: reprojection error 0 .. {scale_px:g}+ px", (10, h - 36),
+    cv2.putText(base, f"output {result.output}: reprojection error 0 .. {scale_px:g}+ px (dim: not decoded)",
+                (10, h - 36),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return base

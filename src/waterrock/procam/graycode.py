@@ -57,12 +57,15 @@ def white_black(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class Decoded:
     """For each camera pixel: the projector column and row that lit it (-1 where none), and
-    whether it is trusted (lit, and every bit clear of the noise)."""
+    whether it is trusted (lit, and every bit it uses clear of the noise). With ``coarse`` bits
+    allowed, a pixel whose finest bit planes were lost is given the centre of the group of
+    projector pixels its other bits name, so column and row are then half-integers."""
 
-    column: np.ndarray  # (H, W) int32
-    row: np.ndarray  # (H, W) int32
+    column: np.ndarray  # (H, W) int32, or float32 with coarse bits
+    row: np.ndarray  # (H, W)
     valid: np.ndarray  # (H, W) bool
     shadow: np.ndarray  # (H, W) bool: no light of this output reaches the pixel
+    coarse: int = 0  # the finest bit planes a trusted pixel may have lost
 
     @property
     def share_valid(self) -> float:
@@ -77,15 +80,48 @@ def _gray_to_binary(bits: np.ndarray) -> np.ndarray:
     return np.tensordot(weights, binary.astype(np.int32), axes=(0, 0)).astype(np.int32)
 
 
+def _trailing_lost(trusted: np.ndarray) -> np.ndarray:
+    """How many of the finest bit planes, counted from the last, are untrusted in a row ((n, H, W)
+    bools, most significant first): (H, W)."""
+    n = trusted.shape[0]
+    lost = np.zeros(trusted.shape[1:], np.int32)
+    still = np.ones(trusted.shape[1:], bool)
+    for k in range(n - 1, -1, -1):
+        still &= ~trusted[k]
+        lost += still
+    return lost
+
+
+def _code(bits: np.ndarray, trusted: np.ndarray, coarse: int) -> tuple[np.ndarray, np.ndarray]:
+    """The projector coordinate of each pixel from its bit planes, and whether it is trusted:
+    every bit, or all but at most ``coarse`` of the finest (then the centre of the group)."""
+    if coarse == 0:
+        return _gray_to_binary(bits), trusted.all(axis=0)
+    lost = _trailing_lost(trusted)
+    n = bits.shape[0]
+    kept = np.arange(n)[:, None, None] < (n - lost)[None]
+    ok = (lost <= coarse) & np.all(trusted | ~kept, axis=0)
+    value = _gray_to_binary(bits & kept)  # the lost planes read as 0 ...
+    # ... and b_k = b_(k-1) xor g_k carries the last kept bit through them: clear those, then centre
+    group = (1 << lost).astype(np.int32)
+    value = (value // group) * group
+    return value + (group - 1) / 2.0, ok
+
+
 def decode(captures, white: np.ndarray, black: np.ndarray, size: tuple[int, int],
-           black_threshold: int = BLACK_THRESHOLD, white_threshold: int = WHITE_THRESHOLD) -> Decoded:
+           black_threshold: int = BLACK_THRESHOLD, white_threshold: int = WHITE_THRESHOLD,
+           coarse: int = 0) -> Decoded:
     """Decode the camera's captures of :func:`patterns` (same order, grey (H, W) uint8 each)
     and of the full white and black frames into the projector pixel of each camera pixel.
 
     Where a bit's pattern and inverse differ by less than ``white_threshold`` the pixel is not
     trusted (a stripe edge falls on it, or too little light); where white - black is at most
     ``black_threshold`` it is in shadow. Projector pixels past the output's edge (codes that the
-    patterns never show) are not trusted either. The same rules as OpenCV's ``getProjPixel``."""
+    patterns never show) are not trusted either. With ``coarse`` 0, the same rules as OpenCV's
+    ``getProjPixel``. ``coarse`` k > 0 keeps pixels that lost only their k finest bit planes:
+    where a projector pixel is smaller than a camera pixel (a projector of 1920 columns over
+    the width a 1280-column camera sees) the finest stripes blur to grey in the camera, and
+    without this most of the picture would be left out."""
     cols_n, rows_n = bit_counts(size)
     frames = [np.asarray(c) for c in captures]
     if len(frames) != 2 * (cols_n + rows_n):
@@ -99,14 +135,15 @@ def decode(captures, white: np.ndarray, black: np.ndarray, size: tuple[int, int]
     stack = np.stack(frames).astype(np.int16)
     plane, inverse = stack[0::2], stack[1::2]
     bits = plane > inverse
-    trusted = np.all(np.abs(plane - inverse) >= white_threshold, axis=0)
+    trusted = np.abs(plane - inverse) >= white_threshold
     shadow = (np.asarray(white, np.int16) - np.asarray(black, np.int16)) <= black_threshold
-    column = _gray_to_binary(bits[:cols_n])
-    row = _gray_to_binary(bits[cols_n:])
-    valid = trusted & ~shadow & (column < size[0]) & (row < size[1])
-    column = np.where(valid, column, -1).astype(np.int32)
-    row = np.where(valid, row, -1).astype(np.int32)
-    return Decoded(column, row, valid, shadow)
+    column, col_ok = _code(bits[:cols_n], trusted[:cols_n], coarse)
+    row, row_ok = _code(bits[cols_n:], trusted[cols_n:], coarse)
+    valid = col_ok & row_ok & ~shadow & (column < size[0]) & (row < size[1])
+    dtype = np.int32 if coarse == 0 else np.float32
+    column = np.where(valid, column, -1).astype(dtype)
+    row = np.where(valid, row, -1).astype(dtype)
+    return Decoded(column, row, valid, shadow, coarse)
 
 
 def reference_decode(captures, white, black, size, pixels, black_threshold: int = BLACK_THRESHOLD,

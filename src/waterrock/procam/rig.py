@@ -26,6 +26,13 @@ from waterrock.render.programs import load_program
 from waterrock.render.target import standalone_context
 
 
+def rough_pose(camera: Pinhole) -> Pinhole:
+    """The camera with its pose as a hand calibration leaves it (about 6 cm and 3 degrees off):
+    where the simulated calibrations start from."""
+    turn = cv2.Rodrigues(np.radians([2.0, -2.0, 1.5]))[0]
+    return Pinhole(camera.size, camera.K, turn @ camera.R, camera.t + [0.04, -0.03, 0.04], camera.dist)
+
+
 def _distortion_maps(camera: Pinhole, ideal: Pinhole) -> tuple[np.ndarray, np.ndarray]:
     """For each pixel of the distorted camera image, where it lies in the ideal (pinhole)
     image ``ideal``: the maps of cv2.remap."""

@@ -50,14 +50,17 @@ class Correspondences:
 
 
 def block_correspondences(decoded: Decoded, block: int = 4, min_share: float = 0.5,
-                          max_residual: float = 1.5) -> Correspondences:
+                          max_residual: float | None = None) -> Correspondences:
     """Average the decode over ``block`` x ``block`` camera pixels: a projector pixel's code is an
     integer, so one camera pixel knows its projector pixel to +-0.5; over a block in which the
     map is smooth the average knows it to a fraction of that. Each block fits an affine map
     (camera to projector pixels) to its trusted pixels, at least ``min_share`` of them; blocks
     where a trusted pixel is more than ``max_residual`` projector pixels off the fit (an edge of
     the rock, a decode error) are left out. The pair is the trusted pixels' mean position and
-    the fit there."""
+    the fit there. ``max_residual`` defaults to 1.5 px, widened by the half group a coarse
+    decode leaves unknown."""
+    if max_residual is None:
+        max_residual = 1.5 + 0.5 * ((1 << decoded.coarse) - 1)
     h, w = decoded.valid.shape
     hb, wb = h // block, w // block
 
