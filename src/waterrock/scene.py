@@ -329,6 +329,11 @@ class ProjectionOutputs(_Section):
         1.0, gt=0.0, le=100.0, description="`waterrock calibrate --check` warns when an output has drifted more "
         "than this many projector pixels since it was calibrated",
     )
+    check_time: str | None = Field(
+        None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="HH:MM, local time: each night then, a running `waterrock project` pauses for a few seconds "
+        "to measure the calibrated outputs' drift (as `calibrate --check`) and logs it; unset: never",
+    )
 
     @model_validator(mode="after")
     def _vsync(self):

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 from waterrock.app.calibrate_auto import (
     CalibrationUsageError,
+    NightlyCheck,
     ScreenRig,
     run_auto,
     tracker_camera,
@@ -130,3 +132,74 @@ def test_the_screen_rig_shows_patterns_fullscreen_and_waits_for_the_camera(xvfb_
             rig.show(0, np.zeros((480, 640), np.uint8))
     finally:
         rig.close()
+
+
+class _Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_nightly_check_is_due_once_a_night_and_never_at_start():
+    import datetime
+
+    scene = load_scene(DEFAULT)
+    scene = scene.model_copy(update={"projection": scene.projection.model_copy(update={"check_time": "03:30"})})
+    clock = _Clock(datetime.datetime(2026, 12, 7, 4, 0))  # started after the time: not tonight
+    check = NightlyCheck(scene, None, None, clock=clock)
+    runs = []
+    check.run = lambda: runs.append(clock.now)
+    for minutes in range(0, 24 * 60 * 2, 1):  # two days, a call a minute
+        clock.now = datetime.datetime(2026, 12, 7, 4, 0) + datetime.timedelta(minutes=minutes)
+        check()
+    assert runs == [datetime.datetime(2026, 12, 8, 3, 30), datetime.datetime(2026, 12, 9, 3, 30)]
+
+
+@pytest.mark.gl
+def test_the_nightly_check_borrows_the_windows_and_the_camera_and_gives_them_back(
+        xvfb_display, monkeypatch, tmp_path, caplog):
+    import datetime
+    import logging
+
+    from waterrock.app.projection import Outputs, outputs_for
+    from waterrock.app.session import Inputs
+    from waterrock.procam.model import OutputCalibration, ProcamCalibration, save_procam
+
+    monkeypatch.setenv("DISPLAY", xvfb_display)
+    video = tmp_path / "camera.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (320, 240))
+    for k in range(30):
+        writer.write(np.full((240, 320, 3), 8 * k, np.uint8))
+    writer.release()
+    scene = load_scene(DEFAULT)
+    calibration = tmp_path / "venue.procam.json"
+    device = Pinhole.looking_at((1280, 720), 40, [0.3, 2.0, 1.2], [0, 0.3, 0])
+    dots = np.array([[100.0, 100], [200, 100], [100, 200], [200, 200], [150, 150]])
+    save_procam(ProcamCalibration(device, {0: OutputCalibration(device, 0.2, dots, dots)}), calibration)
+    scene = scene.model_copy(update={
+        "tracking": scene.tracking.model_copy(update={"source": "video", "path": video}),
+        "projection": scene.projection.model_copy(update={"check_time": "03:30", "calibration": calibration}),
+    })
+    outputs = Outputs(outputs_for(scene.projection, None))
+    inputs = Inputs(scene)
+    try:
+        before = inputs.runner
+        clock = _Clock(datetime.datetime(2026, 12, 7, 3, 29, 59))
+        check = NightlyCheck(scene, outputs, inputs, clock=clock, settle=0.05)
+        clock.now = datetime.datetime(2026, 12, 7, 3, 30, 0)
+        with caplog.at_level(logging.INFO):
+            check()
+        # the video shows no dots: the drift cannot be measured, and the log says so
+        assert check.report is not None and not check.report[0].measured
+        assert "nightly calibration check: output 0: drift not measured" in caplog.text
+        assert inputs.runner is not before and inputs.runner in inputs.obstacles.providers
+        assert before not in inputs.obstacles.providers
+        deadline = time.monotonic() + 20
+        while inputs.runner.state().status != "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert inputs.runner.state().status == "running"  # the tracker has its camera again
+    finally:
+        inputs.close()
+        outputs.close()

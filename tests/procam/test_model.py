@@ -79,3 +79,15 @@ def test_a_scene_finds_its_calibration_beside_it(tmp_path):
     assert scene_procam_path(venue) == tmp_path / "venue.procam.json"
     off = venue.model_copy(update={"projection": venue.projection.model_copy(update={"on_rock": False})})
     assert scene_procam_path(off) is None
+
+
+def test_the_projection_section_refuses_a_bad_check_time(tmp_path):
+    from waterrock.scene import SceneError, parse_scene
+
+    base = {"domain": {"lower": [0, 0, 0], "upper": [1, 1, 1]}}
+    ok = parse_scene({**base, "projection": {"check_time": "03:30", "drift_warn_px": 0.5}})
+    assert ok.projection.check_time == "03:30"
+    with pytest.raises(SceneError, match=r"\[projection.check_time\]"):
+        parse_scene({**base, "projection": {"check_time": "25:00"}})
+    with pytest.raises(SceneError, match=r"\[projection.drift_warn_px\]"):
+        parse_scene({**base, "projection": {"drift_warn_px": 0}})

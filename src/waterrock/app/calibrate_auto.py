@@ -119,13 +119,15 @@ class LatestFrame:
 class ScreenRig:
     """The scene's outputs as fullscreen windows, and a camera source (see the module's notes)."""
 
-    def __init__(self, scene: Scene, source, monitors: list[int] | None = None, settle: float = 0.3):
+    def __init__(self, scene: Scene, source, monitors: list[int] | None = None, settle: float = 0.3,
+                 outputs=None):
+        """``outputs``: windows already open (a running projection's), borrowed and left open."""
         from waterrock.app.projection import Outputs, outputs_for
         from waterrock.render.warp import WarpPass
         from waterrock.scene import ProjectorOutput
 
-        self.projection = outputs_for(scene.projection, monitors)
-        self.outputs = Outputs(self.projection)
+        self._own_outputs = outputs is None
+        self.outputs = Outputs(outputs_for(scene.projection, monitors)) if outputs is None else outputs
         self.settle = settle
         self.plain = ProjectorOutput()
         self.textures: dict[int, object] = {}
@@ -201,7 +203,10 @@ class ScreenRig:
             warp.release()
         for tex in self.textures.values():
             tex.release()
-        self.outputs.close()
+        if self._own_outputs:
+            self.outputs.close()
+        else:
+            self.outputs.main.make_current()
 
 
 def tracker_camera(scene: Scene) -> Pinhole:
@@ -338,3 +343,67 @@ def run_check(scene: Scene, rig: str = "screen", source: str | None = None, moni
             log.info("calibration check: %s", line)
         print(line)
     return rc
+
+
+# --- the nightly check in a running projection ---------------------------------------------------
+
+
+class NightlyCheck:
+    """The frame loop's once-a-second callback that, when the local time passes the scene's
+    ``[projection] check_time``, measures the calibrated outputs' drift on the running
+    projection's own windows: the tracker hands the camera over, each output shows its dots for
+    a moment (the water stops for those seconds), the drift is logged (a warning over
+    ``drift_warn_px``), and the tracker starts again. Once a night; never at start, even past
+    the time; a failure is logged and the show goes on."""
+
+    def __init__(self, scene: Scene, outputs, inputs, clock=None, settle: float = 0.3):
+        import datetime
+
+        self.scene, self.outputs, self.inputs, self.settle = scene, outputs, inputs, settle
+        self.clock = clock or datetime.datetime.now
+        hh, mm = (int(x) for x in scene.projection.check_time.split(":"))
+        self.at = (hh, mm)
+        self._last = self.clock()
+        self.report: list | None = None  # the last check's drifts
+
+    def due(self, now) -> bool:
+        target = now.replace(hour=self.at[0], minute=self.at[1], second=0, microsecond=0)
+        return self._last < target <= now
+
+    def __call__(self, _loop=None) -> None:
+        now = self.clock()
+        due = self.due(now)
+        self._last = now
+        if due:
+            self.run()
+
+    def run(self) -> None:
+        from waterrock.tracking.sources import source_from_settings
+
+        path = scene_procam_path(self.scene)
+        if path is None:
+            log.warning("nightly calibration check at %02d:%02d: the scene has no projector calibration", *self.at)
+            return
+        try:
+            cal = load_procam(path)
+        except (FileNotFoundError, ValueError) as err:
+            log.error("nightly calibration check: %s", err)
+            return
+        warn = self.scene.projection.drift_warn_px
+        log.info("nightly calibration check: %d outputs, the water pauses for a few seconds", len(cal.outputs))
+        try:
+            with self.inputs.camera_handed_over():
+                settings = self.scene.tracking.model_copy(update={"realtime": True})
+                rig = ScreenRig(self.scene, source_from_settings(settings), settle=self.settle, outputs=self.outputs)
+                try:
+                    self.report = auto.self_check(rig, cal, rig.sizes)
+                finally:
+                    rig.close()
+        except Exception as err:  # noqa: BLE001 - the show goes on; the check says why it could not run
+            log.error("nightly calibration check could not run: %s: %s", type(err).__name__, err)
+            return
+        for d in self.report:
+            if not d.measured or d.median_px > warn:
+                log.warning("nightly calibration check: %s", d.describe(warn))
+            else:
+                log.info("nightly calibration check: %s", d.describe(warn))

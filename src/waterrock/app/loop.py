@@ -114,6 +114,10 @@ class Obstacles:
     def add(self, provider) -> None:
         self.providers.append(provider)
 
+    def replace(self, old, new) -> None:
+        """Put ``new`` where ``old`` was (a tracker started again)."""
+        self.providers = [new if p is old else p for p in self.providers]
+
     def _get(self, p) -> ObstacleSnapshot:
         if hasattr(p, "latest"):
             return p.latest()

@@ -569,6 +569,22 @@ class TrackerWatch:
             log.warning("the tracker's source %s is back: visitors are seen again", st.source)
 
 
+def _watches(scene: Scene, outputs: Outputs, inputs: Inputs):
+    """The projection's once-a-second callbacks: the tracker's source, and the nightly check."""
+    watches = [TrackerWatch(inputs)]
+    if scene.projection.check_time is not None:
+        from waterrock.app.calibrate_auto import NightlyCheck
+
+        watches.append(NightlyCheck(scene, outputs, inputs))
+        log.info("the projector calibration is checked each night at %s", scene.projection.check_time)
+
+    def every_second(loop: FrameLoop) -> None:
+        for watch in watches:
+            watch(loop)
+
+    return every_second
+
+
 def run_projection(
     scene: Scene,
     arch: str | None = None,
@@ -592,7 +608,8 @@ def run_projection(
             if rc == 0 and screenshot is not None and seconds is not None:
                 view.screenshot_now(Path(screenshot))
 
-        return run_view(view, scene, arch, seconds, overlay, watch=TrackerWatch, on_stop=on_stop)
+        return run_view(view, scene, arch, seconds, overlay, watch=lambda inputs: _watches(scene, outputs, inputs),
+                        on_stop=on_stop)
     finally:
         if view is not None:
             view.release()

@@ -6,6 +6,7 @@ differ only in where the picture goes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class Inputs:
     faults in them)."""
 
     def __init__(self, scene: Scene, solver=None, stepped: bool = False, open_source=None):
+        self.scene = scene
         self.obstacles = Obstacles()
         self.runner = None
         self.osc = None
@@ -80,6 +82,23 @@ class Inputs:
         if st.last_error:
             text += f" (last error: {st.last_error})"
         return text
+
+    @contextlib.contextmanager
+    def camera_handed_over(self):
+        """Stop the live tracker so that the camera is free (a nightly calibration check takes
+        it), and start a new one afterwards, whatever happened meanwhile; the obstacles fade
+        while it is away, as a stalled camera's do."""
+        old = self.runner
+        if old is not None:
+            old.stop()
+            log.info("tracker stopped: the camera is handed over")
+        try:
+            yield
+        finally:
+            if old is not None:
+                self.runner = self._live(self.scene.tracking, None).start()
+                self.obstacles.replace(old, self.runner)
+                log.info("tracker started again: the camera is back")
 
     def tracker_picture(self):
         """The live tracker's last frame and foreground mask, or None (no camera, none yet)."""
