@@ -201,7 +201,6 @@ def test_projection_view_paints_on_the_rock(scene_file, xvfb_display, monkeypatc
     from waterrock.app.projection import Outputs, ProjectionView
     from waterrock.procam.model import Pinhole, save_procam
     from waterrock.render.command import scene_rock
-    from waterrock.render.onrock import fitted_device
 
     device = Pinhole.looking_at((640, 360), 40.0, EYE, (0.0, 0.25, 0.0))
     save_procam(calibration(device), scene_file.with_name("venue.procam.json"))
@@ -216,7 +215,7 @@ def test_projection_view_paints_on_the_rock(scene_file, xvfb_display, monkeypatc
         assert not view.direct()
         view.render()
         img = view.read_output(window)
-        rock_mask = silhouette(fitted_device(device, size), scene_rock(scene), size)
+        rock_mask = silhouette(device.resized(size), scene_rock(scene), size)
         grown = cv2.dilate(rock_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         lit = img.max(axis=-1) > 0
         assert lit.sum() > 0.5 * rock_mask.sum() and not lit[~grown].any()

@@ -15,7 +15,7 @@ import pytest
 from tests.app.app_helpers import TINY_SCENE
 from waterrock.procam.model import OutputCalibration, Pinhole, ProcamCalibration, save_procam
 from waterrock.render.command import scene_rock
-from waterrock.render.onrock import fitted_device, fold_radius
+from waterrock.render.onrock import fold_radius
 from waterrock.render.projection import flattening, to_pixels, view_basis
 from waterrock.render.target import OffscreenTarget
 from waterrock.render.warp import grid_offset, grid_points
@@ -185,7 +185,7 @@ def test_light_only_on_the_rock_and_inside_the_picture(gl_ctx, onrock, scene, ro
             cut = target.read().max(axis=-1) > 0
     finally:
         tex.release()
-    rock_mask = silhouette(fitted_device(device, size), rock, size)
+    rock_mask = silhouette(device.resized(size), rock, size)
     kernel = np.ones((3, 3), np.uint8)
     grown = cv2.dilate(rock_mask.astype(np.uint8), kernel).astype(bool)
     shrunk = cv2.erode(rock_mask.astype(np.uint8), kernel).astype(bool)
@@ -194,7 +194,7 @@ def test_light_only_on_the_rock_and_inside_the_picture(gl_ctx, onrock, scene, ro
 
     assert 0.25 * lit.sum() < cut.sum() < 0.75 * lit.sum() and np.all(cut <= grown)
     # the rock point each of a few pixels shows: lit left of x = 0, dark right of it
-    fitted = fitted_device(device, size)
+    fitted = device.resized(size)
     ys, xs = np.nonzero(shrunk)
     pick = np.random.default_rng(1).choice(len(xs), 300, replace=False)
     for x, y, ray in zip(xs[pick], ys[pick], fitted.rays(np.c_[xs[pick], ys[pick]]), strict=True):

@@ -115,13 +115,19 @@ class Pinhole:
         view[:3, :3], view[:3, 3] = self.R, self.t
         return proj @ view
 
-    def scaled(self, factor: float) -> Pinhole:
-        """The same device with ``factor`` times the pixels (pixel centres kept)."""
+    def resized(self, size: tuple[int, int]) -> Pinhole:
+        """The same device drawn into ``size`` (w, h) pixels instead of its own (a supersampled
+        render, a window in a scaled mode of the projector): its whole frame onto the whole
+        frame, K scaled per axis with the pixel centres kept; the distortion, on normalised
+        coordinates, is unchanged."""
+        w, h = int(size[0]), int(size[1])
+        if (w, h) == self.size:
+            return self
+        sx, sy = w / self.size[0], h / self.size[1]
         K = self.K.copy()
-        K[0, 0], K[0, 1], K[1, 1] = K[0, 0] * factor, K[0, 1] * factor, K[1, 1] * factor
-        K[0, 2], K[1, 2] = (K[0, 2] + 0.5) * factor - 0.5, (K[1, 2] + 0.5) * factor - 0.5
-        size = (round(self.size[0] * factor), round(self.size[1] * factor))
-        return Pinhole(size, K, self.R, self.t, self.dist)
+        K[0, 0], K[0, 1], K[1, 1] = K[0, 0] * sx, K[0, 1] * sx, K[1, 1] * sy
+        K[0, 2], K[1, 2] = (K[0, 2] + 0.5) * sx - 0.5, (K[1, 2] + 0.5) * sy - 0.5
+        return Pinhole((w, h), K, self.R, self.t, self.dist)
 
     def moved(self, pixels=(0.0, 0.0)) -> Pinhole:
         """The same device with its picture shifted by ``pixels`` (dx, dy): a projector nudged."""

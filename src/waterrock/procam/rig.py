@@ -63,7 +63,7 @@ class VirtualRig:
         self.ctx = standalone_context() if ctx is None else ctx
         self.showing: dict[int, np.ndarray] = {}
         self._ideal = Pinhole(camera.size, camera.K, camera.R, camera.t)  # the camera without distortion
-        self._render_cam = self._ideal.scaled(supersample)
+        self._render_cam = self._ideal.resized((camera.size[0] * supersample, camera.size[1] * supersample))
         self._maps = _distortion_maps(camera, self._ideal)
         ctx = self.ctx
         self.depth_prog = load_program(ctx, "rig_depth")

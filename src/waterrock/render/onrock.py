@@ -30,21 +30,6 @@ from waterrock.render.projection import gl_bytes
 NO_FOLD = 1e4  # a normalised radius past any lens (89.99 degrees off axis)
 
 
-def fitted_device(device: Pinhole, size: tuple[int, int]) -> Pinhole:
-    """``device`` drawn into a framebuffer of ``size`` (w, h) instead of its native pixels: the
-    window may be a scaled mode of the projector (or HiDPI), so its whole frame maps onto the
-    projector's whole frame; K scales with the pixels, pixel centres kept (as Pinhole.scaled),
-    and the distortion, on normalised coordinates, is unchanged."""
-    w, h = int(size[0]), int(size[1])
-    if (w, h) == device.size:
-        return device
-    sx, sy = w / device.size[0], h / device.size[1]
-    K = device.K.copy()
-    K[0, 0], K[0, 1], K[1, 1] = K[0, 0] * sx, K[0, 1] * sx, K[1, 1] * sy
-    K[0, 2], K[1, 2] = (K[0, 2] + 0.5) * sx - 0.5, (K[1, 2] + 0.5) * sy - 0.5
-    return Pinhole((w, h), K, device.R, device.t, device.dist)
-
-
 def depth_range(device: Pinhole, lower, upper) -> tuple[float, float]:
     """Near and far planes that hold the box ``lower``..``upper`` (the mesh's bounds) in front of
     ``device``: its corners' depths, with a margin, the near plane kept off the device's centre
@@ -102,7 +87,7 @@ class OnRockPass:
         at the flattening ``flatten`` (the world-to-clip matrix the picture was drawn with), into
         this pass's texture, and return that texture."""
         fbo = self._target(size)
-        device = fitted_device(device, size)
+        device = device.resized(size)  # the window may be a scaled mode of the projector
         near, far = depth_range(device, *self.bounds)
         view = np.eye(4)
         view[:3, :3], view[:3, 3] = device.R, device.t
