@@ -156,6 +156,70 @@ class Sink(Box):
     """Particles entering this box are retired and later re-emitted."""
 
 
+class PortalTransform(_Section):
+    """From this work's frame into the peer's: rotated about x, y, z in that order, then moved
+    (positions; velocities are only rotated)."""
+
+    rotate_deg: Vec3 = (0.0, 0.0, 0.0)
+    translate: Vec3 = (0.0, 0.0, 0.0)
+
+
+FACES = ("x-", "x+", "y-", "y+", "z-", "z+")
+
+
+class Portal(_Section):
+    """``[[portals]]``: a region of this work's boundary joined to another work over ZeroMQ.
+
+    ``direction = "out"``: water that enters ``region`` (a box, or the slab of two particle
+    spacings inside a ``face`` of the domain) is retired here and handed over, with its velocity,
+    to the portal ``peer_portal`` of the work listening at ``peer``, through ``transform``.
+    ``direction = "in"``: listens on ``interface``:``port`` and brings in what the peer hands
+    over, within the particle budget."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    direction: Literal["out", "in"]
+    region: Box | None = Field(None, description="out: the box whose water is handed over")
+    face: Literal["x-", "x+", "y-", "y+", "z-", "z+"] | None = Field(
+        None, description="out: instead of region, the slab inside this face of the domain")
+    peer: str | None = Field(None, pattern=r"^tcp://[^\s:/]+:[0-9]{1,5}$",
+                             description="out: the peer work's inflow, tcp://host:port")
+    peer_portal: str | None = Field(None, min_length=1, max_length=64, description="out: its portal's name")
+    transform: PortalTransform = PortalTransform()
+    interface: str = Field("127.0.0.1", min_length=1, description="in: the address to listen on (127.0.0.1: this "
+                           "machine only; name the venue network's interface to take water from another machine)")
+    port: int | None = Field(None, ge=1024, le=65535, description="in: the TCP port to listen on")
+    window: int = Field(30, ge=1, le=1000, description="out: hand-overs in flight unacknowledged at most; past "
+                        "them (the peer gone, slow or full) the portal drains its water as a sink, counted")
+
+    @model_validator(mode="after")
+    def _ends(self):
+        if self.direction == "out":
+            if (self.region is None) == (self.face is None):
+                raise ValueError(f"portal {self.name!r}: an outgoing portal needs exactly one of region or face")
+            if self.peer is None or self.peer_portal is None:
+                raise ValueError(f"portal {self.name!r}: an outgoing portal needs peer (tcp://host:port) and "
+                                 f"peer_portal")
+        else:
+            if self.port is None:
+                raise ValueError(f"portal {self.name!r}: an inflow needs the port it listens on")
+            extra = [k for k in ("region", "face", "peer", "peer_portal") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"portal {self.name!r}: {', '.join(extra)} belong to an outgoing portal")
+        return self
+
+    def box(self, domain: Box, spacing: float) -> tuple[Vec3, Vec3]:
+        """The region an outgoing portal takes water from."""
+        if self.region is not None:
+            return self.region.lower, self.region.upper
+        lo, hi = list(domain.lower), list(domain.upper)
+        axis = "xyz".index(self.face[0])
+        if self.face[1] == "+":
+            lo[axis] = hi[axis] - 2.0 * spacing
+        else:
+            hi[axis] = lo[axis] + 2.0 * spacing
+        return tuple(lo), tuple(hi)
+
+
 class _SolverCommon(_Section):
     """``[solver]``: what every method reads. Each method's own keys are on its class below, and
     ``method`` picks the class: a key of another method is refused (SolverSettings)."""
@@ -354,6 +418,7 @@ class Scene(_Section):
     tracking: TrackingSettings = TrackingSettings()
     render: RenderSettings = RenderSettings()
     projection: ProjectionOutputs = ProjectionOutputs()
+    portals: list[Portal] = Field([], max_length=8)
     path: Path | None = Field(None, exclude=True, description="the file this scene was read from")
 
     @model_validator(mode="after")
@@ -363,6 +428,16 @@ class Scene(_Section):
             < 2 * self.fluid.support_radius
         ):
             raise ValueError("domain is thinner than 2 kernel support radii on some axis")
+        return self
+
+    @model_validator(mode="after")
+    def _portals_differ(self):
+        names = [p.name for p in self.portals]
+        if len(set(names)) != len(names):
+            raise ValueError(f"portal names must differ: {names}")
+        ports = [p.port for p in self.portals if p.direction == "in"]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"two inflows listen on one port: {ports}")
         return self
 
     @model_validator(mode="after")

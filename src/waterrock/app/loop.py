@@ -187,12 +187,14 @@ class FrameLoop:
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], None] = time.sleep,
         stats_window: int = 60,
+        portals=None,
     ):
         if max_catchup < 1:
             raise ValueError("max_catchup must be at least 1")
         self.solver = solver
         self.obstacles = obstacles
         self.view = view
+        self.portals = portals  # net.portal.PortalLinks: water to and from other works, once a frame
         self.sim_dt = 1.0 / float(solver.scene.solver.frame_rate)
         self.max_catchup = int(max_catchup)
         self.realtime = realtime
@@ -269,6 +271,9 @@ class FrameLoop:
                 self.solver.set_obstacles(snap)
         with _Timed(self.times, "solve"):
             self.last_stats = self.solver.step(self.sim_dt)
+        if self.portals is not None:
+            with _Timed(self.times, "portals"):
+                self.portals.exchange(self.solver)
         self.sim_frames += 1
         if self.view is not None:
             with _Timed(self.times, "snapshot"):
@@ -402,6 +407,8 @@ class FrameLoop:
         st = self.last_stats
         if st:
             lines.append(f"substeps {st.get('substeps', 0)}   max speed {st.get('max_speed', 0.0):.2f} m/s")
+        if self.portals is not None:
+            lines += self.portals.describe()
         return lines
 
 

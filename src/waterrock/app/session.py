@@ -199,10 +199,11 @@ def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overla
 
     solver = Solver(scene, arch=arch)
     inputs = Inputs(scene, solver)
+    portals = open_portals(scene)
     try:
         if visitor is not None:
             inputs.obstacles.add(visitor)
-        loop = FrameLoop(solver, inputs.obstacles, view)
+        loop = FrameLoop(solver, inputs.obstacles, view, portals=portals)
         view.loop, view.inputs = loop, inputs
         view.show_debug = view.show_help = overlay
         rc = loop.run(seconds=seconds, poll=view.poll, every_second=watch(inputs) if watch is not None else None)
@@ -213,6 +214,23 @@ def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overla
         return rc
     finally:
         inputs.close()
+        close_portals(portals)
+
+
+def open_portals(scene: Scene):
+    """The scene's portals joined to their peers (net/portal.py), or None when it has none."""
+    if not scene.portals:
+        return None
+    from waterrock.net.portal import PortalLinks
+
+    return PortalLinks(scene)
+
+
+def close_portals(portals) -> None:
+    if portals is not None:
+        for line in portals.describe():
+            log.info("at the end: %s", line)
+        portals.close()
 
 
 def run_headless(
@@ -235,10 +253,12 @@ def run_headless(
         except Exception as err:  # noqa: BLE001 - no EGL: the water still runs
             log.warning("no offscreen OpenGL (%s: %s): simulating without drawing", type(err).__name__, err)
     inputs = Inputs(scene, solver)
-    loop = FrameLoop(solver, inputs.obstacles, view)
+    portals = open_portals(scene)
+    loop = FrameLoop(solver, inputs.obstacles, view, portals=portals)
 
     def report(lp: FrameLoop) -> None:
-        print_stats(f"{lp.report()} | {inputs.tracker_state()}")
+        print_stats(f"{lp.report()} | {inputs.tracker_state()}"
+                    + ("".join(f" | {line}" for line in portals.describe()) if portals is not None else ""))
 
     try:
         rc = loop.run(seconds=seconds, every_second=report)
@@ -252,6 +272,7 @@ def run_headless(
         return rc
     finally:
         inputs.close()
+        close_portals(portals)
         if view is not None:
             view.release()
 

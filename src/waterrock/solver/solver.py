@@ -29,6 +29,7 @@ from waterrock.solver.grid import NeighborGrid
 from waterrock.solver.launch import Batch, Graphs, launch_now
 from waterrock.solver.obstacles import Obstacles
 from waterrock.solver.pbf import PBF
+from waterrock.solver.portals import PortalPorts
 from waterrock.solver.sources import BLOCKED, EMITTED, N_COUNTERS, NONFINITE, RETIRED, STARVED, Sources
 from waterrock.solver.state import ACTIVE, ParticleState
 from waterrock.solver.terms import advect, frame_statistics, measure_density
@@ -145,6 +146,8 @@ class Solver:
         lists = self._check_memory(capacity)
         self.state = ParticleState(capacity)
         self.sources = Sources(scene.emitters, scene.sinks, self.spacing)
+        self.portals = PortalPorts([p.box(dom, self.spacing) for p in scene.portals if p.direction == "out"],
+                                   capacity)
         # the sort retires a particle not finite too, counted with those that retire catches
         self.grid = NeighborGrid(dom.lower, dom.upper, self.h, capacity, counters=self.sources.counters,
                                  nonfinite=NONFINITE, lists=lists)
@@ -275,6 +278,7 @@ class Solver:
         self.dispatch = batch
         try:
             self.sources.retire(self.state, batch)
+            self.portals.capture(self.state, batch)
             self.method.substep(self, dt)
         finally:
             self.dispatch = launch_now
@@ -339,6 +343,18 @@ class Solver:
         """Visitors for the next steps. Obstacles with NaN or absurd values are dropped with a
         warning naming them; the others act. Returns the problems found."""
         return self.obstacles.set(snapshot if snapshot is not None else ObstacleSnapshot.empty())
+
+    def take_outflow(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the outgoing portals took since the last call (once a frame): the index of each
+        particle's portal among the scene's outgoing ones, positions, velocities."""
+        return self.portals.take()
+
+    def inject(self, positions, velocities) -> np.ndarray:
+        """Bring particles in at ``positions`` (inside the domain) with ``velocities``, while the
+        budget has slots: which were taken, (n,) bool. Between frames, never inside a substep."""
+        p = np.asarray(positions, np.float32).reshape(-1, 3)
+        v = np.asarray(velocities, np.float32).reshape(-1, 3)
+        return self.portals.inject(self.state, p, v)
 
     def n_active(self) -> int:
         return int(np.count_nonzero(self.state.flags.to_numpy() & ACTIVE))

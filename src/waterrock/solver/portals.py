@@ -1,0 +1,111 @@
+"""Water crossing between works (DESIGN.md, "Many works, many machines"): the solver's side.
+
+An outgoing portal is a box; each substep, an active particle inside one is retired and its
+position and velocity appended to the frame's outflow buffer (one launch in the substep's graph,
+with the sinks' retire). Once a frame the host takes the buffer and hands it to the network
+(``net/portal.py``). An inflow brings particles in through :meth:`PortalPorts.inject`: each into
+a retired slot while the budget has one, the rest refused and counted as such by the peer. No
+host round trip inside a substep: the buffer's count is read once a frame.
+
+A particle of the outflow whose slot a full buffer could not take stays active in its box and
+is taken by a later substep.
+"""
+
+
+import numpy as np
+import taichi as ti
+
+from waterrock.solver.launch import launch_now
+from waterrock.solver.state import ACTIVE, RECYCLED, in_use
+from waterrock.solver.types import nd_i32, nd_vec3, vec3
+
+MAX_PORTALS = 8
+MAX_OUTFLOW = 1 << 16  # particles a frame's outflow buffer holds
+
+
+@ti.kernel
+def capture(x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, lower: nd_vec3, upper: nd_vec3,
+            n_portals: ti.i32, out_x: nd_vec3, out_v: nd_vec3, out_portal: nd_i32, out_count: nd_i32):
+    for i in range(in_use(free_head, x)):
+        if flags[i] & ACTIVE:
+            p = x[i]
+            which = -1
+            for k in range(n_portals):
+                lo, hi = lower[k], upper[k]
+                if which < 0 and lo.x <= p.x <= hi.x and lo.y <= p.y <= hi.y and lo.z <= p.z <= hi.z:
+                    which = k
+            if which >= 0:
+                slot = ti.atomic_add(out_count[0], 1)
+                if slot < out_x.shape[0]:
+                    out_x[slot] = p
+                    out_v[slot] = v[i]
+                    out_portal[slot] = which
+                    flags[i] = 0
+
+
+@ti.kernel
+def inject(in_x: nd_vec3, in_v: nd_vec3, n: ti.i32, x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32,
+           accepted: nd_i32):
+    for k in range(n):
+        slot = ti.atomic_add(free_head[0], 1)
+        accepted[k] = 0
+        if slot < x.shape[0]:
+            x[slot] = in_x[k]  # a method's carried fields start at zero: the sort zeroed them (state.Carried)
+            v[slot] = in_v[k]
+            flags[slot] = ACTIVE | RECYCLED
+            accepted[k] = 1
+
+
+class PortalPorts:
+    """The outgoing portals' boxes and the frame's outflow buffer; the inflow's staging arrays."""
+
+    def __init__(self, boxes: list[tuple], capacity: int):
+        if len(boxes) > MAX_PORTALS:
+            raise ValueError(f"at most {MAX_PORTALS} outgoing portals, not {len(boxes)}")
+        self.n = len(boxes)
+        lo = np.zeros((MAX_PORTALS, 3), np.float32)
+        hi = np.zeros((MAX_PORTALS, 3), np.float32)
+        for k, (a, b) in enumerate(boxes):
+            lo[k], hi[k] = a, b
+        self.lower, self.upper = ti.ndarray(vec3, MAX_PORTALS), ti.ndarray(vec3, MAX_PORTALS)
+        self.lower.from_numpy(lo)
+        self.upper.from_numpy(hi)
+        size = max(1, min(capacity, MAX_OUTFLOW)) if self.n else 1
+        self.out_x, self.out_v = ti.ndarray(vec3, size), ti.ndarray(vec3, size)
+        self.out_portal = ti.ndarray(ti.i32, size)
+        self.out_count = ti.ndarray(ti.i32, 1)
+        self.out_count.fill(0)
+        self._in = None  # staging for inject, grown to the largest batch seen
+
+    def capture(self, state, dispatch=launch_now) -> None:
+        if self.n:
+            dispatch(capture, state.x, state.v, state.flags, state.free_head, self.lower, self.upper, self.n,
+                     self.out_x, self.out_v, self.out_portal, self.out_count)
+
+    def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The particles the frame's substeps handed to the outgoing portals, and empty the
+        buffer: which portal (n,), positions (n, 3), velocities (n, 3)."""
+        if not self.n:
+            return np.zeros(0, np.int32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+        n = min(int(self.out_count.to_numpy()[0]), self.out_x.shape[0])
+        self.out_count.fill(0)
+        if n == 0:
+            return np.zeros(0, np.int32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+        return self.out_portal.to_numpy()[:n], self.out_x.to_numpy()[:n], self.out_v.to_numpy()[:n]
+
+    def inject(self, state, positions: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+        """Bring particles in (one launch); which of them the budget took: (n,) bool."""
+        n = len(positions)
+        if n == 0:
+            return np.zeros(0, bool)
+        if self._in is None or self._in[0].shape[0] < n:
+            size = max(n, 1024)
+            self._in = (ti.ndarray(vec3, size), ti.ndarray(vec3, size), ti.ndarray(ti.i32, size))
+        in_x, in_v, accepted = self._in
+        pad = np.zeros((in_x.shape[0], 3), np.float32)
+        pad[:n] = positions
+        in_x.from_numpy(pad)
+        pad[:n] = velocities
+        in_v.from_numpy(pad)
+        inject(in_x, in_v, n, state.x, state.v, state.flags, state.free_head, accepted)
+        return accepted.to_numpy()[:n] == 1
