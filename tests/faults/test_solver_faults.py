@@ -79,7 +79,7 @@ def test_a_scene_that_cannot_run_is_refused_with_the_key_and_the_bound(sections,
 
 
 def test_the_shipped_scenes_are_within_the_bounds():
-    for name in ("default", "dam_break"):
+    for name in ("default", "dam_break", "upstream"):
         load_scene(name, check_files=False)
 
 

@@ -139,7 +139,7 @@ def test_garbage_on_each_socket_is_counted_and_dropped():
     scene = parse_scene(receiver_scene(port))
     solver = Solver(scene, arch="cpu")
     ctx = zmq.Context.instance()
-    inflow = Inflow(ctx, scene.portals[0], "epoch", scene.domain)
+    inflow = Inflow(ctx, scene.portals[0], "epoch", scene.domain, scene.fluid.spacing)
     intruder = ctx.socket(zmq.DEALER)
     intruder.connect(inflow.endpoint)
     try:

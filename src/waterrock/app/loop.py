@@ -69,10 +69,14 @@ class StageTimes:
     """Rolling average of each stage's milliseconds over the last ``window`` displayed frames."""
 
     def __init__(self, window: int = 60):
+        self._window = window
         self._samples = {name: collections.deque(maxlen=window) for name in STAGES}
         self._current = dict.fromkeys(STAGES, 0.0)
 
     def add(self, stage: str, seconds: float) -> None:
+        if stage not in self._current:  # a stage only some runs have (portals): from its first frame
+            self._samples[stage] = collections.deque(maxlen=self._window)
+            self._current[stage] = 0.0
         self._current[stage] += seconds
 
     def commit(self) -> None:

@@ -14,9 +14,11 @@ interpreter's lock; the frame loop only polls, never waits.
 The books of an outgoing portal always balance: ``sent = acknowledged + drained + in_flight``.
 ``drained`` is the water the portal retired as a sink: while ``window`` batches are in flight
 unacknowledged (the peer gone, slow or restarting), new water is drained rather than queued,
-and what the peer refused for lack of room in its budget (or outside its domain) is drained
-too. An inflow acknowledges every batch with how many particles it took; a batch it has seen
-(a resend whose first acknowledgement was lost) is acknowledged again and not taken twice.
+and what the peer refused for lack of room in its budget is drained too. Water that the
+transform puts outside the peer's domain comes in at the domain's edge there, counted as
+``clamped`` and warned of. An inflow acknowledges every batch with how many particles it
+took; a batch it has seen (a resend whose first acknowledgement was lost) is acknowledged again
+and not taken twice.
 A restarted peer is a new ``epoch``: the acknowledgements are kept per epoch, so the books
 say what each run of the peer took.
 """
@@ -161,10 +163,12 @@ class Outgoing:
 class Inflow:
     """One inflow: receives batches, brings them into the solver, acknowledges them."""
 
-    def __init__(self, context: zmq.Context, portal, epoch: str, domain, record_ids: bool = False):
+    def __init__(self, context: zmq.Context, portal, epoch: str, domain, spacing: float, record_ids: bool = False):
         self.portal, self.name, self.epoch = portal, portal.name, epoch
         self.endpoint = f"tcp://{portal.interface}:{portal.port}"
-        self.lower, self.upper = np.asarray(domain.lower, np.float32), np.asarray(domain.upper, np.float32)
+        inset = 0.5 * spacing  # off the walls, where the boundary would push a particle at once
+        self.lower = np.asarray(domain.lower, np.float32) + inset
+        self.upper = np.asarray(domain.upper, np.float32) - inset
         self.sock = context.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         try:
@@ -173,7 +177,7 @@ class Inflow:
             self.sock.close(0)
             raise PortalError(f"inflow {self.name!r} cannot listen on {self.endpoint}: {err}") from None
         self.seen: collections.OrderedDict[tuple[str, int], int] = collections.OrderedDict()
-        self.received = self.refused = self.batches = self.duplicates = self.bad = 0
+        self.received = self.refused = self.batches = self.duplicates = self.bad = self.clamped = 0
         self.ids: list[tuple[str, np.ndarray]] | None = [] if record_ids else None  # each taken's sender, id
         self.said = _Said()
 
@@ -206,10 +210,15 @@ class Inflow:
             return
         positions = np.concatenate([b.positions for _, b in fresh])
         velocities = np.concatenate([b.velocities for _, b in fresh])
-        inside = np.all((positions >= self.lower) & (positions <= self.upper), axis=1)
-        taken = np.zeros(len(positions), bool)
-        if inside.any():
-            taken[inside] = solver.inject(positions[inside], velocities[inside])
+        # water the peer's transform puts outside this domain comes in at its nearest point inside
+        inside = np.clip(positions, self.lower, self.upper)
+        off = np.linalg.norm(inside - positions, axis=1)
+        if off.any():
+            self.clamped += int(np.count_nonzero(off))
+            self.said(logging.WARNING, "clamped", "inflow %s: %d particles arrived outside the domain (up to %.2f m): "
+                      "brought in at its edge; check the peer portal's transform", self.name,
+                      int(np.count_nonzero(off)), float(off.max()))
+        taken = solver.inject(inside, velocities)
         start = 0
         for identity, batch in fresh:
             n = len(batch.ids)
@@ -236,7 +245,7 @@ class Inflow:
     def counters(self) -> dict:
         return {"portal": self.name, "direction": "in", "endpoint": self.endpoint, "epoch": self.epoch,
                 "received": self.received, "refused": self.refused, "batches": self.batches,
-                "duplicates": self.duplicates, "bad": self.bad}
+                "duplicates": self.duplicates, "bad": self.bad, "clamped": self.clamped}
 
     def close(self) -> None:
         self.sock.close(0)
@@ -255,7 +264,8 @@ class PortalLinks:
             if p.direction != "in":
                 continue
             try:
-                self.inflows.append(Inflow(self.context, p, self.run_id, scene.domain, record_ids))
+                self.inflows.append(Inflow(self.context, p, self.run_id, scene.domain, scene.fluid.spacing,
+                                           record_ids))
             except PortalError as err:
                 log.warning("%s: this work takes no water through it", err)
         for o in self.outgoing:

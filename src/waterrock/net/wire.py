@@ -96,7 +96,7 @@ class Batch:
 @dataclass(frozen=True)
 class Ack:
     """The receiver's answer to a batch: how many of its particles it took (the rest it had no
-    room for, or they fell outside its domain), and the receiver's run (``epoch``), so a sender
+    room for), and the receiver's run (``epoch``), so a sender
     can tell a restarted peer from the one before."""
 
     portal: str
