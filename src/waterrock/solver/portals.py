@@ -23,9 +23,16 @@ MAX_PORTALS = 8
 MAX_OUTFLOW = 1 << 16  # particles a frame's outflow buffer holds
 
 
+# a particle in the outflow buffer or the inflow's staging: position, velocity, and (outflow) its
+# portal: one array, so that the host reads or writes it in one copy a frame (each copy of a
+# Taichi ndarray costs a few hundred microseconds on the CPU backend, whatever its size)
+vec7 = ti.types.vector(7, ti.f32)
+nd_vec7 = ti.types.ndarray(dtype=vec7, ndim=1)
+
+
 @ti.kernel
 def capture(x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, lower: nd_vec3, upper: nd_vec3,
-            n_portals: ti.i32, out_x: nd_vec3, out_v: nd_vec3, out_portal: nd_i32, out_count: nd_i32):
+            n_portals: ti.i32, out: nd_vec7, out_count: nd_i32):
     for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             p = x[i]
@@ -36,24 +43,26 @@ def capture(x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, lower: nd_
                     which = k
             if which >= 0:
                 slot = ti.atomic_add(out_count[0], 1)
-                if slot < out_x.shape[0]:
-                    out_x[slot] = p
-                    out_v[slot] = v[i]
-                    out_portal[slot] = which
+                if slot < out.shape[0]:
+                    u = v[i]
+                    out[slot] = vec7(p.x, p.y, p.z, u.x, u.y, u.z, ti.cast(which, ti.f32))
                     flags[i] = 0
 
 
 @ti.kernel
-def inject(in_x: nd_vec3, in_v: nd_vec3, n: ti.i32, x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32,
-           accepted: nd_i32):
+def inject(arrivals: nd_vec7, n: ti.i32, x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32):
+    """Particles into retired slots while there are any; the 7th component of each arrival is
+    set to 1 where it was taken, 0 where the budget was full."""
     for k in range(n):
         slot = ti.atomic_add(free_head[0], 1)
-        accepted[k] = 0
+        a = arrivals[k]
+        a[6] = 0.0
         if slot < x.shape[0]:
-            x[slot] = in_x[k]  # a method's carried fields start at zero: the sort zeroed them (state.Carried)
-            v[slot] = in_v[k]
+            x[slot] = vec3(a[0], a[1], a[2])  # a method's carried fields start at zero: the sort zeroed them
+            v[slot] = vec3(a[3], a[4], a[5])
             flags[slot] = ACTIVE | RECYCLED
-            accepted[k] = 1
+            a[6] = 1.0
+        arrivals[k] = a
 
 
 class PortalPorts:
@@ -71,41 +80,35 @@ class PortalPorts:
         self.lower.from_numpy(lo)
         self.upper.from_numpy(hi)
         size = max(1, min(capacity, MAX_OUTFLOW)) if self.n else 1
-        self.out_x, self.out_v = ti.ndarray(vec3, size), ti.ndarray(vec3, size)
-        self.out_portal = ti.ndarray(ti.i32, size)
+        self.out = ti.ndarray(vec7, size)
         self.out_count = ti.ndarray(ti.i32, 1)
         self.out_count.fill(0)
-        self._in = None  # staging for inject, grown to the largest batch seen
+        self._in = None  # staging for inject, grown to the largest arrival seen
 
     def capture(self, state, dispatch=launch_now) -> None:
         if self.n:
             dispatch(capture, state.x, state.v, state.flags, state.free_head, self.lower, self.upper, self.n,
-                     self.out_x, self.out_v, self.out_portal, self.out_count)
+                     self.out, self.out_count)
 
     def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The particles the frame's substeps handed to the outgoing portals, and empty the
         buffer: which portal (n,), positions (n, 3), velocities (n, 3)."""
-        if not self.n:
-            return np.zeros(0, np.int32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
-        n = min(int(self.out_count.to_numpy()[0]), self.out_x.shape[0])
-        self.out_count.fill(0)
+        n = min(int(self.out_count.to_numpy()[0]), self.out.shape[0]) if self.n else 0
         if n == 0:
             return np.zeros(0, np.int32), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
-        return self.out_portal.to_numpy()[:n], self.out_x.to_numpy()[:n], self.out_v.to_numpy()[:n]
+        self.out_count.fill(0)
+        rows = self.out.to_numpy()[:n]
+        return rows[:, 6].astype(np.int32), rows[:, :3].copy(), rows[:, 3:6].copy()
 
     def inject(self, state, positions: np.ndarray, velocities: np.ndarray) -> np.ndarray:
         """Bring particles in (one launch); which of them the budget took: (n,) bool."""
         n = len(positions)
         if n == 0:
             return np.zeros(0, bool)
-        if self._in is None or self._in[0].shape[0] < n:
-            size = max(n, 1024)
-            self._in = (ti.ndarray(vec3, size), ti.ndarray(vec3, size), ti.ndarray(ti.i32, size))
-        in_x, in_v, accepted = self._in
-        pad = np.zeros((in_x.shape[0], 3), np.float32)
-        pad[:n] = positions
-        in_x.from_numpy(pad)
-        pad[:n] = velocities
-        in_v.from_numpy(pad)
-        inject(in_x, in_v, n, state.x, state.v, state.flags, state.free_head, accepted)
-        return accepted.to_numpy()[:n] == 1
+        if self._in is None or self._in.shape[0] < n:
+            self._in = ti.ndarray(vec7, max(n, 1024))
+        rows = np.zeros((self._in.shape[0], 7), np.float32)
+        rows[:n, :3], rows[:n, 3:6] = positions, velocities
+        self._in.from_numpy(rows)
+        inject(self._in, n, state.x, state.v, state.flags, state.free_head)
+        return self._in.to_numpy()[:n, 6] == 1.0
