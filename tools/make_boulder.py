@@ -13,11 +13,12 @@ Every displacement is radial on an icosphere, so the mesh stays a closed, consis
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import trimesh
+
+import mesh_script  # tools/, beside this script
 
 SEED = 7
 SIZE = np.array([0.9, 0.5, 0.78])  # width (x), height (y), depth (z) in metres
@@ -93,45 +94,9 @@ def make_boulder(seed: int = SEED, subdivisions: int = 4) -> trimesh.Trimesh:
 
 def preview(mesh: trimesh.Trimesh, path: Path) -> None:
     """Lambert-shaded views from the front and from above, for a quick look."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
-
-    light = np.array([0.3, 0.7, -0.65]) / np.linalg.norm([0.3, 0.7, -0.65])
-    shade = np.clip(mesh.face_normals @ light, 0.0, 1.0) * 0.8 + 0.2
-    colors = np.c_[shade * 0.62, shade * 0.6, shade * 0.56, np.ones_like(shade)]
-    fig = plt.figure(figsize=(12, 5))
-    for i, (elev, azim) in enumerate([(12, -60), (55, 30)]):
-        ax = fig.add_subplot(1, 2, i + 1, projection="3d")
-        tris = mesh.vertices[mesh.faces][:, :, [0, 2, 1]]  # matplotlib's z is up
-        ax.add_collection3d(Poly3DCollection(tris, facecolors=colors, edgecolor="none"))
-        ax.set(xlim=(-0.5, 0.5), ylim=(-0.5, 0.5), zlim=(0, 0.6), xlabel="x", ylabel="z", zlabel="y")
-        ax.set_box_aspect((1, 1, 0.6))
-        ax.view_init(elev, azim)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--preview", type=Path, help="also write a shaded PNG preview here")
-    args = parser.parse_args()
-
-    mesh = make_boulder(args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(trimesh.exchange.obj.export_obj(mesh, include_normals=False, digits=5))
-    lo, hi = mesh.bounds
-    print(f"{args.out}: {len(mesh.faces)} triangles, {len(mesh.vertices)} vertices, "
-          f"watertight={mesh.is_watertight}, volume={mesh.volume:.4f} m^3, "
-          f"bounds {np.round(lo, 3).tolist()} .. {np.round(hi, 3).tolist()}, {args.out.stat().st_size} bytes")
-    if args.preview:
-        preview(mesh, args.preview)
-        print(f"preview: {args.preview}")
+    mesh_script.preview(mesh, path, views=[(12, -60), (55, 30)], limits=((-0.5, 0.5), (-0.5, 0.5), (0, 0.6)),
+                        box_aspect=(1, 1, 0.6), light=(0.3, 0.7, -0.65))
 
 
 if __name__ == "__main__":
-    main()
+    mesh_script.main(__doc__.splitlines()[0], make_boulder, SEED, OUT, preview)
