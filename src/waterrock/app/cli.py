@@ -7,7 +7,8 @@
     waterrock track SOURCE [--scene S] [--out preview.mp4] [--show]   the tracker alone, with a summary
     waterrock calibrate --source SPEC [--scene S]    click point pairs, save the calibration
     waterrock calibrate --auto | --check [--rig virtual]   projectors on the rock: calibrate, measure drift
-    waterrock bench [solver|render|tracker|frame|sdf|procam|all] [--sizes ...] [--json P] [--plot P] [--compare B]
+    waterrock bench [solver|render|tracker|frame|sdf|procam|portals|all] [--sizes ...] [--json P] [--plot P]
+                    [--compare B]
     waterrock soak --hours H [--faults] [--json P]   unattended at accelerated time, a season's faults injected
 
 Bad input (an unknown scene, an invalid scene file, an unknown backend) is one line on stderr
@@ -27,7 +28,7 @@ from waterrock.app.logs import setup_logging
 log = logging.getLogger("waterrock")
 
 DEFAULT_SCENE = "default"
-BENCHMARKS = ("solver", "render", "tracker", "frame", "sdf", "procam")
+BENCHMARKS = ("solver", "render", "tracker", "frame", "sdf", "procam", "portals")
 ARCHES = ("cuda", "vulkan", "metal", "cpu", "x64", "arm64")
 MIN_SOAK_HOURS = 0.005  # 18 s: 3 s of warm-up, 6 s of quiet end, faults between
 
@@ -166,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="benchmarks: the solver (with peers), the renderer, the tracker, the whole frame, the rock's SDF, "
-        "the projector calibration",
+        "the projector calibration, the portals between works",
         description="Measure, print tables, write JSON and a plot, compare with a baseline (exit 1 on a "
         "regression of more than 20 % in any ratio measured within the run).",
     )
@@ -176,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes", nargs="+", default=None,
         help="solver: particle counts (default 16000 64000 256000; with a GPU also 1M); render: segment counts; "
         "tracker: WxH frame sizes; sdf: grid resolutions (default 64 128 256); procam: the camera's and the "
-        "projector's WxH (default 1280x720 1920x1080)",
+        "projector's WxH (default 1280x720 1920x1080); portals: particles a frame (default 10 100 1000)",
     )
     bench.add_argument("--repeat", type=int, default=5, help="timed repeats per figure, after warm-up (default 5)")
     bench.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results here")

@@ -1,4 +1,4 @@
-"""``waterrock bench [solver|render|tracker|frame|sdf|procam|all]``: run, print the tables, write JSON and the
+"""``waterrock bench [solver|render|tracker|frame|sdf|procam|portals|all]``: run, print the tables, write JSON and the
 plot, compare with a baseline. The CLI's parser lives in app/cli.py; this is what it calls."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from waterrock.bench.figures import figures
 from waterrock.bench.machine import machine_info
 from waterrock.progress import progress
 
-WHICH = ("solver", "render", "tracker", "frame", "sdf", "procam")
+WHICH = ("solver", "render", "tracker", "frame", "sdf", "procam", "portals")
 SCHEMA = 1
 
 
@@ -123,6 +123,13 @@ def measure(args) -> dict:
             results["procam"] = procam.run_benchmark(*(pair or (procam.CAMERA_SIZE, procam.PROJECTOR_SIZE)),
                                                      repeat=args.repeat, log=_log)
         advance("procam" in which)
+        if "portals" in which:
+            from waterrock.bench import portals
+
+            _log("== portals")
+            counts = _counts(args.sizes, "--sizes") if args.which == "portals" else None
+            results["portals"] = portals.run_benchmark(counts or portals.SIZES, log=_log)
+        advance("portals" in which)
     results["figures"] = figures(results)
     if results.get("procam"):  # its figures live with it, in bench/procam.py
         from waterrock.bench.procam import figures as procam_figures
@@ -169,6 +176,10 @@ def tables(results: dict) -> str:
         from waterrock.bench.procam import table
 
         parts.append(table(results["procam"]))
+    if results.get("portals"):
+        from waterrock.bench.portals import table
+
+        parts.append(table(results["portals"]))
     return "\n\n".join(parts)
 
 
