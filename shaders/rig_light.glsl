@@ -54,7 +54,8 @@ void main() {
         vec2 shadow_st = (intrinsics.xy * x.xy / x.z + intrinsics.zw + 0.5) / projector_size;
         bool inside = all(greaterThanEqual(st, vec2(0.0))) && all(lessThanEqual(st, vec2(1.0)))
                    && all(greaterThanEqual(shadow_st, vec2(0.0))) && all(lessThanEqual(shadow_st, vec2(1.0)));
-        if (inside && x.z <= texture(shadow, shadow_st).r + bias) {
+        // the pattern was uploaded row 0 first (its top), the shadow map drawn (its rows bottom to top)
+        if (inside && x.z <= texture(shadow, vec2(shadow_st.x, 1.0 - shadow_st.y)).r + bias) {
             float value = texture(pattern, st).r;
             vec3 to_projector = normalize(projector_centre - v_position);
             float lambert = abs(dot(normalize(v_normal), to_projector));

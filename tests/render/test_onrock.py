@@ -11,11 +11,12 @@ import cv2
 import moderngl
 import numpy as np
 import pytest
+import trimesh
 
 from tests.app.app_helpers import TINY_SCENE
 from waterrock.procam.model import OutputCalibration, Pinhole, ProcamCalibration, save_procam
 from waterrock.render.command import scene_rock
-from waterrock.render.onrock import fold_radius
+from waterrock.render.onrock import OnRockPass, fold_radius
 from waterrock.render.projection import flattening, to_pixels, view_basis
 from waterrock.render.target import OffscreenTarget
 from waterrock.render.warp import grid_offset, grid_points
@@ -400,3 +401,44 @@ def test_broken_calibration_falls_back_to_corner_pins(scene_file, caplog):
     assert any(m.startswith("output 0 renders on the rock") for m in messages)
     assert any(m.startswith("output 1 renders through its corner pin") for m in messages)
     assert any("no rock mesh" in m for m in messages)
+
+
+def test_overlapping_projectors_share_the_light_on_the_rock(gl_ctx):
+    """Two calibrated projectors lighting the same rock: where both reach a point their lights
+    (pixel value to the power gamma) add up to one; where one alone does, it gives full light."""
+    from waterrock.procam.solve import ray_hits
+
+    rock = scene_rock(load_scene(REPO_ROOT / "scenes" / "default.toml"))
+    devices = [Pinhole.looking_at((400, 300), 34, [0.6, 1.9, 0.9], [0, 0.25, 0]),
+               Pinhole.looking_at((400, 300), 34, [-0.8, 1.9, 0.4], [0, 0.25, 0])]
+    white = gl_ctx.texture((64, 64), 4, np.full(64 * 64 * 4, 255, np.uint8).tobytes())
+    flat = np.diag([0.1, 0.1, 0.1, 1.0]).astype(np.float32)  # the whole rock inside the white picture
+    seen = []
+    for k, d in enumerate(devices):
+        rock_pass = OnRockPass(gl_ctx, rock)
+        rock_pass.blend_with(devices, k, gamma=2.2, ramp=0.1)
+        tex = rock_pass.render(d.size, white, d, flat)
+        img = np.frombuffer(tex.read(), np.uint8).reshape(d.size[1], d.size[0], 4)[::-1, :, 0] / 255.0
+        seen.append(img)
+        rock_pass.release()
+    points, _ = trimesh.sample.sample_surface(rock, 4000, seed=2)
+    light = np.zeros((len(points), 2))
+    lit_by = np.zeros((len(points), 2), bool)
+    for k, d in enumerate(devices):
+        to = points - d.centre
+        hit = ray_hits(rock, d.centre, to / np.linalg.norm(to, axis=1, keepdims=True))
+        px = d.project(points)
+        inside = np.all((px > 4) & (px < np.array(d.size) - 5), axis=1)
+        lit_by[:, k] = inside & (np.linalg.norm(hit - points, axis=1) < 1e-3)
+        ij = np.rint(np.nan_to_num(px)).astype(int)
+        ij[:, 0] = np.clip(ij[:, 0], 0, d.size[0] - 1)
+        ij[:, 1] = np.clip(ij[:, 1], 0, d.size[1] - 1)
+        light[:, k] = seen[k][ij[:, 1], ij[:, 0]] ** 2.2
+    both = lit_by.all(axis=1)
+    one = lit_by[:, 0] ^ lit_by[:, 1]
+    assert both.sum() > 200 and one.sum() > 100
+    total = (light * lit_by).sum(axis=1)
+    assert np.median(np.abs(total[both] - 1.0)) < 0.03 and np.percentile(np.abs(total[both] - 1.0), 90) < 0.1
+    assert np.median(total[one]) > 0.97
+    shared = light[both]
+    assert (shared.min(axis=1) < 0.9).mean() > 0.5  # the overlap is really shared, not one at full

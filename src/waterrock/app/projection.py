@@ -320,6 +320,10 @@ class ProjectionView(SharedKeys):
             self.overlays.append(Overlay(ctx))
             if w.index in self.devices:
                 self.onrock[w.index] = OnRockPass(ctx, rock)
+                if len(self.devices) > 1:  # where their light overlaps on the rock, they share it
+                    order = sorted(self.devices)
+                    self.onrock[w.index].blend_with([self.devices[i] for i in order], order.index(w.index),
+                                                    gamma=projection.outputs[w.index].blend.gamma)
         outputs.main.make_current()
         glfw = outputs.glfw
         for w in outputs.windows:

@@ -66,7 +66,7 @@ class VirtualRig:
         self._render_cam = self._ideal.resized((camera.size[0] * supersample, camera.size[1] * supersample))
         self._maps = _distortion_maps(camera, self._ideal)
         ctx = self.ctx
-        self.depth_prog = load_program(ctx, "rig_depth")
+        self.depth_prog = load_program(ctx, "device_depth")
         self.light_prog = load_program(ctx, "rig_light")
         v = np.ascontiguousarray(mesh.vertices, np.float32)
         n = np.ascontiguousarray(mesh.vertex_normals, np.float32)

@@ -27,6 +27,7 @@ from waterrock.procam.model import Pinhole
 from waterrock.render.programs import load_program
 from waterrock.render.projection import gl_bytes
 
+MAX_BLENDED = 4  # projectors that blend with one another on the rock (onrock.glsl's b_depth0..3)
 NO_FOLD = 1e4  # a normalised radius past any lens (89.99 degrees off axis)
 
 
@@ -71,6 +72,71 @@ class OnRockPass:
         self.vao = ctx.vertex_array(self.program, [(self.vbo, "3f", "in_position")], self.ibo)
         self.texture: moderngl.Texture | None = None
         self._depth = self._fbo = None
+        self._blend: tuple | None = None  # (devices, this one's index, gamma, ramp, depth maps)
+
+    def blend_with(self, devices: list[Pinhole], index: int, gamma: float = 2.2, ramp: float = 0.1) -> None:
+        """Share the light with the other calibrated projectors ``devices`` (this one is
+        ``devices[index]``) where they overlap on the rock: each projector's depth map of the rock
+        is drawn once (the rock does not move), and every frame each point's light is split by
+        how far inside each image it lies, ``ramp`` of the image's width its ramp from the edge,
+        through the projector's ``gamma`` so that the lights, not the pixel values, add up to one."""
+        if len(devices) > MAX_BLENDED:
+            raise ValueError(f"at most {MAX_BLENDED} projectors blend on the rock, not {len(devices)}")
+        self._release_blend()
+        program = load_program(self.ctx, "onrock", defines={"BLEND": 1})
+        blend_vao = self.ctx.vertex_array(program, [(self.vbo, "3f", "in_position")], self.ibo)
+        depth_prog = load_program(self.ctx, "device_depth")
+        vao = self.ctx.vertex_array(depth_prog, [(self.vbo, "3f", "in_position")], self.ibo)
+        maps = []
+        for d in devices:
+            near, far = depth_range(d, *self.bounds)
+            colour = self.ctx.texture(d.size, 1, dtype="f4")
+            depth = self.ctx.depth_renderbuffer(d.size)
+            fbo = self.ctx.framebuffer([colour], depth)
+            view = np.eye(4)
+            view[:3, :3], view[:3, 3] = d.R, d.t
+            depth_prog["device"].write(gl_bytes(d.gl_matrix(near, far)))
+            depth_prog["device_view"].write(gl_bytes(view))
+            fbo.use()
+            fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+            self.ctx.enable(moderngl.DEPTH_TEST)
+            vao.render(moderngl.TRIANGLES)
+            self.ctx.disable(moderngl.DEPTH_TEST)
+            fbo.release()
+            depth.release()
+            colour.filter = (moderngl.NEAREST, moderngl.NEAREST)
+            maps.append(colour)
+        vao.release()
+        depth_prog.release()
+        self._blend = (list(devices), int(index), float(gamma), float(ramp), maps, program, blend_vao)
+
+    def _blend_uniforms(self, prog) -> None:
+        devices, index, gamma, ramp, maps, _, _ = self._blend
+        views = np.zeros((MAX_BLENDED, 4, 4), np.float32)
+        ks = np.zeros((MAX_BLENDED, 4), np.float32)
+        sizes = np.ones((MAX_BLENDED, 2), np.float32)
+        for k, d in enumerate(devices):
+            v = np.eye(4)
+            v[:3, :3], v[:3, 3] = d.R, d.t
+            views[k] = v.T  # column-major, as GLSL reads a mat4
+            ks[k] = (d.K[0, 0], d.K[1, 1], d.K[0, 2], d.K[1, 2])
+            sizes[k] = d.size
+        prog["blend_n"].value = len(devices)
+        prog["self_index"].value = index
+        prog["b_view"].write(views.tobytes())
+        prog["b_k"].write(ks.tobytes())
+        prog["b_size"].write(sizes.tobytes())
+        prog["ramp_px"].value = ramp * devices[index].size[0]
+        prog["gamma"].value = gamma
+        for k in range(MAX_BLENDED):
+            maps[min(k, len(maps) - 1)].use(1 + k)
+            prog[f"b_depth{k}"].value = 1 + k
+
+    def _release_blend(self) -> None:
+        if self._blend is not None:
+            for r in (*self._blend[4], self._blend[6], self._blend[5]):
+                r.release()
+            self._blend = None
 
     def _target(self, size: tuple[int, int]) -> moderngl.Framebuffer:
         size = (int(size[0]), int(size[1]))
@@ -93,7 +159,7 @@ class OnRockPass:
         view[:3, :3], view[:3, 3] = device.R, device.t
         projection = device.gl_matrix(near, far) @ np.linalg.inv(view)  # gl_matrix = projection @ view
         k1, k2, p1, p2, k3 = (float(x) for x in device.dist)
-        prog = self.program
+        prog, vao = (self.program, self.vao) if self._blend is None else self._blend[5:7]
         prog["view"].write(gl_bytes(view))
         prog["projection"].write(gl_bytes(projection))
         prog["radial"].value = (k1, k2, k3)
@@ -102,13 +168,15 @@ class OnRockPass:
         prog["flatten"].write(gl_bytes(np.asarray(flatten, np.float64)))
         picture.use(0)
         prog["picture"].value = 0
+        if self._blend is not None:
+            self._blend_uniforms(prog)
         fbo.use()
         fbo.viewport = (0, 0, *fbo.size)
         fbo.clear(0.0, 0.0, 0.0, 1.0, depth=1.0)
         self.ctx.disable(moderngl.BLEND | moderngl.CULL_FACE)  # the mesh's winding is not trusted
         self.ctx.enable(moderngl.DEPTH_TEST)
         try:
-            self.vao.render(moderngl.TRIANGLES)
+            vao.render(moderngl.TRIANGLES)
         finally:
             self.ctx.disable(moderngl.DEPTH_TEST)
         return self.texture
@@ -127,6 +195,7 @@ class OnRockPass:
         self.texture = self._depth = self._fbo = None
 
     def release(self) -> None:
+        self._release_blend()
         self._release_target()
         for r in (self.vao, self.ibo, self.vbo, self.program):
             r.release()

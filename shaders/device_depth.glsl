@@ -1,5 +1,5 @@
-// The simulated rig (procam/rig.py): the distance along a device's optical axis to the rock,
-// for the projector's shadow map and the depth camera's image. 0 where no rock is.
+// The distance along a device's optical axis to the rock (procam/rig.py's depth camera and
+// projector shadow maps; render/onrock.py's blend between projectors). 0 where no rock is.
 
 #if defined VERTEX_SHADER
 
