@@ -136,7 +136,6 @@ class ScreenRig:
             w.make_current()
             self.warps.append(WarpPass(self.outputs.ctx))
         self.camera = LatestFrame(source)
-        self._last_depth = None
         for i in range(len(self.outputs.windows)):
             self.show(i, None)
 
@@ -187,7 +186,6 @@ class ScreenRig:
 
         time.sleep(max(0.0, self.shown + self.settle - time.monotonic()))
         frame = self.camera.after(self.shown + self.settle)
-        self._last_depth = frame.depth
         if frame.color is not None:
             return cv2.cvtColor(frame.color, cv2.COLOR_BGR2GRAY)
         raise CalibrationError("the camera gives depth only: the patterns need its colour (or infrared) image")

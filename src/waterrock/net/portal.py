@@ -183,6 +183,7 @@ class Inflow:
 
     def pump(self, solver) -> None:
         fresh = []  # (identity, batch)
+        pending = set()  # their keys: a repeat within this pump is dropped too
         while True:
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK)
@@ -202,9 +203,10 @@ class Inflow:
                 self.duplicates += 1
                 self._ack(identity, batch, self.seen[key])
                 continue
-            if any(key == (b.sender, b.seq) for _, b in fresh):
+            if key in pending:
                 self.duplicates += 1
                 continue
+            pending.add(key)
             fresh.append((identity, batch))
         if not fresh:
             return

@@ -24,6 +24,16 @@ class BadMessage(ValueError):
     """A message that is not ours or not whole; the text says which."""
 
 
+def _opened(frames: list[bytes], kind: str, what: str, count: int) -> dict:
+    """The header of a message that must be ``what`` (a ``kind`` of ``count`` frames)."""
+    if len(frames) != count:
+        raise BadMessage(f"{what} has {count} frame{'s' if count > 1 else ''}, this message {len(frames)}")
+    h = _header(frames[0])
+    if h.get("kind") != kind:
+        raise BadMessage(f"kind {h.get('kind')!r} where {what} was expected")
+    return h
+
+
 def _header(frame: bytes) -> dict:
     if len(frame) > MAX_HEADER:
         raise BadMessage(f"header of {len(frame)} bytes (at most {MAX_HEADER})")
@@ -73,11 +83,7 @@ class Batch:
 
     @classmethod
     def parse(cls, frames: list[bytes]) -> Batch:
-        if len(frames) != 4:
-            raise BadMessage(f"a batch has 4 frames, this message {len(frames)}")
-        h = _header(frames[0])
-        if h.get("kind") != "batch":
-            raise BadMessage(f"kind {h.get('kind')!r} where a batch was expected")
+        h = _opened(frames, "batch", "a batch", 4)
         sender = _field(h, "sender", str)
         portal = _field(h, "portal", str)
         seq = _field(h, "seq", int, 0, 2**62)
@@ -96,8 +102,8 @@ class Batch:
 @dataclass(frozen=True)
 class Ack:
     """The receiver's answer to a batch: how many of its particles it took (the rest it had no
-    room for), and the receiver's run (``epoch``), so a sender
-    can tell a restarted peer from the one before."""
+    room for), and the receiver's run (``epoch``), so a sender can tell a restarted peer from
+    the one before."""
 
     portal: str
     seq: int
@@ -110,10 +116,6 @@ class Ack:
 
     @classmethod
     def parse(cls, frames: list[bytes]) -> Ack:
-        if len(frames) != 1:
-            raise BadMessage(f"an ack has 1 frame, this message {len(frames)}")
-        h = _header(frames[0])
-        if h.get("kind") != "ack":
-            raise BadMessage(f"kind {h.get('kind')!r} where an ack was expected")
+        h = _opened(frames, "ack", "an ack", 1)
         return cls(_field(h, "portal", str), _field(h, "seq", int, 0, 2**62),
                    _field(h, "accepted", int, 0, MAX_BATCH), _field(h, "epoch", str))

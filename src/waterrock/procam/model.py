@@ -16,20 +16,7 @@ import cv2
 import numpy as np
 
 from waterrock import files
-
-
-def look_at_rotation(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
-    """World-to-device rotation of a device at ``eye`` looking at ``target``: its image 'up' (-y)
-    as close to ``up`` as it can be."""
-    eye, target, up = (np.asarray(v, np.float64) for v in (eye, target, up))
-    z = target - eye
-    z /= np.linalg.norm(z)
-    x = np.cross(z, -up)
-    if np.linalg.norm(x) < 1e-9:  # looking straight along up: pick any right
-        x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    return np.stack([x, y, z])
+from waterrock.tracking.calibrate import look_at_rotation
 
 
 @dataclass(frozen=True)
@@ -67,7 +54,7 @@ class Pinhole:
         w, h = size
         f = 0.5 * w / np.tan(np.radians(hfov_deg) / 2)
         K = np.array([[f, 0, (w - 1) / 2 + shift[0] * w], [0, f, (h - 1) / 2 + shift[1] * h], [0, 0, 1]])
-        R = look_at_rotation(eye, target, up)
+        R = look_at_rotation(eye, target, up).T  # the tracker's camera-to-scene, turned world-to-device
         return cls((w, h), K, R, -R @ np.asarray(eye, np.float64), np.asarray(dist, np.float64))
 
     @property

@@ -78,6 +78,7 @@ class VirtualRig:
         self._shadows = [self._depth_texture(p) for p in self.projectors]
         self._target = self._float_target(self._render_cam.size)
         self._black = [self._light(i, None) for i in range(len(self.projectors))]
+        self._mask = self._rock_mask()  # where the camera sees rock, which the ambient light falls on
 
     # --- rendering ------------------------------------------------------------------------------
 
@@ -174,10 +175,8 @@ class VirtualRig:
 
     def grab(self) -> np.ndarray:
         """The camera's grey frame of what the outputs show now: (H, W) uint8."""
-        light = sum(self._light(i, img) if i in self.showing else self._black[i]
-                    for i, img in enumerate([self.showing.get(i) for i in range(len(self.projectors))]))
-        if not hasattr(self, "_mask"):
-            self._mask = self._rock_mask()
+        light = sum(self._light(i, self.showing[i]) if i in self.showing else self._black[i]
+                    for i in range(len(self.projectors)))
         radiance = self.albedo * (self.ambient * self._mask + light)
         w, h = self.camera.size
         radiance = cv2.resize(radiance.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)

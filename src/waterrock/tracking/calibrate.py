@@ -57,6 +57,20 @@ class Intrinsics:
         )
 
 
+def look_at_rotation(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
+    """Camera-to-scene rotation (columns: the camera's x, y, z in the scene) of a camera at
+    ``eye`` looking at ``target``, image 'up' (-y) as close to ``up`` as it can be."""
+    eye, target, up = (np.asarray(x, np.float64) for x in (eye, target, up))
+    z = target - eye
+    z /= np.linalg.norm(z)
+    x = np.cross(z, up)  # OpenCV: x right, y down, z forward
+    if np.linalg.norm(x) < 1e-9:  # looking straight along up: pick image-down = +z in the scene
+        x = np.cross(z, (0.0, 0.0, -1.0)) if abs(z[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    return np.stack([x, y, z], axis=1)
+
+
 @dataclass(frozen=True)
 class DepthCalibration:
     intrinsics: Intrinsics
@@ -75,15 +89,7 @@ class DepthCalibration:
     @classmethod
     def look_at(cls, intrinsics: Intrinsics, eye, target, up=(0.0, 1.0, 0.0)) -> DepthCalibration:
         """A camera at ``eye`` looking at ``target``; image 'up' as close to ``up`` as it can be."""
-        eye, target, up = (np.asarray(x, np.float64) for x in (eye, target, up))
-        z = target - eye
-        z /= np.linalg.norm(z)
-        x = np.cross(z, up)  # OpenCV: x right, y down, z forward
-        if np.linalg.norm(x) < 1e-9:  # looking straight along up: pick image-down = +z in the scene
-            x = np.cross(z, (0.0, 0.0, -1.0)) if abs(z[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-        x /= np.linalg.norm(x)
-        y = np.cross(z, x)
-        return cls(intrinsics, np.stack([x, y, z], axis=1), eye)
+        return cls(intrinsics, look_at_rotation(eye, target, up), np.asarray(eye, np.float64))
 
     def rays_world(self) -> np.ndarray:
         """(H, W, 3) scene-frame rays: the pixel at depth d (metres) sees t + d * ray."""
