@@ -145,7 +145,7 @@ class Solver:
         capacity = int(fluid.max_particles)
         lists = self._check_memory(capacity)
         self.state = ParticleState(capacity)
-        self.sources = Sources(scene.emitters, scene.sinks, self.spacing)
+        self.sources = Sources(scene.emitters, scene.sinks, self.spacing, seed=scene.solver.seed)
         self.portals = PortalPorts([p.box(dom, self.spacing) for p in scene.portals if p.direction == "out"],
                                    capacity)
         # the sort retires a particle not finite too, counted with those that retire catches

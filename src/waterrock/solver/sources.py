@@ -12,6 +12,14 @@ of it (counted). Placed there, it would be projected onto the obstacle's surface
 water already pushed there, and the pressure solve would fling the pair apart (measured with
 DFSPH and the virtual visitor walking through the default scene's source: 12 to 20 m/s spray).
 
+Each layer's lattice is moved across the opening by its own fraction of a cell, and each particle
+by up to JITTER / 2 of the spacing and SPREAD of the speed across it: water kept in the lattice's
+columns falls as a comb of parallel lines. The fractions of a cell follow a quasi-random sequence,
+which covers the cell evenly over a few layers where random ones leave a comb of random strength
+(its peaks grow as the square root of the layers, as fast as the noise around them). The numbers
+are hashed on the device from the emitter's key, drawn from the emitters' seeded generator, and
+its count of layers: a seed emits the same water every run, and no array is uploaded.
+
 The layers due in a substep are counted by arithmetic and emitted in one launch, never more
 than the whole budget holds: whatever the scene says (a speed of 1e30 m/s, a rate of 1e12
 particles a second, a frame of a day), a substep's emission is one kernel over at most about
@@ -32,12 +40,39 @@ from waterrock.solver.grid import is_finite3
 from waterrock.solver.launch import launch_now
 from waterrock.solver.obstacles import ObstacleArgs, blocked_by_obstacle
 from waterrock.solver.state import ACTIVE, RECYCLED, in_use
-from waterrock.solver.types import nd_f32, nd_i32, nd_vec3, vec3
+from waterrock.solver.types import nd_f32, nd_i32, nd_vec3, vec2, vec3
 
 # counters, read once per frame
 NONFINITE, RETIRED, EMITTED, STARVED, BLOCKED, N_COUNTERS = 0, 1, 2, 3, 4, 5
 MAX_SINKS = 16
 MAX_LAYERS = 2**30  # layers due in a substep at most (layers_due): more than any budget holds
+# Each particle moves up to JITTER / 2 of the spacing along each of the opening's axes, so two new
+# particles stay at least 1 - JITTER spacings apart: closer, the pressure solve flings them apart.
+JITTER = 0.4
+SPREAD = 0.03  # the velocity across the opening, up to this fraction of the speed along each axis
+# The R2 sequence (M. Roberts, "The unreasonable effectiveness of quasirandom sequences", 2018):
+# the n-th point is n (1/g, 1/g^2) mod 1, g the plastic number; here in 32-bit fixed point
+R2 = (3242174889, 2447445414)
+
+
+@ti.func
+def lowbias32(x):
+    """An integer hash of a u32 (C. Wellons, "Prospecting for hash functions", 2018: lowbias32)."""
+    x ^= x >> 16
+    x *= ti.u32(0x7FEB352D)
+    x ^= x >> 15
+    x *= ti.u32(0x846CA68B)
+    x ^= x >> 16
+    return x
+
+
+@ti.func
+def uniform3(key):
+    """Three numbers in [-0.5, 0.5) hashed from a u32 key, and the key for the next three."""
+    a = lowbias32(key)
+    b = lowbias32(a)
+    c = lowbias32(b)
+    return vec3(ti.cast(a >> 8, ti.f32), ti.cast(b >> 8, ti.f32), ti.cast(c >> 8, ti.f32)) / 2**24 - 0.5, c
 
 
 @ti.kernel
@@ -61,22 +96,37 @@ def retire(x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, sink_lower:
 
 @ti.kernel
 def emit_layers(points: nd_vec3, first: ti.i32, count: ti.i32, layers: ti.i32, velocities: nd_vec3, emitter: ti.i32,
-                newest_age: ti.f32, layer_gap: ti.f32, skipped: ti.i32, jitter: ti.f32,
+                newest_age: ti.f32, layer_gap: ti.f32, skipped: ti.i32, axes: nd_vec3, spacing: ti.f32, key: ti.i32,
+                layer_number: ti.i32,
                 x: nd_vec3, v: nd_vec3, flags: nd_i32,
                 free_head: nd_i32, counters: nd_i32, margin: ti.f32, contact: ti.f32,
                 o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32):
     """``layers`` layers of an emitter's opening in one launch, layer l moved on by its velocity
     for the ``newest_age + l * layer_gap`` since it was due; ``skipped`` particles of the layers
-    left out (Sources.emit) are counted as starved. The emitter's velocity comes from an array:
+    left out (Sources.emit) are counted as starved. The oldest layer is the emitter's
+    ``layer_number``-th: the n-th moves across the opening by the n-th point of the R2 sequence
+    from a start hashed from ``key``, and its particle i by JITTER and SPREAD times numbers hashed
+    from (key, n, i). The emitter's velocity and axes (across, across, along) come from arrays:
     Taichi 1.7 leaks about 6 bytes for each vec3 passed by value (measured: 100,000 launches), and
     a layer is emitted about every frame."""
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     velocity = velocities[emitter]
+    e1, e2, d = axes[3 * emitter], axes[3 * emitter + 1], axes[3 * emitter + 2]
+    start = lowbias32(ti.cast(key, ti.u32))
     ti.atomic_add(counters[STARVED], skipped)
     for k in range(count * layers):
-        age = newest_age + (k // count) * layer_gap
-        # a small jitter breaks the lattice's symmetry, which SPH would otherwise keep
-        p = points[first + k % count] + age * velocity + jitter * (vec3(ti.random(), ti.random(), ti.random()) - 0.5)
+        layer = k // count
+        age = newest_age + layer * layer_gap
+        n = ti.cast(layer_number + layers - 1 - layer, ti.u32)
+        cell = vec2(ti.cast((n * ti.u32(R2[0]) + start) >> 8, ti.f32),
+                    ti.cast((n * ti.u32(R2[1]) + lowbias32(start)) >> 8, ti.f32))
+        shift = cell / 2**24 - 0.5
+        jitter, particle_key = uniform3(lowbias32(start + n) + ti.cast(k % count, ti.u32))
+        spread, _ = uniform3(particle_key)
+        # the speed as velocity . d, not its norm: (1e30 m/s)^2 overflows to a NaN velocity
+        vk = velocity + 2.0 * SPREAD * velocity.dot(d) * (spread.x * e1 + spread.y * e2)
+        p = (points[first + k % count] + spacing * (shift.x * e1 + shift.y * e2)
+             + JITTER * spacing * (jitter.x * e1 + jitter.y * e2 + jitter.z * d) + age * vk)
         slot = x.shape[0]
         if blocked_by_obstacle(p, margin, contact, o):
             ti.atomic_add(counters[BLOCKED], 1)
@@ -86,19 +136,24 @@ def emit_layers(points: nd_vec3, first: ti.i32, count: ti.i32, layers: ti.i32, v
                 ti.atomic_add(counters[STARVED], 1)
         if slot < x.shape[0]:
             x[slot] = p  # a method's carried fields start at zero: the sort zeroed them (state.Carried)
-            v[slot] = velocity
+            v[slot] = vk
             flags[slot] = ACTIVE | RECYCLED
             ti.atomic_add(counters[EMITTED], 1)
 
 
-def opening_lattice(emitter, spacing: float) -> np.ndarray:
-    """Points of one emitted layer: a square lattice of the spacing over the opening."""
+def opening_axes(emitter) -> np.ndarray:
+    """The opening's unit axes as rows: the lattice's two across it, then its direction."""
     d = np.asarray(emitter.direction, np.float64)
     d /= np.linalg.norm(d)
     helper = np.array([1.0, 0.0, 0.0]) if abs(d[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
     e1 = np.cross(d, helper)
     e1 /= np.linalg.norm(e1)
-    e2 = np.cross(d, e1)
+    return np.array([e1, np.cross(d, e1), d])
+
+
+def opening_lattice(emitter, spacing: float) -> np.ndarray:
+    """Points of one emitted layer: a square lattice of the spacing over the opening."""
+    e1, e2, _ = opening_axes(emitter)
     if emitter.shape == "disk":
         half = emitter.radius
     else:
@@ -119,8 +174,9 @@ def opening_lattice(emitter, spacing: float) -> np.ndarray:
 class Sources:
     """The scene's emitters and sinks, and the per-frame counters of the particle cycle."""
 
-    def __init__(self, emitters, sinks, spacing: float):
+    def __init__(self, emitters, sinks, spacing: float, seed: int = 0):
         self.spacing = spacing
+        self.seed = seed
         self.emitters = list(emitters)
         layers = [opening_lattice(e, spacing) for e in self.emitters]
         self.first = np.cumsum([0] + [len(p) for p in layers])[:-1].tolist()
@@ -137,6 +193,9 @@ class Sources:
             self.layers_per_second.append(rate / m)
         self.velocities = ti.ndarray(vec3, len(velocities))
         self.velocities.from_numpy(velocities)
+        axes = [opening_axes(e) for e in self.emitters]
+        self.axes = ti.ndarray(vec3, 3 * max(len(axes), 1))
+        self.axes.from_numpy(np.concatenate(axes).astype(np.float32) if axes else np.zeros((3, 3), np.float32))
         self.phase: list[float] = []
         if len(sinks) > MAX_SINKS:
             raise ValueError(f"at most {MAX_SINKS} sinks")
@@ -153,8 +212,12 @@ class Sources:
         self.restart()
 
     def restart(self) -> None:
-        """Emitters start afresh (the first layer at once), counters at zero; nothing reallocated."""
+        """Emitters start afresh (the first layer at once, the generator at its seed), counters at
+        zero; nothing reallocated."""
         self.phase = [1.0] * len(self.emitters)
+        self.rng = np.random.default_rng(self.seed)
+        self.keys = self.rng.integers(2**31, size=len(self.emitters)).tolist()
+        self.layer_number = [0] * len(self.emitters)
         self.counters.fill(0)
 
     def rate(self) -> float:
@@ -180,10 +243,11 @@ class Sources:
             skipped = min((due - layers) * self.count[k], state.capacity)
             emit_layers(
                 self.points, self.first[k], self.count[k], layers, self.velocities, k,
-                self.phase[k] / lps, 1.0 / lps, skipped, 1e-3 * self.spacing,
+                self.phase[k] / lps, 1.0 / lps, skipped, self.axes, self.spacing, self.keys[k], self.layer_number[k],
                 state.x, state.v, state.flags, state.free_head, self.counters,
                 0.5 * self.spacing, contact, *obstacle_args,
             )
+            self.layer_number[k] = (self.layer_number[k] + layers) % 2**31
 
 
 def layers_due(phase: float) -> tuple[int, float]:
