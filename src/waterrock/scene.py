@@ -11,15 +11,14 @@ rest of the file, comments included.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-import tomli_w
+import tomlkit
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,6 +29,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import AoT, Comment, Item, Null, Table, Whitespace
 
 from waterrock import files
 from waterrock.render.settings import RenderSettings
@@ -585,49 +586,118 @@ def load_scene(path: str | Path, check_files: bool = True) -> Scene:
     return scene
 
 
-def _drop_section(text: str, name: str) -> str:
-    """``text`` without the table ``[name]``, its sub-tables and its arrays of tables: every
-    block from such a header to the next header that is not one of them."""
-    header = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\s\"'-]+?)\s*\]\]?\s*(#.*)?$")
-    keep, dropping = [], False
-    for line in text.splitlines(keepends=True):
-        m = header.match(line)
-        if m:
-            key = m.group(1).replace(" ", "")
-            dropping = key == name or key.startswith(name + ".")
-        if not dropping:
-            keep.append(line)
-    return "".join(keep)
+def _is_tables(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def _toml_value(v) -> str:
-    """An inline TOML value: numbers and (nested) arrays of numbers are written as JSON writes
-    them, which is valid TOML and keeps a corner on one line; a table becomes an inline table."""
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if not isinstance(v, (int, float, list, tuple, str)):
-        raise TypeError(f"cannot write {v!r} in the projection section")
-    return json.dumps(v)  # a JSON string is a TOML basic string
+def _toml_item(value, table: bool = False):
+    """``value`` as an operator writes it: a list of tables as ``[[...]]`` entries, a table inside
+    one of them inline (``blend = { left = 0.1 }``) and every array on one line, like a corner."""
+    if _is_tables(value):
+        entries = tomlkit.aot()
+        for v in value:
+            entries.append(_toml_item(v, table=True))
+        return entries
+    if isinstance(value, dict):
+        t = tomlkit.table() if table else tomlkit.inline_table()
+        for k, v in value.items():
+            t[k] = _toml_item(v)
+        return t
+    return tomlkit.item(value)
 
 
-def _projection_toml(section: dict) -> str:
-    """The ``[projection]`` section as an operator would write it: one line per setting."""
-    lines = ["[projection]"] + [f"{k} = {_toml_value(v)}" for k, v in section.items() if k != "outputs"]
-    for output in section["outputs"]:
-        lines += ["", "[[projection.outputs]]"] + [f"{k} = {_toml_value(v)}" for k, v in output.items()]
-    return "\n".join(lines) + "\n"
+def _edit_table(table, value: dict) -> None:
+    """Make ``table`` (a parsed table) hold ``value``, key by key: the keys that stay keep their
+    comments and layout (``blend.left = 0.1`` stays dotted), the others go, new ones are added."""
+    for k in [k for k in table if k not in value]:
+        del table[k]
+    for k, v in value.items():
+        old = table.get(k)
+        if isinstance(v, dict) and isinstance(old, Mapping):  # a table, inline, or dotted over lines
+            _edit_table(old, v)
+        elif isinstance(old, AoT) and _is_tables(v):
+            while len(old) > len(v):
+                del old[-1]
+            for i, w in enumerate(v):
+                if i < len(old):
+                    _edit_table(old[i], w)
+                else:
+                    old.append(_toml_item(w, table=True))
+        else:
+            table[k] = _toml_item(v)
+
+
+def _carry_comments(old, new) -> None:
+    """Each end-of-line comment of the ``old`` items onto the same keys of ``new``, which is built
+    afresh; never into an inline table, where TOML allows no comment."""
+    if isinstance(old, Item) and not isinstance(old, AoT) and old.trivia.comment and not new.trivia.comment:
+        new.trivia.comment_ws, new.trivia.comment = old.trivia.comment_ws or "  ", old.trivia.comment
+    if isinstance(new, AoT) and isinstance(old, AoT):
+        for a, b in zip(old, new, strict=False):  # the entries that stay
+            _carry_comments(a, b)
+    elif isinstance(new, Table) and isinstance(old, Mapping):
+        for k in new:
+            if k in old:
+                _carry_comments(old[k], new[k])
+
+
+def _detach_lead_comments(doc) -> list[tuple[Table, str]]:
+    """Each table header with the comment and blank lines just above it, taken out of the body
+    that holds them. tomlkit files them under the table before, so they went with it: a save
+    that dropped an output, or moved ``[projection]``, lost the comment above the next section.
+    Put back into each header's own indent after the edit (:func:`save_projection`), they render
+    where they were and stay with the header they stand above; not before the edit, as tomlkit
+    indents the keys it adds to a table by the spaces it finds in that table's indent. The lines
+    taken out become ``Null``, as tomlkit itself leaves a removed item (indices stay)."""
+    leads: list[tuple[Table, str]] = []
+    lines: list = []  # (body, index) of the comment and blank lines since the last key or header
+
+    def walk(body) -> None:
+        for i, (key, item) in enumerate(body):
+            if key is None and isinstance(item, (Comment, Whitespace)):
+                lines.append((body, i))
+                continue
+            tables = item.body if isinstance(item, AoT) else [item] if isinstance(item, Table) else []
+            if not tables:
+                lines.clear()
+            for t in tables:
+                if not t.is_super_table():  # a super table has no header of its own
+                    leads.append((t, "".join(b[j][1].as_string() for b, j in lines)))
+                    for b, j in lines:
+                        b[j] = (None, Null())
+                    lines.clear()
+                walk(t.value.body)
+
+    walk(doc.body)
+    return leads
+
+
+def _set_projection_in_place(doc, section: dict) -> None:
+    if "projection" in doc:
+        _edit_table(doc["projection"], section)
+    else:
+        doc.add("projection", _toml_item(section, table=True))
+
+
+def _set_projection_at_end(doc, section: dict) -> None:
+    new = _toml_item(section, table=True)
+    if "projection" in doc:
+        _carry_comments(doc["projection"], new)
+        del doc["projection"]
+    doc.add("projection", new)
 
 
 def save_projection(path: str | Path, projection: ProjectionOutputs) -> Path:
     """Write ``projection`` into the scene file at ``path`` as its ``[projection]`` section.
 
-    The rest of the file is kept as it was, comments and order included: the old section is
-    cut out line by line and the new one appended. Should that not give back exactly the old
-    scene with the new section (the section written inline, a header inside a multi-line
-    string), the whole file is rewritten from its data instead, without its comments. The
-    result is validated before it replaces the file (atomically; the old one stays as .bak).
+    The file is edited as a parsed TOML document (tomlkit), so the rest of it is kept as it was,
+    comments and order included. The section is first edited where it is, key by key, which
+    keeps its own comments; where that does not give back exactly the old scene with the new
+    section (tomlkit places new keys of a section written with dotted keys, ``projection.on_rock
+    = true``, inside the next table), the section is moved to the end of the file as a table,
+    keeping the end-of-line comments of its keys. A save that would change anything else is
+    refused. The result is validated before it replaces the file (atomically; the old one stays
+    as .bak).
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
@@ -635,15 +705,22 @@ def save_projection(path: str | Path, projection: ProjectionOutputs) -> Path:
     section = projection.model_dump(mode="json", exclude_none=True)
     if "calibration" in section:  # written as the operator wrote it: beside the scene, relative
         section["calibration"] = os.path.relpath(section["calibration"], path.resolve().parent)
-    rest = {k: v for k, v in data.items() if k != "projection"}
-    kept = _drop_section(text, "projection").rstrip("\n")
-    new_text = (kept + "\n\n" if kept else "") + _projection_toml(section)
-    try:
-        spliced = tomllib.loads(new_text)
-    except tomllib.TOMLDecodeError:
-        spliced = None
-    if spliced != {**rest, "projection": section}:
-        new_text = tomli_w.dumps({**rest, "projection": section})
+    wanted = {**{k: v for k, v in data.items() if k != "projection"}, "projection": section}
+    for set_projection in (_set_projection_in_place, _set_projection_at_end):
+        try:
+            doc = tomlkit.parse(text)
+            leads = _detach_lead_comments(doc)
+            set_projection(doc, section)
+            for table, lead in leads:
+                table.trivia.indent = lead + table.trivia.indent
+            new_text = tomlkit.dumps(doc)
+            if tomllib.loads(new_text) == wanted:
+                break
+        except (TOMLKitError, tomllib.TOMLDecodeError):
+            continue  # tomlkit cannot edit this layout that way: the next way, or the refusal below
+    else:
+        raise SceneError(f"{path}: cannot write [projection] without changing the rest of the file; "
+                         f"the file is unchanged")
     parse_scene(tomllib.loads(new_text), path)  # never write a scene that would not load
     # each write through its own temporary (two saves at once shared one fixed name and left
     # the scene unloadable), fsynced, then renamed: a power cut leaves the old scene or the new

@@ -13,7 +13,7 @@ from tests.app.app_helpers import run_cli
 from waterrock.app.projection import Monitor, outputs_for, pick_monitor, picture_size
 from waterrock.app.warp_edit import WarpEditor
 from waterrock.render.warp import apply_homography, corner_homography, inverse_homography
-from waterrock.scene import ProjectionOutputs, ProjectorOutput, load_scene
+from waterrock.scene import ProjectionOutputs, ProjectorOutput, load_scene, save_projection
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -77,6 +77,69 @@ def test_warp_calibration_round_trips_through_the_scene_file(scene_file):
     text = scene_file.read_text(encoding="utf-8")
     assert text.count("[projection]") == 1 and text.count("[[projection.outputs]]") == 2
     assert load_scene(scene_file).projection == editor.projection
+
+
+_HALL = """
+# the hall, in metres
+[domain]  # the whole room
+lower = [0.0, 0.0, 0.0]
+# the ceiling is low here
+upper = [1.0, 1.0, 1.0]
+"""
+_CAMERA = """
+# no camera yet
+[tracking]
+source = "none"  # the tracker comes later
+# the end of the file
+"""
+# an operator's scenes: comments before, inside and after sections; dotted keys at the top, or a
+# [projection] table of their own in the middle, commented on the keys a save keeps
+DOTTED_SCENE = """\
+# the venue's scene: every comment here must survive a warp save
+name = "venue"  # as the operator calls it
+render.exposure = 1.2  # brighter for the evening show
+projection.check_time = "03:00"  # before the cleaners come
+""" + _HALL + _CAMERA
+TABLE_SCENE = """\
+# the venue's scene: every comment here must survive a warp save
+name = "venue"  # as the operator calls it
+render.exposure = 1.2  # brighter for the evening show
+""" + _HALL + """
+# two projectors on the north wall
+[projection]  # set up on the first night
+check_time = "03:00"  # before the cleaners come
+# the left one first
+[[projection.outputs]]  # the left projector
+monitor = 0  # DP-1
+blend.right = 0.1  # the overlap
+""" + _CAMERA
+
+
+def _comments(text: str) -> list[str]:
+    return [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+
+
+@pytest.mark.parametrize("text", [DOTTED_SCENE, TABLE_SCENE], ids=["dotted", "table"])
+def test_a_saved_warp_keeps_every_comment_of_the_scene(tmp_path, text):
+    path = tmp_path / "venue.toml"
+    path.write_text(text, encoding="utf-8")
+    before = _data_without_projection(path)
+    two = [ProjectorOutput(monitor=0, corners=WARPED), ProjectorOutput(monitor=1)]
+    save_projection(path, load_scene(path).projection.model_copy(update={"outputs": two}))
+    saved = path.read_text(encoding="utf-8")
+    assert [c for c in _comments(text) if c not in saved] == []
+    assert path.with_name("venue.toml.bak").read_text(encoding="utf-8") == text
+    assert _data_without_projection(path) == before
+    again = load_scene(path)
+    assert again.projection.outputs[0].corners == WARPED and again.projection.check_time == "03:00"
+    assert again.render.exposure == 1.2 and len(again.projection.outputs) == 2
+
+    # a save that drops the second output keeps them too (the comment lines above the next
+    # section were filed under the dropped output, and went with it)
+    save_projection(path, again.projection.model_copy(update={"outputs": again.projection.outputs[:1]}))
+    assert [c for c in _comments(text) if c not in path.read_text(encoding="utf-8")] == []
+    assert path.with_name("venue.toml.bak").read_text(encoding="utf-8") == saved
+    assert len(load_scene(path).projection.outputs) == 1
 
 
 def test_editor_refuses_a_folded_quad_and_cancel_restores(scene_file):

@@ -557,7 +557,7 @@ class Soak:
 def scene_copy(scene, folder: Path) -> Path:
     """The scene as a file in ``folder``, its rock where it was, its tracking the soak's: the
     synthetic visitors, OSC on a free port of 127.0.0.1, a calibration and a background beside it."""
-    import tomli_w
+    import tomlkit
 
     from waterrock.scene import read_scene_text
 
@@ -569,7 +569,7 @@ def scene_copy(scene, folder: Path) -> Path:
     data["tracking"] = {**data.get("tracking", {}), "source": "synthetic", "osc": True, "osc_host": "127.0.0.1",
                         "osc_port": 0, "calibration": "calibration.json", "background_file": "background.npz"}
     data["tracking"].pop("path", None)
-    return files.write_text(folder / "scene.toml", tomli_w.dumps(data))
+    return files.write_text(folder / "scene.toml", tomlkit.dumps(data))
 
 
 # --- one injector per kind: (soak, k-th of its kind) -> (detail, recovered) -------------------------
