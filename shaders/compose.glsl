@@ -13,10 +13,18 @@ void main() {
 
 uniform sampler2D light;
 uniform float exposure;
+#if defined SCALED
+uniform vec2 output_size;  // pixels; the light buffer is smaller (the renderer's quality scale)
+#endif
 out vec4 f_color;
 
 void main() {
+#if defined SCALED
+    // bilinear upsampling of the light, before the shoulder, as a larger buffer would have added it
+    vec3 c = texture(light, gl_FragCoord.xy / output_size).rgb * exposure;
+#else
     vec3 c = texelFetch(light, ivec2(gl_FragCoord.xy), 0).rgb * exposure;
+#endif
     f_color = vec4(1.0 - exp(-c), 1.0);
 }
 

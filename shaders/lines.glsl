@@ -27,6 +27,7 @@ const float ONE = 65536.0;    // the sums' fixed point
 uniform sampler2D history;   // xyz: position (m), w: speed (m/s); ring entry r fills rows [r*rows, (r+1)*rows)
 uniform isampler2D lengths;  // valid positions per trail, 0 when the particle is gone
 uniform int trail_length;    // K
+uniform int drawn_length;    // L <= K: only the newest L positions of a trail are drawn
 uniform int head;            // ring entry of the newest positions
 uniform int rows;            // texture rows per ring entry
 uniform mat4 flatten;
@@ -94,10 +95,10 @@ bool segment_end(int slot, int seg, int n, int end, out End e) {
     float stretch = 1.0 / max(dot(miter, n_seg), 0.5);  // sharp turns: cap the miter at 2x
 
     int age = seg + end;
-    int segs = trail_length - 1;
+    int segs = drawn_length - 1;
     vec4 p = end == 0 ? a : b;
     float fast = clamp(p.w / fast_speed, 0.0, 1.0);
-    float along = float(age) / float(segs);  // 0 at the head, 1 at the oldest possible tail
+    float along = float(age) / float(segs);  // 0 at the head, 1 at the oldest drawn tail
     float half_width = 0.5 * mix(width.x, width.y, fast) * (1.0 - taper * along) * px;
     float alpha = mix(opacity.x, opacity.y, fast) * (1.0 - fade * along);
     // Below a pixel, draw a pixel-wide line with its coverage in the opacity: no shimmer.
@@ -122,10 +123,10 @@ noperspective out vec2 v_edge;  // x: signed px across the line, y: half width i
 out vec4 v_color;
 
 void main() {
-    int segs = trail_length - 1;
+    int segs = drawn_length - 1;
     int slot = gl_InstanceID / segs;
     int seg = gl_InstanceID - slot * segs;
-    int n = trail_positions(slot);
+    int n = min(trail_positions(slot), drawn_length);
     int end = gl_VertexID >> 1;          // 0: the end nearer the head, 1: the end nearer the tail
     float side = float(gl_VertexID & 1) * 2.0 - 1.0;
     End e;
@@ -157,7 +158,7 @@ void main() {
 #elif defined COMPUTE_SHADER && !defined RESOLVE
 
 layout(local_size_x = 64) in;
-uniform int segments;         // K-1 per trail slot, drawn or not
+uniform int segments;         // L-1 per drawn trail slot, its particle there or not
 uniform bool occlude;         // test against the rock's depth
 uniform sampler2D rock_depth;
 
@@ -167,10 +168,10 @@ float edge_fn(vec2 a, vec2 b, vec2 p) { return (b.x - a.x) * (p.y - a.y) - (b.y 
 void main() {
     int i = int(gl_GlobalInvocationID.x);
     if (i >= segments) return;
-    int segs = trail_length - 1;
+    int segs = drawn_length - 1;
     int slot = i / segs;
     int seg = i - slot * segs;
-    int n = trail_positions(slot);
+    int n = min(trail_positions(slot), drawn_length);
     End e0, e1;
     if (seg + 1 >= n || !segment_end(slot, seg, n, 0, e0) || !segment_end(slot, seg, n, 1, e1)) return;
     // The quad's corners in the vertex shader's order (vertex id = 2 end + side), and what the

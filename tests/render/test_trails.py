@@ -46,8 +46,8 @@ def test_trails_follow_ids_through_reordering(gl_ctx):
     a, b, slot = trails.read_segments()
     assert len(a) == 64 * 7  # K-1 segments per full trail
     assert np.allclose(a - b, (STEP, 0, 0), atol=1e-6)  # every segment joins one particle's steps
-    id_of_slot = np.flatnonzero(trails.slot_of >= 0)
-    assert np.allclose(a[:, 1], id_of_slot[slot])  # and stays on that slot's particle's row
+    assert np.array_equal(trails.slot_of[trails.id_of_slot], np.arange(trails.capacity))
+    assert np.allclose(a[:, 1], trails.id_of_slot[slot])  # and stays on that slot's particle's row
     trails.release()
 
 

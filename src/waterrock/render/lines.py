@@ -4,7 +4,8 @@ The quads' corners are built on the GPU from the segment's two end points in the
 so no vertex data is uploaded at all. Two rasterizers fill them, chosen by the scene's
 ``[render.lines] rasterizer``:
 
-- ``pipeline``: the graphics pipeline, ``4 vertices x (trails * (K-1)) instances``;
+- ``pipeline``: the graphics pipeline, ``4 vertices x (trails * (L-1)) instances`` (the trails
+  drawn and their drawn length, all and K unless ``TrailBuffer.set_drawn`` says fewer);
 - ``compute``: a compute shader a thread per segment, adding light to fixed-point sums with
   atomics, then one that adds the sums to the light buffer. For GPUs whose graphics pipeline
   is a small part of the chip: an H100 sets up 2 million triangles in 3.9 ms, the quads of a
@@ -58,6 +59,12 @@ class LineLayer:
         p["fast_speed"].value = s.fast_speed
         p["taper"].value = s.taper
         p["fade"].value = s.fade
+
+    def dim(self, factor: float) -> None:
+        """Draw the lines at ``factor`` of their opacity (1: as the settings say): a render node's
+        last picture fading while no frame comes."""
+        s = self.settings
+        self.program["opacity"].value = (s.opacity_slow * factor, s.opacity * factor)
 
     def draw(
         self, trails: TrailBuffer, flatten: np.ndarray, viewport: tuple[int, int], depth_bias: float = 0.0,

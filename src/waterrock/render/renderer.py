@@ -3,11 +3,17 @@
 Per frame: ``update(snapshot)`` moves the trails on by one position, ``render(framebuffer)``
 draws the rock's silhouette and the lines into a floating-point light buffer, then composes
 that onto the given framebuffer (a window's ``ctx.screen`` or an :class:`OffscreenTarget`).
+
+A frame-rate governor trades looks for time with ``set_quality``: the light buffer drawn at a
+fraction of the output's size and upsampled by the compose pass, shorter trails, fewer trails.
+Each is a uniform, an instance count or (the scale) a new light buffer: nothing of the trails'
+history is lost, and undoing it gives back the full picture at once.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import moderngl
 import numpy as np
@@ -21,6 +27,15 @@ from waterrock.render.settings import RenderSettings
 from waterrock.render.target import read_rgb
 from waterrock.render.trails import TrailBuffer
 from waterrock.snapshots import ParticleSnapshot
+
+
+@dataclass(frozen=True)
+class Quality:
+    """What the renderer draws (``Renderer.set_quality``): at full quality (1, K, 1)."""
+
+    scale: float  # the light buffer's size over the output's, 0.25..1
+    length: int   # the newest positions drawn of each trail, 2..K
+    share: float  # the part of the scene's trails drawn, (0, 1]
 
 
 class Renderer:
@@ -42,6 +57,8 @@ class Renderer:
         self.rock = RockLayer(ctx, settings.rock, rock_mesh) if show_rock else None
         self.compose = load_program(ctx, "compose")
         self.compose_vao = ctx.vertex_array(self.compose, [])
+        self._compose_scaled: tuple[moderngl.Program, moderngl.VertexArray] | None = None
+        self._quality = Quality(1.0, settings.trails.length, 1.0)
         self.trails: TrailBuffer | None = None
         if max_particles is not None:
             self.trails = self._trail_buffer(max_particles)
@@ -51,23 +68,72 @@ class Renderer:
 
     def _trail_buffer(self, max_particles: int) -> TrailBuffer:
         t = self.settings.trails
-        return TrailBuffer(self.ctx, max_particles, t.share, t.length)
+        trails = TrailBuffer(self.ctx, max_particles, t.share, t.length)
+        trails.set_drawn(self._quality.length, self._quality.share)
+        return trails
 
     def _make_light_buffer(self) -> None:
+        scale = self._quality.scale
+        self.light_size = tuple(max(1, round(scale * v)) for v in self.size)
         # Half floats: thousands of faint lines add up without banding or clipping at 1.0.
-        self._light = self.ctx.texture(self.size, 4, dtype="f2")
+        self._light = self.ctx.texture(self.light_size, 4, dtype="f2")
+        # upsampled bilinearly when smaller than the output, never wrapping round at its edges
+        self._light.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        self._light.repeat_x = self._light.repeat_y = False
         # a texture, which the compute rasterizer reads the rock's depth from
-        self._depth = self.ctx.depth_texture(self.size)
+        self._depth = self.ctx.depth_texture(self.light_size)
         self._depth.compare_func = ""
         self._light_fbo = self.ctx.framebuffer([self._light], self._depth)
+
+    def _remake_light_buffer(self) -> None:
+        for r in (self._light_fbo, self._light, self._depth):
+            r.release()
+        self._make_light_buffer()
 
     def resize(self, size: tuple[int, int]) -> None:
         """Follow a window's new size: a new light buffer and a flattening for the new aspect."""
         self.size = (int(size[0]), int(size[1]))
         self.flatten = flattening(self.settings.projection, self.size)
-        for r in (self._light_fbo, self._light, self._depth):
-            r.release()
-        self._make_light_buffer()
+        self._remake_light_buffer()
+
+    @property
+    def quality(self) -> Quality:
+        """The scale, trail length and share drawn now (``set_quality``)."""
+        return self._quality
+
+    def set_quality(self, scale: float = 1.0, length: int | None = None, share: float = 1.0) -> None:
+        """Draw the light buffer at ``scale`` (0.25..1) of the output's size, upsampled to it by
+        the compose pass (lines keep their width on screen); only the newest ``length`` positions
+        (2..K, None: all K) of each trail; and only ``share`` ((0, 1]) of the scene's trails, the
+        particles ``chosen(ids, share * [render.trails] share)`` picks. Cheap enough to call every
+        few seconds: the light buffer is made anew only when its size changes, and the trails keep
+        every position, so raising them again shows full trails at once."""
+        k = self.settings.trails.length
+        length = k if length is None else int(length)
+        if not 0.25 <= scale <= 1.0:
+            raise ValueError(f"a render scale lies in 0.25..1, got {scale}")
+        if not 2 <= length <= k:
+            raise ValueError(f"a drawn trail length lies in 2..K={k}, got {length}")
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"a drawn share of the trails lies in (0, 1], got {share}")
+        before = self.light_size
+        self._quality = Quality(float(scale), length, float(share))
+        if self.trails is not None:
+            self.trails.set_drawn(length, share)
+        if tuple(max(1, round(scale * v)) for v in self.size) != before:
+            self._remake_light_buffer()
+
+    def _compose_program(self) -> tuple[moderngl.Program, moderngl.VertexArray]:
+        """The compose pass: a texel per pixel at full scale, bilinear upsampling below it (a
+        compiled variant, not a uniform branch: a software renderer runs both sides of those)."""
+        if self.light_size == self.size:
+            return self.compose, self.compose_vao
+        if self._compose_scaled is None:
+            program = load_program(self.ctx, "compose", {"SCALED": 1})
+            self._compose_scaled = program, self.ctx.vertex_array(program, [])
+        program = self._compose_scaled[0]
+        program["output_size"].value = (float(self.size[0]), float(self.size[1]))
+        return self._compose_scaled
 
     def _depth_bias(self) -> float:
         """Clip-space z that moves the water ``surface_margin`` metres toward the viewer, so
@@ -95,14 +161,14 @@ class Renderer:
         ctx.disable(moderngl.BLEND | moderngl.CULL_FACE)
         if self.rock is not None:
             ctx.enable(moderngl.DEPTH_TEST)
-            self.rock.draw(self.flatten, self.size)
+            self.rock.draw(self.flatten, self.light_size)
         if self.trails is not None:
             occlude = self.rock is not None and s.rock.occludes
             (ctx.enable if occlude else ctx.disable)(moderngl.DEPTH_TEST)
             # Lines are light, not surfaces: they never hide each other. (The mask is the
             # framebuffer's in moderngl; the context has none, and setting one there did nothing.)
             self._light_fbo.depth_mask = False
-            self.lines.draw(self.trails, self.flatten, self.size, self._depth_bias(), light=self._light,
+            self.lines.draw(self.trails, self.flatten, self.light_size, self._depth_bias(), light=self._light,
                             rock_depth=self._depth if occlude else None)
             self._light_fbo.depth_mask = True
         ctx.disable(moderngl.DEPTH_TEST)
@@ -110,9 +176,10 @@ class Renderer:
         framebuffer.use()
         framebuffer.viewport = (0, 0, *self.size)
         self._light.use(0)
-        self.compose["light"].value = 0
-        self.compose["exposure"].value = s.exposure
-        self.compose_vao.render(moderngl.TRIANGLES, vertices=3)
+        compose, vao = self._compose_program()
+        compose["light"].value = 0
+        compose["exposure"].value = s.exposure
+        vao.render(moderngl.TRIANGLES, vertices=3)
         self._last = framebuffer
 
     def read_pixels(self) -> np.ndarray:
@@ -125,7 +192,8 @@ class Renderer:
         for r in (self.lines, self.rock, self.trails):
             if r is not None:
                 r.release()
-        for r in (self.compose_vao, self.compose, self._light_fbo, self._light, self._depth):
+        for r in (self.compose_vao, self.compose, *(self._compose_scaled or ()), self._light_fbo, self._light,
+                  self._depth):
             r.release()
 
     def __enter__(self) -> Renderer:

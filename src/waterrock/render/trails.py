@@ -3,8 +3,10 @@
 The particles that draw a trail are chosen by a hash of their id, so the choice never changes
 while the solver reorders, retires and re-emits particles. Each tracked id owns one slot; the
 id -> slot table is dense (ids lie in 0..max_particles-1) and built once, so a frame maps ids to
-slots with one numpy gather. Each frame uploads only the newest position of every slot, into
-the ring entry at the head; older entries stay on the GPU until the head comes round again.
+slots with one numpy gather. Slots go in order of the hash, so the first m slots are exactly the
+ids a smaller share chooses: drawing a part of the trails (``set_drawn``) is drawing fewer slots.
+Each frame uploads only the newest position of every slot, into the ring entry at the head;
+older entries stay on the GPU until the head comes round again.
 
 Texture layout: the ``history`` texture is ``row_width`` wide and ``rows * K`` tall. Ring entry
 ``r`` occupies rows ``[r * rows, (r + 1) * rows)`` and slot ``s`` sits at texel
@@ -21,20 +23,29 @@ import numpy as np
 from waterrock.snapshots import ParticleSnapshot
 
 
+def id_hash(ids: np.ndarray) -> np.ndarray:
+    """lowbias32 (Chris Wellons' hash-prospector) of each id, a bijection on 32-bit integers, as uint64."""
+    h = np.asarray(ids).astype(np.uint64) & 0xFFFFFFFF
+    h ^= h >> 16
+    h = (h * 0x7FEB352D) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 0x846CA68B) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h
+
+
+def hash_below(share: float) -> np.uint64:
+    """The hashes that ``share`` of the ids lie below."""
+    return np.uint64(min(share, 1.0) * 2.0**32)
+
+
 def chosen(ids: np.ndarray, share: float) -> np.ndarray:
     """Whether each id draws a trail: a well-mixed 32-bit hash of the id below ``share``.
 
     A hash rather than ``id % n`` because emitters hand out ids in order, and a stride would
     pick particles from the same rows of the emitter: the lines would look combed.
     """
-    h = np.asarray(ids).astype(np.uint64) & 0xFFFFFFFF
-    # lowbias32 (Chris Wellons' hash-prospector): a bijection on 32-bit integers.
-    h ^= h >> 16
-    h = (h * 0x7FEB352D) & 0xFFFFFFFF
-    h ^= h >> 15
-    h = (h * 0x846CA68B) & 0xFFFFFFFF
-    h ^= h >> 16
-    return h < np.uint64(min(share, 1.0) * 2.0**32)
+    return id_hash(ids) < hash_below(share)
 
 
 class TrailBuffer:
@@ -44,10 +55,16 @@ class TrailBuffer:
         if length < 2:
             raise ValueError(f"a trail needs at least 2 positions, got K={length}")
         self.ctx, self.max_particles, self.length = ctx, int(max_particles), int(length)
-        tracked = np.flatnonzero(chosen(np.arange(self.max_particles), share))
+        self.share = float(share)
+        h = id_hash(np.arange(self.max_particles))
+        tracked = np.flatnonzero(h < hash_below(self.share))
+        order = np.argsort(h[tracked], kind="stable")
+        self.id_of_slot = tracked[order].astype(np.int32)  # in order of the hash: see set_drawn
+        self._slot_hash = h[tracked][order]
         self.capacity = int(tracked.size)
         self.slot_of = np.full(self.max_particles, -1, np.int32)
-        self.slot_of[tracked] = np.arange(self.capacity, dtype=np.int32)
+        self.slot_of[self.id_of_slot] = np.arange(self.capacity, dtype=np.int32)
+        self.set_drawn()
 
         max_size = int(ctx.info["GL_MAX_TEXTURE_SIZE"])
         self.row_width = max(1, min(max_size, self.capacity))
@@ -67,10 +84,24 @@ class TrailBuffer:
         self._newest = np.zeros((texels, 4), np.float32)
         self.lengths_texture.write(self.lengths)
 
+    def set_drawn(self, length: int | None = None, share: float = 1.0) -> None:
+        """Draw only the newest ``length`` positions (2..K; None: all K) of the trails of ``share``
+        of the tracked particles (those ``chosen(ids, share * self.share)`` chooses): the first
+        ``drawn_slots`` slots. The ring keeps every position of every slot, so drawing more again
+        shows full trails at once."""
+        length = self.length if length is None else int(length)
+        if not 2 <= length <= self.length:
+            raise ValueError(f"a drawn trail length lies in 2..K={self.length}, got {length}")
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"a drawn share of the trails lies in (0, 1], got {share}")
+        self.drawn_length, self.drawn_share = length, float(share)
+        # the hashes are sorted: the slots below the threshold are a prefix
+        self.drawn_slots = int(np.searchsorted(self._slot_hash, hash_below(share * self.share), side="left"))
+
     @property
     def segments(self) -> int:
-        """Instances the line program draws: K-1 per slot, drawn or not."""
-        return self.capacity * (self.length - 1)
+        """Instances the line program draws: L-1 per drawn slot, whether its particle is there or not."""
+        return self.drawn_slots * (self.drawn_length - 1)
 
     def update(self, snapshot: ParticleSnapshot) -> None:
         """Advance every trail by one position: the newest positions go in at the ring's head."""
@@ -99,12 +130,16 @@ class TrailBuffer:
         """Bytes sent to the GPU per frame."""
         return self._newest.nbytes + self.lengths.nbytes
 
-    def read_segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Read back every drawn segment from the GPU (for tests and debugging, not per frame):
-        end points ``a`` (nearer the head) and ``b`` as (S, 3) arrays, and each one's slot."""
+    def read_segments(self, drawn: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Read back every stored segment from the GPU (for tests and debugging, not per frame),
+        or with ``drawn`` only those ``set_drawn`` draws: end points ``a`` (nearer the head) and
+        ``b`` as (S, 3) arrays, and each one's slot."""
         k, texels = self.length, self.row_width * self.rows
         ring = np.frombuffer(self.history.read(), np.float32).reshape(k, texels, 4)[:, : self.capacity]
-        n = np.frombuffer(self.lengths_texture.read(), np.int32)[: self.capacity]
+        n = np.frombuffer(self.lengths_texture.read(), np.int32)[: self.capacity].copy()
+        if drawn:
+            n = np.minimum(n, self.drawn_length)
+            n[self.drawn_slots:] = 0
         slot, seg = np.nonzero(np.arange(k - 1)[None, :] + 1 < n[:, None])
         a = ring[(self.head - seg) % k, slot, :3]
         b = ring[(self.head - seg - 1) % k, slot, :3]
@@ -116,6 +151,7 @@ class TrailBuffer:
         program["history"].value = history_unit
         program["lengths"].value = lengths_unit
         program["trail_length"].value = self.length
+        program["drawn_length"].value = self.drawn_length
         program["head"].value = self.head
         program["rows"].value = self.rows
 
