@@ -26,6 +26,7 @@ const float ONE = 65536.0;    // the sums' fixed point
 
 uniform sampler2D history;   // xyz: position (m), w: speed (m/s); ring entry r fills rows [r*rows, (r+1)*rows)
 uniform isampler2D lengths;  // valid positions per trail, 0 when the particle is gone
+uniform isampler2D live;     // k -> the slot of the k-th drawn trail with a segment (TrailBuffer._find_live)
 uniform int trail_length;    // K
 uniform int drawn_length;    // L <= K: only the newest L positions of a trail are drawn
 uniform int head;            // ring entry of the newest positions
@@ -56,6 +57,11 @@ vec2 normal_of(vec2 from, vec2 to, vec2 fallback) {
     vec2 d = to - from;
     float n = length(d);
     return n > 1e-4 ? vec2(-d.y, d.x) / n : fallback;
+}
+
+int live_slot(int k) {
+    int w = textureSize(live, 0).x;
+    return texelFetch(live, ivec2(k % w, k / w), 0).r;
 }
 
 int trail_positions(int slot) {
@@ -124,8 +130,9 @@ out vec4 v_color;
 
 void main() {
     int segs = drawn_length - 1;
-    int slot = gl_InstanceID / segs;
-    int seg = gl_InstanceID - slot * segs;
+    int k = gl_InstanceID / segs;
+    int seg = gl_InstanceID - k * segs;
+    int slot = live_slot(k);
     int n = min(trail_positions(slot), drawn_length);
     int end = gl_VertexID >> 1;          // 0: the end nearer the head, 1: the end nearer the tail
     float side = float(gl_VertexID & 1) * 2.0 - 1.0;
@@ -158,7 +165,7 @@ void main() {
 #elif defined COMPUTE_SHADER && !defined RESOLVE
 
 layout(local_size_x = 64) in;
-uniform int segments;         // L-1 per drawn trail slot, its particle there or not
+uniform int segments;         // L-1 per drawn trail with a segment
 uniform bool occlude;         // test against the rock's depth
 uniform sampler2D rock_depth;
 
@@ -169,8 +176,9 @@ void main() {
     int i = int(gl_GlobalInvocationID.x);
     if (i >= segments) return;
     int segs = drawn_length - 1;
-    int slot = i / segs;
-    int seg = i - slot * segs;
+    int k = i / segs;
+    int seg = i - k * segs;
+    int slot = live_slot(k);
     int n = min(trail_positions(slot), drawn_length);
     End e0, e1;
     if (seg + 1 >= n || !segment_end(slot, seg, n, 0, e0) || !segment_end(slot, seg, n, 1, e1)) return;

@@ -105,7 +105,8 @@ def test_a_share_draws_the_slots_the_hash_chooses(gl_ctx, snapshots):
         m = trails.drawn_slots
         ids = np.flatnonzero(chosen(np.arange(N), 0.5 * SHARE))
         assert m == ids.size and np.array_equal(np.sort(trails.id_of_slot[:m]), ids)
-        assert trails.segments == m * (K - 1)
+        live = np.flatnonzero(trails.lengths[:m] >= 2)  # the instances: the drawn trails with a segment
+        assert trails.live_count == live.size and trails.segments == live.size * (K - 1)
         _, _, slot = trails.read_segments(drawn=True)
         assert slot.max() < m
         assert abs(len(slot) / everything - 0.5) < 0.06, f"{len(slot)} of {everything} segments drawn"
@@ -132,7 +133,7 @@ def test_b_length_draws_the_newest_positions_of_each_trail(gl_ctx, snapshots):
     with OffscreenTarget(SIZE, gl_ctx) as target, fed(renderer(target, settings()), snapshots) as r:
         r.set_quality(length=length)
         trails = r.trails
-        assert trails.segments == trails.capacity * (length - 1)
+        assert trails.segments == np.count_nonzero(trails.lengths[: trails.capacity] >= 2) * (length - 1)
         a, b, slot = trails.read_segments(drawn=True)
         n = trails.lengths[: trails.capacity]
         assert np.array_equal(np.bincount(slot, minlength=trails.capacity), np.maximum(np.minimum(n, length) - 1, 0))
@@ -211,4 +212,4 @@ def test_quality_out_of_range_is_refused_and_kept_for_new_trails(gl_ctx, snapsho
         assert r.trails.drawn_length == 10 and r.trails.drawn_share == 0.5
         assert r.light_size == (240, 135)
         r.set_quality()
-        assert r.quality == Quality(1.0, K, 1.0) and r.trails.segments == r.trails.capacity * (K - 1)
+        assert r.quality == Quality(1.0, K, 1.0) and r.trails.drawn_slots == r.trails.capacity

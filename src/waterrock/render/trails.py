@@ -64,7 +64,6 @@ class TrailBuffer:
         self.capacity = int(tracked.size)
         self.slot_of = np.full(self.max_particles, -1, np.int32)
         self.slot_of[self.id_of_slot] = np.arange(self.capacity, dtype=np.int32)
-        self.set_drawn()
 
         max_size = int(ctx.info["GL_MAX_TEXTURE_SIZE"])
         self.row_width = max(1, min(max_size, self.capacity))
@@ -77,12 +76,19 @@ class TrailBuffer:
         texels = self.row_width * self.rows
         self.history = ctx.texture((self.row_width, self.rows * self.length), 4, dtype="f4")
         self.lengths_texture = ctx.texture((self.row_width, self.rows), 1, dtype="i4")
-        for tex in (self.history, self.lengths_texture):
+        # the drawn slots that have a segment, in slot order: the instances are these trails' only
+        # (a software renderer pays about a microsecond for an instance that draws nothing, and a
+        # budget's slots outnumbered the live ones ten to one in the default scene)
+        self.live_texture = ctx.texture((self.row_width, self.rows), 1, dtype="i4")
+        for tex in (self.history, self.lengths_texture, self.live_texture):
             tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self.head = 0
         self.lengths = np.zeros(texels, np.int32)  # valid positions per slot, 0: not drawn
         self._newest = np.zeros((texels, 4), np.float32)
+        self._live = np.zeros(texels, np.int32)
+        self.live_count = 0
         self.lengths_texture.write(self.lengths)
+        self.set_drawn()
 
     def set_drawn(self, length: int | None = None, share: float = 1.0) -> None:
         """Draw only the newest ``length`` positions (2..K; None: all K) of the trails of ``share``
@@ -97,11 +103,18 @@ class TrailBuffer:
         self.drawn_length, self.drawn_share = length, float(share)
         # the hashes are sorted: the slots below the threshold are a prefix
         self.drawn_slots = int(np.searchsorted(self._slot_hash, hash_below(share * self.share), side="left"))
+        self._find_live()
+
+    def _find_live(self) -> None:
+        live = np.flatnonzero(self.lengths[: self.drawn_slots] >= 2)
+        self.live_count = int(live.size)
+        self._live[: live.size] = live
+        self.live_texture.write(self._live)
 
     @property
     def segments(self) -> int:
-        """Instances the line program draws: L-1 per drawn slot, whether its particle is there or not."""
-        return self.drawn_slots * (self.drawn_length - 1)
+        """Instances the line program draws: L-1 per drawn trail of two positions or more."""
+        return self.live_count * (self.drawn_length - 1)
 
     def update(self, snapshot: ParticleSnapshot) -> None:
         """Advance every trail by one position: the newest positions go in at the ring's head."""
@@ -124,11 +137,12 @@ class TrailBuffer:
         self._newest[slots, 3] = np.linalg.norm(snapshot.velocities[drawn], axis=1)
         self.history.write(self._newest, viewport=(0, self.head * self.rows, self.row_width, self.rows))
         self.lengths_texture.write(self.lengths)
+        self._find_live()
 
     @property
     def upload_bytes(self) -> int:
         """Bytes sent to the GPU per frame."""
-        return self._newest.nbytes + self.lengths.nbytes
+        return self._newest.nbytes + self.lengths.nbytes + self._live.nbytes
 
     def read_segments(self, drawn: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Read back every stored segment from the GPU (for tests and debugging, not per frame),
@@ -145,11 +159,13 @@ class TrailBuffer:
         b = ring[(self.head - seg - 1) % k, slot, :3]
         return a, b, slot
 
-    def bind(self, program: moderngl.Program, history_unit: int = 0, lengths_unit: int = 1) -> None:
+    def bind(self, program: moderngl.Program, history_unit: int = 0, lengths_unit: int = 1, live_unit: int = 4) -> None:
         self.history.use(history_unit)
         self.lengths_texture.use(lengths_unit)
+        self.live_texture.use(live_unit)
         program["history"].value = history_unit
         program["lengths"].value = lengths_unit
+        program["live"].value = live_unit
         program["trail_length"].value = self.length
         program["drawn_length"].value = self.drawn_length
         program["head"].value = self.head
@@ -158,3 +174,4 @@ class TrailBuffer:
     def release(self) -> None:
         self.history.release()
         self.lengths_texture.release()
+        self.live_texture.release()
