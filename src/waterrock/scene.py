@@ -379,6 +379,34 @@ class ProjectorOutput(_Section):
         return self
 
 
+class GovernorSettings(_Section):
+    """``[governor]``: the frame-rate governor of a window or the projectors (app/governor.py)."""
+
+    enabled: bool = True
+    target_fps: float | None = Field(None, gt=1.0, le=1000.0, description="displayed frames a second to hold "
+                                     "(default: solver.frame_rate, at most 60)")
+    low: float = Field(0.9, gt=0.0, le=1.0, description="below this share of the target it steps down")
+    high: float = Field(0.97, gt=0.0, le=1.0, description="at this share of the target, with headroom, it steps up")
+    headroom: float = Field(0.7, gt=0.0, le=1.0, description="steps up while a frame's work takes less than this "
+                            "share of the target's frame time")
+    down_after: int = Field(1, ge=1, le=60, description="seconds below the target before a step down (each step "
+                            "is one; the steps up wait longer, so it does not hunt)")
+    up_after: int = Field(5, ge=1, le=600, description="seconds with headroom before a step up")
+    cooldown: float = Field(10.0, ge=0.0, le=3600.0, description="seconds after a step down before a step up")
+    min_scale: float = Field(0.5, gt=0.0, le=1.0, description="the lowest render scale it may set")
+    min_trails: float = Field(0.5, gt=0.0, le=1.0, description="the lowest share of the trails' length and count")
+    min_water: float = Field(0.5, gt=0.0, le=1.0, description="the lowest share of the emitters' rate")
+
+    @model_validator(mode="after")
+    def _band(self):
+        if self.high < self.low:
+            raise ValueError(f"high {self.high} is below low {self.low}: the governor would hunt")
+        return self
+
+    def target(self, frame_rate: float) -> float:
+        return self.target_fps if self.target_fps is not None else min(float(frame_rate), 60.0)
+
+
 class ProjectionOutputs(_Section):
     """``waterrock project``'s outputs; none listed: the whole picture on the primary monitor."""
 
@@ -419,6 +447,7 @@ class Scene(_Section):
     tracking: TrackingSettings = TrackingSettings()
     render: RenderSettings = RenderSettings()
     projection: ProjectionOutputs = ProjectionOutputs()
+    governor: GovernorSettings = GovernorSettings()
     portals: list[Portal] = Field([], max_length=8)
     path: Path | None = Field(None, exclude=True, description="the file this scene was read from")
 

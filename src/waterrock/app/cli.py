@@ -2,12 +2,14 @@
 
     waterrock [run] [--scene S] [--arch A] [--seconds T] [--screenshot PNG]   the installation
     waterrock project [--scene S] [--monitor N ...] [--list-monitors]         on the projectors
-    waterrock render --scene S --seconds T --out out.mp4|dir [--resolution W H] [--fps F]
+    waterrock run|project --publish PORT [--encoding f32|f16|q16] [--lines-only]   a simulation node
+    waterrock project --from tcp://host:port [--headless]      a render node: draws what one publishes
+    waterrock render --scene S --seconds T --out out.mp4|dir [--resolution W H] [--fps F] [--codec C]
     waterrock record SOURCE OUT [--seconds T]        record a camera / sensor to replay later
     waterrock track SOURCE [--scene S] [--out preview.mp4] [--show]   the tracker alone, with a summary
     waterrock calibrate --source SPEC [--scene S]    click point pairs, save the calibration
     waterrock calibrate --auto | --check [--rig virtual]   projectors on the rock: calibrate, measure drift
-    waterrock bench [solver|render|tracker|frame|sdf|procam|portals|all] [--sizes ...] [--json P] [--plot P]
+    waterrock bench [solver|render|tracker|frame|sdf|procam|portals|fanout|all] [--sizes ...] [--json P] [--plot P]
                     [--compare B]
     waterrock soak --hours H [--faults] [--json P]   unattended at accelerated time, a season's faults injected
 
@@ -28,7 +30,7 @@ from waterrock.app.logs import setup_logging
 log = logging.getLogger("waterrock")
 
 DEFAULT_SCENE = "default"
-BENCHMARKS = ("solver", "render", "tracker", "frame", "sdf", "procam", "portals")
+BENCHMARKS = ("solver", "render", "tracker", "frame", "sdf", "procam", "portals", "fanout")
 ARCHES = ("cuda", "vulkan", "metal", "cpu", "x64", "arm64")
 MIN_SOAK_HOURS = 0.005  # 18 s: 3 s of warm-up, 6 s of quiet end, faults between
 
@@ -59,6 +61,19 @@ def _arch_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _publish_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--publish", default=None, metavar="ENDPOINT",
+                   help="a simulation node: publish every frame's particles for render nodes, on a port of "
+                   "127.0.0.1 (5720) or an interface named whole (tcp://192.168.1.10:5720)")
+    p.add_argument("--encoding", choices=("f32", "f16", "q16"), default="f32",
+                   help="with --publish: f32 exact (29 bytes a particle), f16 half floats or q16 16-bit positions "
+                   "(17 bytes; for 1 GbE)")
+    p.add_argument("--lines-only", action="store_true",
+                   help="with --publish: only the particles that draw lines ([render.trails] share)")
+    p.add_argument("--screenshot-frame", type=int, default=None, metavar="N",
+                   help="headless: save the picture of simulation frame N to --screenshot as it is drawn")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="waterrock",
@@ -87,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--size", type=int, nargs=2, metavar=("W", "H"), default=None, help="window size in pixels"
     )
+    _publish_options(run)
 
     project = sub.add_parser("project", help="the installation on its projectors: fullscreen outputs, warps, blends")
     _scene_option(project)
@@ -105,16 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--screenshot", type=Path, default=None, help="PNG path for S (one per output), saved on exit with --seconds"
     )
     project.add_argument("--overlay", action="store_true", help="start with the debug overlay shown (D toggles)")
+    project.add_argument("--from", dest="source", default=None, metavar="ENDPOINT",
+                         help="a render node: no solver, draw the frames a simulation node publishes at "
+                         "tcp://host:port (or a port of 127.0.0.1) on these outputs")
+    project.add_argument("--headless", action="store_true",
+                         help="with --from: draw offscreen at the scene's resolution, stats every second")
+    _publish_options(project)
 
     render = sub.add_parser("render", help="draw a scene offscreen into a video file or a folder of PNGs")
     _scene_option(render)
     _arch_option(render)
     render.add_argument("--seconds", type=float, required=True, help="seconds of water to render")
     render.add_argument(
-        "--out", type=Path, required=True, help="out.mp4 (.avi .mov .mkv) or a folder for PNGs"
+        "--out", type=Path, required=True, help="out.mp4 (.mov .mkv .avi) or a folder for PNGs"
     )
     render.add_argument("--resolution", type=int, nargs=2, metavar=("W", "H"), default=None)
     render.add_argument("--fps", type=float, default=60.0, help="output frames per second (default 60)")
+    render.add_argument("--codec", default=None, metavar="CODEC",
+                        help="h264 (.mp4 .mov .mkv), prores (.mov .mkv), hap or hapq (.mov, for media servers), "
+                        "mjpeg (.avi); default: h264 for .mp4 and .mkv, prores for .mov")
 
     record = sub.add_parser("record", help="record a camera or depth sensor to replay as a source")
     record.add_argument(
@@ -177,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes", nargs="+", default=None,
         help="solver: particle counts (default 16000 64000 256000; with a GPU also 1M); render: segment counts; "
         "tracker: WxH frame sizes; sdf: grid resolutions (default 64 128 256); procam: the camera's and the "
-        "projector's WxH (default 1280x720 1920x1080); portals: particles a frame (default 10 100 1000)",
+        "projector's WxH (default 1280x720 1920x1080); portals: particles a frame (default 10 100 1000); fanout: "
+        "particles a frame to 1, 2 and 4 render nodes (default 100000 1000000)",
     )
     bench.add_argument("--repeat", type=int, default=5, help="timed repeats per figure, after warm-up (default 5)")
     bench.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results here")
@@ -275,11 +301,41 @@ def display_problem() -> str | None:
     return None
 
 
+def _capture(args, headless: bool) -> dict | None:
+    """--screenshot-frame N: {N: --screenshot}, for a headless run."""
+    if args.screenshot_frame is None:
+        return None
+    if not headless:
+        raise UsageError("--screenshot-frame saves a headless run's picture: add --headless")
+    if args.screenshot is None:
+        raise UsageError("--screenshot-frame N needs --screenshot PATH to save the picture to")
+    if args.screenshot_frame < 0:
+        raise UsageError(f"--screenshot-frame takes a frame number 0, 1, ..., got {args.screenshot_frame}")
+    return {args.screenshot_frame: args.screenshot}
+
+
+def _publisher(args, scene):
+    """The render nodes' publisher of --publish, or None."""
+    if args.publish is None:
+        if args.lines_only or args.encoding != "f32":
+            raise UsageError("--encoding and --lines-only are for --publish")
+        return None
+    from waterrock.net.nodes import NodeError, SnapshotPublisher
+
+    try:
+        return SnapshotPublisher(args.publish, args.encoding,
+                                 scene.render.trails.share if args.lines_only else None)
+    except NodeError as err:
+        raise UsageError(f"--publish: {err}") from None
+
+
 def cmd_run(args) -> int:
     scene = _load(args.scene)
     arch = _check_arch(args.arch)
     _positive("--seconds", args.seconds)
+    capture = _capture(args, args.headless)
     _prepare_rock(scene)
+    publisher = _publisher(args, scene)
     problem = None if not args.headless else "--headless"
     if problem is None:
         problem = display_problem()
@@ -295,6 +351,7 @@ def cmd_run(args) -> int:
                 fullscreen=args.fullscreen,
                 overlay=args.overlay,
                 size=args.size,
+                publisher=publisher,
             )
         except WindowError as err:
             problem = str(err)
@@ -305,7 +362,8 @@ def cmd_run(args) -> int:
         )
     from waterrock.app.session import run_headless
 
-    return run_headless(scene, arch=arch, seconds=args.seconds, screenshot=args.screenshot)
+    return run_headless(scene, arch=arch, seconds=args.seconds, screenshot=args.screenshot, publisher=publisher,
+                        capture=capture)
 
 
 def cmd_project(args) -> int:
@@ -326,7 +384,14 @@ def cmd_project(args) -> int:
     _positive("--seconds", args.seconds)
     if args.monitor and min(args.monitor) < 0:
         raise UsageError(f"--monitor takes monitor numbers 0, 1, ..., got {min(args.monitor)}")
+    if args.source is not None:
+        return _render_node(args, scene, problem)
+    if args.headless:
+        raise UsageError("project --headless is a render node's (with --from); a simulation without outputs is "
+                         "`waterrock run --headless`")
+    _capture(args, False)
     _prepare_rock(scene)
+    publisher = _publisher(args, scene)
     # No headless fallback: a boot script wants the outputs or a failure (so that it restarts).
     if problem is None:
         from waterrock.app.projection import run_projection
@@ -340,12 +405,39 @@ def cmd_project(args) -> int:
                 seconds=args.seconds,
                 screenshot=args.screenshot,
                 overlay=args.overlay,
+                publisher=publisher,
             )
         except WindowError as err:
             problem = str(err)
+    if publisher is not None:
+        publisher.close()
     log.info("cannot open the projection outputs: %s", problem)  # for the log file; stderr has it below
     print(f"waterrock: error: cannot open the projection outputs: {problem}", file=sys.stderr)
     return 1
+
+
+def _render_node(args, scene, problem: str | None) -> int:
+    """``project --from``: draw what a simulation node publishes."""
+    if args.publish is not None:
+        raise UsageError("--from and --publish: a render node draws frames, it does not make them")
+    capture = _capture(args, args.headless)
+    if not args.headless and problem is not None:
+        print(f"waterrock: error: cannot open the projection outputs: {problem} (--headless draws offscreen)",
+              file=sys.stderr)
+        return 1
+    from waterrock.app.render_node import run_render_node
+    from waterrock.app.window import WindowError
+    from waterrock.net.nodes import NodeError
+
+    try:
+        return run_render_node(scene, args.source, headless=args.headless, monitors=args.monitor,
+                               seconds=args.seconds, screenshot=args.screenshot, capture=capture,
+                               overlay=args.overlay)
+    except NodeError as err:
+        raise UsageError(f"--from: {err}") from None
+    except WindowError as err:
+        print(f"waterrock: error: cannot open the projection outputs: {err}", file=sys.stderr)
+        return 1
 
 
 def cmd_render(args) -> int:
@@ -359,12 +451,16 @@ def cmd_render(args) -> int:
         w, h = args.resolution
         if not (16 <= w <= MAX_RESOLUTION[0] and 16 <= h <= MAX_RESOLUTION[1]):
             raise UsageError(f"--resolution {w} {h} outside 16x16 .. {MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}")
-    from waterrock.render.command import check_output, render_command
+    from waterrock.render.command import check_output, render_command, video_codec
 
     try:
         check_output(args.out)
     except ValueError as err:
         raise UsageError(f"--out {err}") from None
+    try:  # before the solver starts: a codec the file or the size cannot take is bad input
+        video_codec(args.out, args.codec, tuple(args.resolution or scene.render.resolution))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     _prepare_rock(scene)
     from waterrock.app.session import Inputs, stepped_snapshots
     from waterrock.solver.solver import Solver
@@ -379,6 +475,7 @@ def cmd_render(args) -> int:
             tuple(args.resolution) if args.resolution else None,
             args.fps,
             snapshots=stepped_snapshots(scene, solver, args.fps, inputs),
+            codec=args.codec,
         )
     finally:
         inputs.close()

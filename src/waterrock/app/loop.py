@@ -173,50 +173,21 @@ class SteppedTracker:
         return self._snap
 
 
-class FrameLoop:
-    """Steps ``solver`` at its scene's frame rate and hands each frame to ``view``.
+class Loop:
+    """What every frame loop shares: the run until stopped (signals, systemd's watchdog, a
+    once-a-second callback), pause and reset requests, stage times and the displayed rate. A
+    subclass says what one displayed frame is (``tick``) and how to wait for the next."""
 
-    ``realtime=False`` steps exactly one simulation frame per displayed frame, whatever the
-    clock says (offline renders, tests). ``clock`` is injectable for tests of the accumulator.
-    """
-
-    def __init__(
-        self,
-        solver,
-        obstacles: ObstacleProvider | None = None,
-        view: View | None = None,
-        *,
-        max_catchup: int = 2,
-        realtime: bool = True,
-        clock: Callable[[], float] = time.perf_counter,
-        sleep: Callable[[float], None] = time.sleep,
-        stats_window: int = 60,
-        portals=None,
-    ):
-        if max_catchup < 1:
-            raise ValueError("max_catchup must be at least 1")
-        self.solver = solver
-        self.obstacles = obstacles
+    def __init__(self, view: View | None = None, *, clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], None] = time.sleep, stats_window: int = 60):
         self.view = view
-        self.portals = portals  # net.portal.PortalLinks: water to and from other works, once a frame
-        self.sim_dt = 1.0 / float(solver.scene.solver.frame_rate)
-        self.max_catchup = int(max_catchup)
-        self.realtime = realtime
         self.clock, self.sleep = clock, sleep
-        self.girth = GirthInWaterTime()  # visitors' radii in the water's time
         self.times = StageTimes(stats_window)
         self.paused = False
         self._stop = threading.Event()
         self._reset_requested = False
-        self._acc = 0.0
-        self._last: float | None = None
         self.frames_shown = 0
-        self.sim_frames = 0
-        self.dropped = 0  # simulation frames that were due but dropped (catch-up bound)
-        self.obstacle_count = 0
-        self.particles = 0
         self.error: BaseException | None = None
-        self.last_stats: dict = {}
         self._fps_frames: collections.deque = collections.deque(maxlen=stats_window + 1)
 
     # --- control -------------------------------------------------------------------------------
@@ -235,12 +206,151 @@ class FrameLoop:
     def request_reset(self) -> None:
         self._reset_requested = True
 
+    def tick(self) -> int:
+        """One displayed frame; returns the simulation frames it brought."""
+        raise NotImplementedError
+
+    def wait_for_next(self) -> None:
+        """Called after a displayed frame that brought no simulation frame: wait a little."""
+
+    def each_second(self) -> None:
+        """The loop's own once-a-second work, before the caller's ``every_second``."""
+
+    def shown(self) -> None:
+        """The end of a displayed frame: its stage times and the displayed rate."""
+        self.times.commit()
+        self.frames_shown += 1
+        self._fps_frames.append(self.clock())
+
+    def fps(self) -> float:
+        q = self._fps_frames
+        if len(q) < 2 or q[-1] <= q[0]:
+            return 0.0
+        return (len(q) - 1) / (q[-1] - q[0])
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def run(
+        self,
+        seconds: float | None = None,
+        poll: Callable[[], None] | None = None,
+        every_second: Callable[[Loop], None] | None = None,
+        handle_signals: bool = True,
+    ) -> int:
+        """Run until stopped (``stop()``, SIGINT, SIGTERM) or ``seconds`` after the first frame
+        was shown (kernel compilation is not counted). Returns 0, or 1 after a crash, which is
+        logged with its cause. ``poll`` runs before each frame (window events)."""
+        previous = self._install_signals() if handle_signals else {}
+        start = last_report = None
+        log.info("frame loop started")
+        try:
+            while not self._stop.is_set():
+                if poll is not None:
+                    poll()
+                    if self._stop.is_set():
+                        break
+                stepped = self.tick()
+                now = self.clock()
+                if start is None:
+                    start = last_report = now
+                    log.info("first frame shown; running")
+                    systemd.notify("READY=1\nSTATUS=running")
+                if seconds is not None and now - start >= seconds:
+                    break
+                if now - last_report >= 1.0:
+                    last_report = now
+                    systemd.notify("WATCHDOG=1")  # from the loop itself: a hung loop stops saying it
+                    self.each_second()
+                    if every_second is not None:
+                        every_second(self)
+                if not stepped:
+                    self.wait_for_next()
+        except Exception as err:  # noqa: BLE001 - logged with its cause; the caller releases resources
+            self.error = err
+            log.critical("the frame loop stopped: %s: %s", type(err).__name__, err, exc_info=err)
+            return 1
+        finally:
+            systemd.notify("STOPPING=1")
+            self._restore_signals(previous)
+        return 0
+
+    def _install_signals(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+
+        def handler(signum, _frame):
+            deadline = _stop_deadline[0]
+            log.warning("received %s: stopping%s", signal.Signals(signum).name,
+                        f" (the process ends within {deadline:.1f} s, done or not)" if deadline else "")
+            self.stop()
+            if deadline:
+                # faulthandler's own thread, which needs no interpreter lock, writes every
+                # thread's stack to the log (what was stuck) and exits with status 1
+                faulthandler.dump_traceback_later(deadline, exit=True, file=fault_stream())
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signals(previous: dict) -> None:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
+class FrameLoop(Loop):
+    """Steps ``solver`` at its scene's frame rate and hands each frame to ``view`` (and to
+    ``publisher``, a simulation node's render nodes: net/nodes.py).
+
+    ``realtime=False`` steps exactly one simulation frame per displayed frame, whatever the
+    clock says (offline renders, tests). ``clock`` is injectable for tests of the accumulator.
+    """
+
+    def __init__(
+        self,
+        solver,
+        obstacles: ObstacleProvider | None = None,
+        view: View | None = None,
+        *,
+        max_catchup: int = 2,
+        realtime: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+        sleep: Callable[[float], None] = time.sleep,
+        stats_window: int = 60,
+        portals=None,
+        publisher=None,
+        governor=None,
+    ):
+        if max_catchup < 1:
+            raise ValueError("max_catchup must be at least 1")
+        super().__init__(view, clock=clock, sleep=sleep, stats_window=stats_window)
+        self.solver = solver
+        self.obstacles = obstacles
+        self.portals = portals  # net.portal.PortalLinks: water to and from other works, once a frame
+        self.publisher = publisher  # net.nodes.SnapshotPublisher: every simulation frame to the render nodes
+        self.governor = governor  # app.governor.Governor: the display's rate held, once a second
+        self._second: tuple | None = None  # (when, frames shown, dropped) at the last each_second
+        self.sim_dt = 1.0 / float(solver.scene.solver.frame_rate)
+        self.max_catchup = int(max_catchup)
+        self.realtime = realtime
+        self.girth = GirthInWaterTime()  # visitors' radii in the water's time
+        self._acc = 0.0
+        self._last: float | None = None
+        self.sim_frames = 0
+        self.dropped = 0  # simulation frames that were due but dropped (catch-up bound)
+        self.obstacle_count = 0
+        self.particles = 0
+        self.last_stats: dict = {}
+
     def _reset(self) -> None:
         log.info("reset: the water starts again")
         self.solver.reset()
         self._acc = 0.0
         if self.view is not None:
             self.view.clear_trails()
+        if self.publisher is not None:
+            self.publisher.reset()
         self._reset_requested = False
 
     # --- one displayed frame -------------------------------------------------------------------
@@ -279,12 +389,16 @@ class FrameLoop:
             with _Timed(self.times, "portals"):
                 self.portals.exchange(self.solver)
         self.sim_frames += 1
-        if self.view is not None:
+        if self.view is not None or self.publisher is not None:
             with _Timed(self.times, "snapshot"):
                 snapshot = self.solver.snapshot()
                 self.particles = len(snapshot)
-            with _Timed(self.times, "render"):
-                self.view.update(snapshot)
+            if self.publisher is not None:
+                with _Timed(self.times, "publish"):
+                    self.publisher.publish(snapshot)
+            if self.view is not None:
+                with _Timed(self.times, "render"):
+                    self.view.update(snapshot)
 
     def tick(self) -> int:
         """One displayed frame; returns the simulation frames it stepped."""
@@ -293,23 +407,17 @@ class FrameLoop:
         n = self.due_frames(self.clock())
         for _ in range(n):
             self.step_simulation()
-        if self.view is None and n:
+        if self.view is None and self.publisher is None and n:
             self.particles = int(self.last_stats.get("active", 0)) or self.solver.n_active()
         if self.view is not None:
             with _Timed(self.times, "render"):
                 self.view.render()
             with _Timed(self.times, "present"):
                 self.view.present()
-        self.times.commit()
-        self.frames_shown += 1
-        self._fps_frames.append(self.clock())
+        self.shown()
+        if self._second is None:  # the governor's seconds count from the first frame shown
+            self._second = (self.clock(), self.frames_shown, self.dropped)
         return n
-
-    def fps(self) -> float:
-        q = self._fps_frames
-        if len(q) < 2 or q[-1] <= q[0]:
-            return 0.0
-        return (len(q) - 1) / (q[-1] - q[0])
 
     def wait_for_next(self) -> None:
         """Sleep until the next simulation frame is due, so an idle loop does not spin."""
@@ -319,74 +427,16 @@ class FrameLoop:
         if rest > 0.0005:
             self.sleep(min(rest, 0.1))
 
-    # --- the loop ------------------------------------------------------------------------------
-
-    def run(
-        self,
-        seconds: float | None = None,
-        poll: Callable[[], None] | None = None,
-        every_second: Callable[[FrameLoop], None] | None = None,
-        handle_signals: bool = True,
-    ) -> int:
-        """Run until stopped (``stop()``, SIGINT, SIGTERM) or ``seconds`` after the first frame
-        was shown (kernel compilation is not counted). Returns 0, or 1 after a crash, which is
-        logged with its cause. ``poll`` runs before each frame (window events)."""
-        previous = self._install_signals() if handle_signals else {}
-        start = last_report = None
-        log.info("frame loop started")
-        try:
-            while not self._stop.is_set():
-                if poll is not None:
-                    poll()
-                    if self._stop.is_set():
-                        break
-                stepped = self.tick()
-                now = self.clock()
-                if start is None:
-                    start = last_report = now
-                    log.info("first frame shown; running")
-                    systemd.notify("READY=1\nSTATUS=running")
-                if seconds is not None and now - start >= seconds:
-                    break
-                if now - last_report >= 1.0:
-                    last_report = now
-                    systemd.notify("WATCHDOG=1")  # from the loop itself: a hung loop stops saying it
-                    if every_second is not None:
-                        every_second(self)
-                if not stepped:
-                    self.wait_for_next()
-        except Exception as err:  # noqa: BLE001 - logged with its cause; the caller releases resources
-            self.error = err
-            log.critical("the frame loop stopped: %s: %s", type(err).__name__, err, exc_info=err)
-            return 1
-        finally:
-            systemd.notify("STOPPING=1")
-            self._restore_signals(previous)
-        return 0
-
-    def _install_signals(self) -> dict:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous = {}
-
-        def handler(signum, _frame):
-            deadline = _stop_deadline[0]
-            log.warning("received %s: stopping%s", signal.Signals(signum).name,
-                        f" (the process ends within {deadline:.1f} s, done or not)" if deadline else "")
-            self.stop()
-            if deadline:
-                # faulthandler's own thread, which needs no interpreter lock, writes every
-                # thread's stack to the log (what was stuck) and exits with status 1
-                faulthandler.dump_traceback_later(deadline, exit=True, file=fault_stream())
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-        return previous
-
-    @staticmethod
-    def _restore_signals(previous: dict) -> None:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
+    def each_second(self) -> None:
+        """The governor's second: frames shown and dropped since the last (fps() averages over
+        60 frames, eight seconds at 7 fps: too slow to steer by)."""
+        now, last = self.clock(), self._second
+        self._second = (now, self.frames_shown, self.dropped)
+        if last is None:
+            return
+        shown, dropped, elapsed = self.frames_shown - last[1], self.dropped - last[2], now - last[0]
+        if self.governor is not None and not self.paused and elapsed > 0:
+            self.governor.update(shown / elapsed, dropped * self.sim_dt / elapsed, sum(self.times.ms().values()))
 
     # --- what the overlay and the headless report show ------------------------------------------
 
@@ -413,6 +463,10 @@ class FrameLoop:
             lines.append(f"substeps {st.get('substeps', 0)}   max speed {st.get('max_speed', 0.0):.2f} m/s")
         if self.portals is not None:
             lines += self.portals.describe()
+        if self.publisher is not None:
+            lines += self.publisher.describe()
+        if self.governor is not None:
+            lines.append(self.governor.describe())
         return lines
 
 

@@ -596,10 +596,12 @@ def run_projection(
     seconds: float | None = None,
     screenshot: str | Path | None = None,
     overlay: bool = False,
+    publisher=None,
 ) -> int:
     """The installation on its outputs until Q / Esc / SIGTERM, or ``seconds`` after the first
-    frame (then a screenshot of each output to ``screenshot``, if given). Raises WindowError
-    before anything slow happens if no output can be opened."""
+    frame (then a screenshot of each output to ``screenshot``, if given); each frame also to
+    ``publisher``'s render nodes. Raises WindowError before anything slow happens if no output
+    can be opened."""
     projection = outputs_for(scene.projection, monitors)
     outputs = Outputs(projection)
     view = None
@@ -613,7 +615,7 @@ def run_projection(
                 view.screenshot_now(Path(screenshot))
 
         return run_view(view, scene, arch, seconds, overlay, watch=lambda inputs: _watches(scene, outputs, inputs),
-                        on_stop=on_stop)
+                        on_stop=on_stop, publisher=publisher)
     finally:
         if view is not None:
             view.release()

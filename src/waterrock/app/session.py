@@ -112,9 +112,11 @@ class Inputs:
 
 
 class OffscreenView:
-    """The renderer drawing into an offscreen EGL target: the headless run's picture."""
+    """The renderer drawing into an offscreen EGL target: the headless run's picture.
+    ``capture`` maps simulation frame numbers to PNG paths: each of those frames is drawn and
+    saved as it arrives (the first time; a reset's frames do not count again)."""
 
-    def __init__(self, scene: Scene, size: tuple[int, int] | None = None):
+    def __init__(self, scene: Scene, size: tuple[int, int] | None = None, capture: dict[int, Path] | None = None):
         from waterrock.render.command import scene_rock
         from waterrock.render.renderer import Renderer
         from waterrock.render.target import OffscreenTarget
@@ -128,9 +130,14 @@ class OffscreenView:
         except Exception:
             self.target.release()
             raise
+        self.capture = dict(capture or {})
 
     def update(self, snapshot: ParticleSnapshot) -> None:
         self.renderer.update(snapshot)
+        path = self.capture.pop(int(snapshot.frame), None)
+        if path is not None:
+            self.render()
+            print(f"frame {snapshot.frame}: {save_png(self.read_pixels(), path)}", flush=True)
 
     def render(self) -> None:
         self.renderer.render(self.target.framebuffer)
@@ -189,12 +196,12 @@ class SharedKeys:
 
 
 def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overlay: bool,
-             visitor=None, watch=None, on_stop=None) -> int:
+             visitor=None, watch=None, on_stop=None, publisher=None) -> int:
     """Drive an on-screen view (the window's InstallationView, the projectors' ProjectionView):
     the scene's solver and inputs, the frame loop until it stops, then ``on_stop(rc)`` while the
     inputs are still open (the screenshot, an edit left open). ``visitor`` is one more obstacle
-    source (the mouse), ``watch(inputs)`` the loop's once-a-second callback. The view is the
-    caller's to release."""
+    source (the mouse), ``watch(inputs)`` the loop's once-a-second callback, ``publisher`` the
+    render nodes' (net/nodes.py; closed here). The view is the caller's to release."""
     from waterrock.solver.solver import Solver
 
     solver = Solver(scene, arch=arch)
@@ -203,7 +210,8 @@ def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overla
     try:
         if visitor is not None:
             inputs.obstacles.add(visitor)
-        loop = FrameLoop(solver, inputs.obstacles, view, portals=portals)
+        loop = FrameLoop(solver, inputs.obstacles, view, portals=portals, publisher=publisher,
+                         governor=open_governor(scene, view.renderer, solver))
         view.loop, view.inputs = loop, inputs
         view.show_debug = view.show_help = overlay
         rc = loop.run(seconds=seconds, poll=view.poll, every_second=watch(inputs) if watch is not None else None)
@@ -215,6 +223,33 @@ def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overla
     finally:
         inputs.close()
         close_portals(portals)
+        close_publisher(publisher)
+
+
+def open_governor(scene: Scene, renderer, solver):
+    """The frame-rate governor of an on-screen view (app/governor.py), or None when the scene
+    turns it off. Its levels set the renderer's scale and trails, and the emitters' rate."""
+    settings = scene.governor
+    if not settings.enabled:
+        return None
+    from waterrock.app.governor import Governor
+
+    length = scene.render.trails.length
+
+    def apply(level) -> None:
+        renderer.set_quality(scale=level.scale, length=max(2, round(length * level.trails)), share=level.trails)
+        solver.sources.rate_scale = level.water
+
+    target = settings.target(scene.solver.frame_rate)
+    log.info("frame-rate governor on: holding %.0f fps (the scene's [governor])", target)
+    return Governor(settings, target, apply)
+
+
+def close_publisher(publisher) -> None:
+    if publisher is not None:
+        for line in publisher.describe():
+            log.info("at the end: %s", line)
+        publisher.close()
 
 
 def open_portals(scene: Scene):
@@ -240,30 +275,34 @@ def run_headless(
     screenshot: str | Path | None = None,
     draw: bool = True,
     print_stats=print,
+    publisher=None,
+    capture: dict[int, Path] | None = None,
 ) -> int:
     """The run without a window: per-second stats on stdout; the picture drawn offscreen when
-    EGL works (so its cost shows in the stats and ``--screenshot`` has something to save)."""
+    EGL works (so its cost shows in the stats and ``--screenshot`` has something to save);
+    ``capture`` as OffscreenView's, ``publisher`` as run_view's."""
     from waterrock.solver.solver import Solver
 
     solver = Solver(scene, arch=arch)
     view = None
     if draw:
         try:
-            view = OffscreenView(scene)
+            view = OffscreenView(scene, capture=capture)
         except Exception as err:  # noqa: BLE001 - no EGL: the water still runs
             log.warning("no offscreen OpenGL (%s: %s): simulating without drawing", type(err).__name__, err)
     inputs = Inputs(scene, solver)
     portals = open_portals(scene)
-    loop = FrameLoop(solver, inputs.obstacles, view, portals=portals)
+    loop = FrameLoop(solver, inputs.obstacles, view, portals=portals, publisher=publisher)
 
     def report(lp: FrameLoop) -> None:
-        print_stats(f"{lp.report()} | {inputs.tracker_state()}"
-                    + ("".join(f" | {line}" for line in portals.describe()) if portals is not None else ""))
+        extra = [*(portals.describe() if portals is not None else []),
+                 *(publisher.describe() if publisher is not None else [])]
+        print_stats(f"{lp.report()} | {inputs.tracker_state()}" + "".join(f" | {line}" for line in extra))
 
     try:
         rc = loop.run(seconds=seconds, every_second=report)
         report(loop)
-        if screenshot is not None and rc == 0:
+        if screenshot is not None and rc == 0 and not capture:
             if view is None:
                 log.error("no screenshot: nothing was drawn (no offscreen OpenGL)")
                 rc = 1
@@ -273,6 +312,7 @@ def run_headless(
     finally:
         inputs.close()
         close_portals(portals)
+        close_publisher(publisher)
         if view is not None:
             view.release()
 

@@ -261,10 +261,12 @@ def run_window(
     fullscreen: bool = False,
     size: tuple[int, int] | None = None,
     overlay: bool = False,
+    publisher=None,
 ) -> int:
     """The installation in a window until Q / Esc / SIGTERM, or ``seconds`` after the first
-    frame (then a screenshot to ``screenshot``, if given). Raises WindowError before anything
-    slow happens if no window can be opened, so the caller can fall back to headless."""
+    frame (then a screenshot to ``screenshot``, if given); each frame also to ``publisher``'s
+    render nodes. Raises WindowError before anything slow happens if no window can be opened,
+    so the caller can fall back to headless."""
     from waterrock.render.command import scene_rock
     from waterrock.render.renderer import Renderer
 
@@ -281,7 +283,8 @@ def run_window(
                 view.render()  # the back buffer is undefined after a swap: draw the last frame again
                 view.save_screenshot(Path(screenshot))
 
-        return run_view(view, scene, arch, seconds, overlay, visitor=view.visitor, on_stop=on_stop)
+        return run_view(view, scene, arch, seconds, overlay, visitor=view.visitor, on_stop=on_stop,
+                        publisher=publisher)
     finally:
         if view is not None:
             view.release()

@@ -1,5 +1,5 @@
-"""``waterrock bench [solver|render|tracker|frame|sdf|procam|portals|all]``: run, print the tables, write JSON and the
-plot, compare with a baseline. The CLI's parser lives in app/cli.py; this is what it calls."""
+"""``waterrock bench [solver|render|tracker|frame|sdf|procam|portals|fanout|all]``: run, print the tables, write JSON
+and the plot, compare with a baseline. The CLI's parser lives in app/cli.py; this is what it calls."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from waterrock.bench.figures import figures
 from waterrock.bench.machine import machine_info
 from waterrock.progress import progress
 
-WHICH = ("solver", "render", "tracker", "frame", "sdf", "procam", "portals")
+WHICH = ("solver", "render", "tracker", "frame", "sdf", "procam", "portals", "fanout")
 SCHEMA = 1
 
 
@@ -130,6 +130,13 @@ def measure(args) -> dict:
             counts = _counts(args.sizes, "--sizes") if args.which == "portals" else None
             results["portals"] = portals.run_benchmark(counts or portals.SIZES, log=_log)
         advance("portals" in which)
+        if "fanout" in which:
+            from waterrock.bench import fanout
+
+            _log("== fanout")
+            counts = _counts(args.sizes, "--sizes") if args.which == "fanout" else None
+            results["fanout"] = fanout.run_benchmark(counts or fanout.SIZES, log=_log)
+        advance("fanout" in which)
     results["figures"] = figures(results)
     if results.get("procam"):  # its figures live with it, in bench/procam.py
         from waterrock.bench.procam import figures as procam_figures
@@ -180,6 +187,10 @@ def tables(results: dict) -> str:
         from waterrock.bench.portals import table
 
         parts.append(table(results["portals"]))
+    if results.get("fanout"):
+        from waterrock.bench.fanout import table
+
+        parts.append(table(results["fanout"]))
     return "\n\n".join(parts)
 
 

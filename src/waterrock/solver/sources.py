@@ -209,6 +209,7 @@ class Sources:
         self.sink_upper = ti.ndarray(vec3, MAX_SINKS)
         self.sink_upper.from_numpy(hi)
         self.counters = ti.ndarray(ti.i32, N_COUNTERS)
+        self.rate_scale = 1.0  # of every emitter's rate: the frame-rate governor's water (app/governor.py)
         self.restart()
 
     def restart(self) -> None:
@@ -233,7 +234,7 @@ class Sources:
         where no obstacle (ObstacleArgs, ``contact`` the solids' collision distance) blocks it:
         one launch per emitter with a layer due, of at most the layers the budget holds."""
         for k in range(len(self.emitters)):
-            lps = self.layers_per_second[k]
+            lps = self.layers_per_second[k] * self.rate_scale
             due, self.phase[k] = layers_due(self.phase[k] + dt * lps)
             if due == 0:
                 continue
