@@ -18,7 +18,8 @@ from waterrock.resources import REPO_ROOT
 SOURCES = [REPO_ROOT / "src" / "waterrock", REPO_ROOT / "benchmarks" / "peers"]
 # Imported by a module name that is not its distribution's name.
 DISTRIBUTION_OF = {"cv2": "opencv-contrib-python", "igl": "libigl", "pythonosc": "python-osc",
-                   "yaml": "pyyaml", "warp": "warp-lang", "charset_normalizer": "charset-normalizer", "zmq": "pyzmq"}
+                   "yaml": "pyyaml", "warp": "warp-lang", "charset_normalizer": "charset-normalizer", "zmq": "pyzmq",
+                   "pythonoscquery": "python-oscquery"}
 
 
 def _declared() -> tuple[set[str], set[str]]:

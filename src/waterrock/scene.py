@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    IPvAnyNetwork,
     Tag,
     ValidationError,
     field_validator,
@@ -407,6 +408,20 @@ class GovernorSettings(_Section):
         return self.target_fps if self.target_fps is not None else min(float(frame_rate), 60.0)
 
 
+class ConsoleSettings(_Section):
+    """``[console]``: what an operator reaches the running app through (app/console.py). Each
+    listens on ``interface`` (127.0.0.1: this machine only) and is off with port 0; a port that is
+    taken is a warning, and the water runs on without it."""
+
+    interface: str = Field("127.0.0.1", min_length=1, description="the address the console listens on")
+    status_port: int = Field(5780, ge=0, le=65535, description="the status page and its JSON (HTTP); 0: off")
+    osc_port: int = Field(5790, ge=0, le=65535, description="OSC control (UDP), advertised by OSCQuery; 0: off")
+    oscquery_port: int = Field(5791, ge=0, le=65535, description="OSCQuery's HTTP and Zeroconf; 0: off")
+    osc_allow: tuple[IPvAnyNetwork, ...] = Field(
+        (), description="OSC control's senders beyond this machine: IP addresses or networks ('10.0.0.20', "
+        "'10.0.0.0/24'); empty: every sender that reaches the interface")
+
+
 class ProjectionOutputs(_Section):
     """``waterrock project``'s outputs; none listed: the whole picture on the primary monitor."""
 
@@ -448,6 +463,7 @@ class Scene(_Section):
     render: RenderSettings = RenderSettings()
     projection: ProjectionOutputs = ProjectionOutputs()
     governor: GovernorSettings = GovernorSettings()
+    console: ConsoleSettings = ConsoleSettings()
     portals: list[Portal] = Field([], max_length=8)
     path: Path | None = Field(None, exclude=True, description="the file this scene was read from")
 

@@ -321,6 +321,7 @@ class FrameLoop(Loop):
         portals=None,
         publisher=None,
         governor=None,
+        console=None,
     ):
         if max_catchup < 1:
             raise ValueError("max_catchup must be at least 1")
@@ -330,6 +331,7 @@ class FrameLoop(Loop):
         self.portals = portals  # net.portal.PortalLinks: water to and from other works, once a frame
         self.publisher = publisher  # net.nodes.SnapshotPublisher: every simulation frame to the render nodes
         self.governor = governor  # app.governor.Governor: the display's rate held, once a second
+        self.console = list(console or [])  # app/console.py's services: on_frame(loop), on_second(loop)
         self._second: tuple | None = None  # (when, frames shown, dropped) at the last each_second
         self.sim_dt = 1.0 / float(solver.scene.solver.frame_rate)
         self.max_catchup = int(max_catchup)
@@ -402,6 +404,8 @@ class FrameLoop(Loop):
 
     def tick(self) -> int:
         """One displayed frame; returns the simulation frames it stepped."""
+        for service in self.console:  # what the operator asked for since the last frame, on this thread
+            service.on_frame(self)
         if self._reset_requested:
             self._reset()
         n = self.due_frames(self.clock())
@@ -432,6 +436,8 @@ class FrameLoop(Loop):
         60 frames, eight seconds at 7 fps: too slow to steer by)."""
         now, last = self.clock(), self._second
         self._second = (now, self.frames_shown, self.dropped)
+        for service in self.console:
+            service.on_second(self)
         if last is None:
             return
         shown, dropped, elapsed = self.frames_shown - last[1], self.dropped - last[2], now - last[0]

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+from waterrock.app.console import close_console, open_console
 from waterrock.app.loop import FrameLoop, Obstacles, SteppedTracker, clear_snapshot
 from waterrock.scene import Scene
 from waterrock.snapshots import ParticleSnapshot
@@ -207,11 +208,13 @@ def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overla
     solver = Solver(scene, arch=arch)
     inputs = Inputs(scene, solver)
     portals = open_portals(scene)
+    console: list = []
     try:
         if visitor is not None:
             inputs.obstacles.add(visitor)
+        console[:] = open_console(scene, view, inputs)
         loop = FrameLoop(solver, inputs.obstacles, view, portals=portals, publisher=publisher,
-                         governor=open_governor(scene, view.renderer, solver))
+                         governor=open_governor(scene, view.renderer, solver), console=console)
         view.loop, view.inputs = loop, inputs
         view.show_debug = view.show_help = overlay
         rc = loop.run(seconds=seconds, poll=view.poll, every_second=watch(inputs) if watch is not None else None)
@@ -221,6 +224,7 @@ def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overla
                  loop.frames_shown, loop.sim_frames, loop.dropped)
         return rc
     finally:
+        close_console(console)
         inputs.close()
         close_portals(portals)
         close_publisher(publisher)
@@ -234,9 +238,8 @@ def open_governor(scene: Scene, renderer, solver):
         return None
     from waterrock.app.governor import Governor
 
-    length = scene.render.trails.length
-
     def apply(level) -> None:
+        length = renderer.settings.trails.length  # the scene's, or what OSC control set since
         renderer.set_quality(scale=level.scale, length=max(2, round(length * level.trails)), share=level.trails)
         solver.sources.rate_scale = level.water
 
@@ -292,7 +295,8 @@ def run_headless(
             log.warning("no offscreen OpenGL (%s: %s): simulating without drawing", type(err).__name__, err)
     inputs = Inputs(scene, solver)
     portals = open_portals(scene)
-    loop = FrameLoop(solver, inputs.obstacles, view, portals=portals, publisher=publisher)
+    loop = FrameLoop(solver, inputs.obstacles, view, portals=portals, publisher=publisher,
+                     console=open_console(scene, view, inputs))
 
     def report(lp: FrameLoop) -> None:
         extra = [*(portals.describe() if portals is not None else []),
@@ -310,6 +314,7 @@ def run_headless(
                 print_stats(f"screenshot: {save_png(view.read_pixels(), screenshot)}")
         return rc
     finally:
+        close_console(loop.console)
         inputs.close()
         close_portals(portals)
         close_publisher(publisher)

@@ -51,7 +51,16 @@ class LineLayer:
             self.program = load_program(ctx, "lines")
             self.vao = ctx.vertex_array(self.program, [])
         self._sums: list[moderngl.Texture] = []
-        s, p = settings, self.program
+        self.apply(settings)
+
+    def apply(self, settings: LineSettings) -> None:
+        """Draw with ``settings`` from now on: colours, widths, opacities, taper, fade and blend
+        are uniforms and a blend function (the operator's console sets them while the water
+        runs). The rasterizer is the one the layer was made with: it needs other programs."""
+        if settings.rasterizer != self.settings.rasterizer:
+            raise ValueError(f"the lines' rasterizer is {self.settings.rasterizer!r} until the renderer is made anew")
+        self.settings = s = settings
+        p = self.program
         p["color_slow"].value = s.color
         p["color_fast"].value = s.color_fast
         p["width"].value = (s.width_slow, s.width)

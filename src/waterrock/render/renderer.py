@@ -123,6 +123,40 @@ class Renderer:
         if tuple(max(1, round(scale * v)) for v in self.size) != before:
             self._remake_light_buffer()
 
+    def set_look(self, settings: RenderSettings) -> None:
+        """Draw with ``settings`` from the next frame on, as the water runs (the operator's console):
+        the background and exposure, the lines' and the rock's look, the flattening; a new trail
+        length or share makes the trails anew, so they start again from the water's next frame
+        (the drawn length keeps its part of K). The picture's size and the lines' rasterizer stay
+        those the renderer was made with, and a rock it was made without stays hidden: those need
+        a new renderer (ValueError)."""
+        old = self.settings
+        if settings.resolution != old.resolution:
+            raise ValueError("the picture's resolution is fixed until the renderer is made anew")
+        if settings.lines.rasterizer != old.lines.rasterizer:
+            raise ValueError("the lines' rasterizer is fixed until the renderer is made anew")
+        if settings.rock.visible != old.rock.visible:
+            raise ValueError("showing or hiding the rock needs the renderer made anew")
+        if settings.trails != old.trails:  # first: the one step that can fail (a ring too large for this GPU)
+            q, k = self._quality, settings.trails.length
+            quality = Quality(q.scale, max(2, min(round(q.length * k / old.trails.length), k)), q.share)
+            trails = self.trails
+            self.settings, self._quality = settings, quality
+            if trails is not None:
+                try:
+                    self.trails = self._trail_buffer(trails.max_particles)
+                except Exception:
+                    self.settings, self._quality = old, q
+                    raise
+                trails.release()
+        if settings.lines != old.lines:
+            self.lines.apply(settings.lines)
+        if self.rock is not None and settings.rock != old.rock:
+            self.rock.apply(settings.rock)
+        if settings.projection != old.projection:
+            self.flatten = flattening(settings.projection, self.size)
+        self.settings = settings
+
     def _compose_program(self) -> tuple[moderngl.Program, moderngl.VertexArray]:
         """The compose pass: a texel per pixel at full scale, bilinear upsampling below it (a
         compiled variant, not a uniform branch: a software renderer runs both sides of those)."""
@@ -181,6 +215,12 @@ class Renderer:
         compose["exposure"].value = s.exposure
         vao.render(moderngl.TRIANGLES, vertices=3)
         self._last = framebuffer
+
+    @property
+    def light(self) -> moderngl.Texture:
+        """The last frame's light buffer (half floats, before the compose curve): for a thumbnail
+        composed apart, at a size of its own (app/status.py)."""
+        return self._light
 
     def read_pixels(self) -> np.ndarray:
         """The last rendered picture: (H, W, 3) uint8, row 0 at the top."""

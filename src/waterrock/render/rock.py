@@ -32,7 +32,12 @@ class RockLayer:
         self.vbo = ctx.buffer(np.ascontiguousarray(mesh.vertices, dtype=np.float32))
         self.ibo = ctx.buffer(np.ascontiguousarray(mesh.faces, dtype=np.int32))
         self.vao = ctx.vertex_array(self.program, [(self.vbo, "3f", "in_position")], self.ibo)
-        p, s = self.program, settings
+        self.apply(settings)
+
+    def apply(self, settings: RockSettings) -> None:
+        """Draw with ``settings``' colours and contours from now on (uniforms: set while running)."""
+        self.settings = s = settings
+        p = self.program
         p["color"].value = s.color
         p["contour_color"].value = s.contour_color
         p["contour_spacing"].value = s.contour_spacing

@@ -193,6 +193,7 @@ class Sources:
             self.layers_per_second.append(rate / m)
         self.velocities = ti.ndarray(vec3, len(velocities))
         self.velocities.from_numpy(velocities)
+        self._velocities = velocities  # the host's copy, for set_flow
         axes = [opening_axes(e) for e in self.emitters]
         self.axes = ti.ndarray(vec3, 3 * max(len(axes), 1))
         self.axes.from_numpy(np.concatenate(axes).astype(np.float32) if axes else np.zeros((3, 3), np.float32))
@@ -220,6 +221,18 @@ class Sources:
         self.keys = self.rng.integers(2**31, size=len(self.emitters)).tolist()
         self.layer_number = [0] * len(self.emitters)
         self.counters.fill(0)
+
+    def set_flow(self, k: int, speed: float, rate: float | None = None) -> None:
+        """Emitter ``k`` brings its water at ``speed`` (m/s along its direction) and ``rate``
+        (particles a second; None: what fills its opening at that speed) from its next layer on:
+        one upload of the emitters' velocities, the layers already in the water left as they are
+        (the operator's console). Its opening, and so its lattice, stays as it is."""
+        e, m = self.emitters[k], self.count[k]
+        d = np.asarray(e.direction, np.float64)
+        self._velocities[k] = speed * d / np.linalg.norm(d)
+        self.velocities.from_numpy(self._velocities)
+        self.layers_per_second[k] = (rate if rate is not None else m * speed / self.spacing) / m
+        self.emitters[k] = e.model_copy(update={"speed": speed, "rate": rate})
 
     def rate(self) -> float:
         """Particles per second that all emitters bring in."""
