@@ -64,7 +64,7 @@ from waterrock.scene import Emitter, Scene, _emitter_rate
 
 # the tracker's OSC listener: a datagram handed whole to a callback, never to python-osc's
 # Dispatcher (which sleeps until a bundle's time tag), and python-osc's parse warnings counted
-from waterrock.tracking.osc import Malformed, _Listener, _PythonOscWarnings
+from waterrock.tracking.osc import Malformed, _Listener, _PythonOscWarnings, heard
 from waterrock.tracking.settings import is_loopback
 
 log = logging.getLogger(__name__)
@@ -427,13 +427,7 @@ class OscControl:
             self._publish_values(wanted)
 
     def _heard(self, host: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(host.split("%")[0])
-        except ValueError:
-            return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return ip.is_loopback or any(ip in net for net in self._allowed)
+        return heard(host, self._allowed, loopback=True)
 
     def _within_rate(self) -> bool:
         start, n, errors = self._second

@@ -59,6 +59,17 @@ PLAIN_USAGE = {
 }
 
 
+def heard(host: str, allowed, loopback: bool = False) -> bool:
+    """Whether a sender at ``host`` is in ``allowed`` (networks), or on this machine when
+    ``loopback``; an IPv4 sender on a dual-stack socket is too."""
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (loopback and ip.is_loopback) or any(ip in net for net in allowed)
+
 class Malformed(ValueError):
     """A message that cannot be read as what its address says: counted and dropped."""
 
@@ -298,14 +309,7 @@ class OscObstacleServer:
             self._apply(m.address, tuple(m.params), sender)
 
     def _heard(self, host: str) -> bool:
-        """Whether ``host`` is in osc_allow; an IPv4 sender on a dual-stack socket is too."""
-        try:
-            ip = ipaddress.ip_address(host.split("%")[0])
-        except ValueError:
-            return False
-        if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self._allowed)
+        return heard(host, self._allowed)
 
     def _within_rate(self, n: int) -> bool:
         """Count ``n`` more messages into this second; False (nothing counted) past the cap: a
