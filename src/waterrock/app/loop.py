@@ -88,6 +88,14 @@ class StageTimes:
     def ms(self) -> dict[str, float]:
         return {name: (sum(s) / len(s) if s else 0.0) for name, s in self._samples.items()}
 
+    def line(self) -> str:
+        """The stages for a log line: ``sim 4.1 render 9.0 ...``."""
+        return " ".join(f"{k} {v:.1f}" for k, v in self.ms().items())
+
+    def rows(self) -> list[str]:
+        """The stages for the overlay, one a row."""
+        return [f"  {k:<9} {v:7.2f} ms" for k, v in self.ms().items()]
+
 
 class _Timed:
     __slots__ = ("times", "stage", "t0")
@@ -447,23 +455,20 @@ class FrameLoop(Loop):
     # --- what the overlay and the headless report show ------------------------------------------
 
     def report(self) -> str:
-        ms = self.times.ms()
-        stages = " ".join(f"{k} {v:.1f}" for k, v in ms.items())
         return (
             f"t={self.solver.time:7.2f}s fps {self.fps():5.1f} sim {self.sim_frames} frames "
-            f"(dropped {self.dropped}) | ms {stages} | particles {self.particles} "
+            f"(dropped {self.dropped}) | ms {self.times.line()} | particles {self.particles} "
             f"| obstacles {self.obstacle_count}{' | PAUSED' if self.paused else ''}"
         )
 
     def overlay_lines(self) -> list[str]:
-        ms = self.times.ms()
         sim_rate = 1.0 / self.sim_dt
         lines = [
             f"fps {self.fps():5.1f}   sim {sim_rate:.0f} Hz   t {self.solver.time:7.2f} s"
             + ("   PAUSED" if self.paused else ""),
             f"particles {self.particles}   obstacles {self.obstacle_count}   dropped {self.dropped}",
         ]
-        lines += [f"  {k:<9} {v:7.2f} ms" for k, v in ms.items()]
+        lines += self.times.rows()
         st = self.last_stats
         if st:
             lines.append(f"substeps {st.get('substeps', 0)}   max speed {st.get('max_speed', 0.0):.2f} m/s")

@@ -77,16 +77,15 @@ class RenderNodeLoop(Loop):
         self.receiver.wait(1.0 / 60.0)  # back at once when a frame comes; else the fade moves on
 
     def report(self) -> str:
-        ms = " ".join(f"{k} {v:.1f}" for k, v in self.times.ms().items())
         frame = "-" if self.frame is None else self.frame
-        return (f"frame {frame} fps {self.fps():5.1f} drawn {self.sim_frames} | ms {ms} | particles "
+        return (f"frame {frame} fps {self.fps():5.1f} drawn {self.sim_frames} | ms {self.times.line()} | particles "
                 f"{self.particles}" + (f" | fading {self.fade:.2f}" if self.fade < 1.0 else "")
                 + ("".join(f" | {line.strip()}" for line in self.receiver.describe())))
 
     def overlay_lines(self) -> list[str]:
         lines = [f"render node   fps {self.fps():5.1f}   frame {self.frame}" + ("   PAUSED" if self.paused else ""),
                  f"particles {self.particles}   lines {self.fade:.0%}"]
-        lines += [f"  {k:<9} {v:7.2f} ms" for k, v in self.times.ms().items()]
+        lines += self.times.rows()
         return lines + self.receiver.describe()
 
 

@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from waterrock import files
+from waterrock.bench.stats import report
 from waterrock.net.nodes import HWM_FRAMES, FrameReceiver, NodeError, SnapshotPublisher, frame_of, snapshot_of
 from waterrock.net.wire import ENCODINGS, Frame
 from waterrock.snapshots import ParticleSnapshot
@@ -596,10 +596,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     result = run_benchmark(args.sizes, args.nodes, args.encodings, args.seconds, lines_only=not args.no_lines_only)
-    print(table(result))
-    if args.json:
-        files.write_json(args.json, result, indent=1)
-    return result
+    return report(result, table, args.json)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from waterrock import files
+from waterrock.bench.stats import report
 from waterrock.net.portal import RESEND_S, Outgoing
 from waterrock.net.wire import MAX_BATCH, Batch
 
@@ -676,10 +676,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     result = run_benchmark(args.sizes, args.seconds, args.rate_seconds, rate_max=args.rate_max)
-    print(table(result))
-    if args.json:
-        files.write_json(args.json, result, indent=1)
-    return result
+    return report(result, table, args.json)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ import cv2
 import moderngl
 import numpy as np
 
-from waterrock import files
-from waterrock.bench.stats import time_calls
+from waterrock.bench.stats import report, time_calls
 from waterrock.procam import graycode, solve
 from waterrock.procam.model import Pinhole
 from waterrock.procam.rig import rough_pose
@@ -267,10 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     result = run_benchmark(args.camera, args.projector, args.repeat, sample=args.sample)
-    print(table(result))
-    if args.json:
-        files.write_json(args.json, result, indent=1)
-    return result
+    return report(result, table, args.json)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,7 @@ import platform
 import moderngl
 import numpy as np
 
-from waterrock import files
-from waterrock.bench.stats import time_calls
+from waterrock.bench.stats import report, time_calls
 from waterrock.render.programs import load_program
 from waterrock.render.projection import gl_bytes
 from waterrock.render.renderer import Renderer
@@ -176,10 +175,6 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def print_table(report: dict) -> None:
-    print(table(report))
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
@@ -188,11 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeat", type=int, default=5, help="timed frames per size (median reported)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
-    report = run_benchmark(args.sizes, tuple(args.resolution), args.repeat)
-    print_table(report)
-    if args.json:
-        files.write_json(args.json, report)
-    return report
+    result = run_benchmark(args.sizes, tuple(args.resolution), args.repeat)
+    return report(result, table, args.json, indent=None)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Warm-up, repeats, and the summary of the samples: median and spread, never a single run."""
+"""Warm-up, repeats, and the summary of the samples: median and spread, never a single run; and
+the end of every benchmark: its table printed, its results written as JSON."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
+from waterrock import files
 
 
 def summarize(samples_ms) -> dict:
@@ -43,3 +46,11 @@ def time_calls(fn: Callable[[], object], repeat: int, warmup: int = 1,
 def spread_text(s: dict) -> str:
     """'12.3 ms (IQR 0.4)' for tables."""
     return f"{s['median_ms']:.2f} (IQR {s['iqr_ms']:.2f})"
+
+
+def report(result: dict, table: Callable[[dict], str], json_path=None, indent: int | None = 1) -> dict:
+    """Print a benchmark's table and, when asked, write its results as JSON."""
+    print(table(result))
+    if json_path:
+        files.write_json(json_path, result, indent=indent)
+    return result

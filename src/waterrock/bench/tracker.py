@@ -21,8 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from waterrock import files
-from waterrock.bench.stats import summarize
+from waterrock.bench.stats import report, summarize
 from waterrock.tracking.crowd import CrowdSource, Visitor
 from waterrock.tracking.frame import Frame
 from waterrock.tracking.pipeline import ColorPipeline, DepthPipeline
@@ -334,10 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     sizes = [tuple(int(x) for x in s.lower().split("x")) for s in args.sizes]
     result = run_benchmark(sizes, args.repeat, args.beside_seconds)
-    print(table(result))
-    if args.json:
-        files.write_json(args.json, result)
-    return result
+    return report(result, table, args.json, indent=None)
 
 
 if __name__ == "__main__":

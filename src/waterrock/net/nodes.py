@@ -24,8 +24,8 @@ import uuid
 import numpy as np
 import zmq
 
-from waterrock.net.portal import Said
 from waterrock.net.wire import ENCODINGS, RECYCLED, BadMessage, Frame
+from waterrock.rate_limit import RateLimitedLog
 from waterrock.render.trails import chosen
 from waterrock.snapshots import ParticleSnapshot
 
@@ -52,12 +52,11 @@ def endpoint(spec: str | int, interface: str = "127.0.0.1") -> str:
 def frame_of(snapshot: ParticleSnapshot, run: str, generation: int, share: float = 1.0,
              draws: np.ndarray | None = None) -> Frame:
     """A snapshot as a frame: with ``share`` < 1, only the particles that draw lines (the
-    renderer's choice by id, ``render/trails.chosen``; ``draws``, that choice for every id below
-    its length, saves hashing every id again each frame)."""
+    renderer's choice by id, ``render/trails.chosen``; ``draws``, that choice made once for every
+    id the snapshot can hold, saves hashing every id again each frame)."""
     ids, pos, vel, recycled = snapshot.ids, snapshot.positions, snapshot.velocities, snapshot.recycled
     if share < 1.0:
-        known = draws is not None and (len(ids) == 0 or int(ids.max()) < len(draws))
-        keep = np.flatnonzero(draws[ids] if known else chosen(ids, share))
+        keep = np.flatnonzero(chosen(ids, share) if draws is None else draws[ids])
         ids, pos, vel, recycled = ids[keep], pos[keep], vel[keep], recycled[keep]
     return Frame(run, generation, int(snapshot.frame), float(snapshot.time), float(share), time.time(), pos, vel,
                  ids, np.where(recycled, RECYCLED, 0).astype(np.uint8))
@@ -98,8 +97,7 @@ class SnapshotPublisher:
         self.generation += 1
 
     def publish(self, snapshot: ParticleSnapshot) -> None:
-        if self.share < 1.0 and len(snapshot) and int(snapshot.ids.max()) >= len(self._draws):
-            top = int(snapshot.ids.max()) + 1
+        if self.share < 1.0 and len(snapshot) and (top := int(snapshot.ids.max()) + 1) > len(self._draws):
             self._draws = chosen(np.arange(max(top, 2 * len(self._draws))), self.share)  # ids are a budget's
         parts = frame_of(snapshot, self.run, self.generation, self.share, self._draws).frames(self.encoding)
         self.sock.send_multipart(parts, copy=False)  # a PUB socket drops, never blocks
@@ -136,7 +134,7 @@ class FrameReceiver:
         self.received = self.missed = self.stale = self.bad = self.restarts = 0
         self.latency_ms: collections.deque = collections.deque(maxlen=600)  # publish -> taken, same clock only
         self.share: float | None = None
-        self.said = Said(logger=log)
+        self.said = RateLimitedLog(log).say
 
     def wait(self, timeout_s: float) -> bool:
         """Whether something arrived within ``timeout_s``."""

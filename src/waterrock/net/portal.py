@@ -36,6 +36,7 @@ import trimesh
 import zmq
 
 from waterrock.net.wire import Ack, BadMessage, Batch
+from waterrock.rate_limit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +59,6 @@ def transform_matrix(t) -> np.ndarray:
     return m
 
 
-class Said:
-    """A log line once per kind every few seconds, however often it happens."""
-
-    def __init__(self, every: float = 5.0, logger: logging.Logger = log):
-        self.every, self.last, self.log = every, {}, logger
-
-    def __call__(self, level: int, key: str, msg: str, *args) -> None:
-        now = time.monotonic()
-        if now - self.last.get(key, -math.inf) >= self.every:
-            self.last[key] = now
-            self.log.log(level, msg, *args)
-
-
 class Outgoing:
     """One outgoing portal's link to its peer."""
 
@@ -90,7 +78,7 @@ class Outgoing:
         self.next_id = 0
         self.sent = self.acknowledged = self.drained = self.refused = self.resent = self.bad = 0
         self.by_epoch: collections.Counter[str] = collections.Counter()
-        self.said = Said()
+        self.said = RateLimitedLog(log).say
 
     @property
     def in_flight_particles(self) -> int:
@@ -179,7 +167,7 @@ class Inflow:
         self.seen: collections.OrderedDict[tuple[str, int], int] = collections.OrderedDict()
         self.received = self.refused = self.batches = self.duplicates = self.bad = self.clamped = 0
         self.ids: list[tuple[str, np.ndarray]] | None = [] if record_ids else None  # each taken's sender, id
-        self.said = Said()
+        self.said = RateLimitedLog(log).say
 
     def pump(self, solver) -> None:
         fresh = []  # (identity, batch)
