@@ -12,6 +12,8 @@
     waterrock bench [solver|render|tracker|frame|sdf|procam|portals|fanout|all] [--sizes ...] [--json P] [--plot P]
                     [--compare B]
     waterrock soak --hours H [--faults] [--json P]   unattended at accelerated time, a season's faults injected
+    waterrock scene --from-mesh ROCK [--out S.toml] [--units U] [--up y|z] [--max-faces N] [--force]
+                                                     a starting scene around your own rock's mesh
 
 Bad input (an unknown scene, an invalid scene file, an unknown backend) is one line on stderr
 and exit status 2; a crash while running is logged with its cause and exits 1.
@@ -238,6 +240,22 @@ def build_parser() -> argparse.ArgumentParser:
                       "(camera_loss,torn_write,...)")
     soak.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the report here")
     soak.add_argument("--seed", type=int, default=0, help="the fault schedule's random seed (default 0)")
+
+    scn = sub.add_parser(
+        "scene", help="write a starting scene around your own rock's mesh (OBJ/PLY/STL/GLB, any units)",
+        description="Read the rock, detect its units and up axis (or take them from --units and --up), decimate it "
+        "when it is huge, and write a scene: the domain and emitters from its bounds, a view that frames it.",
+    )
+    scn.add_argument("--from-mesh", type=Path, required=True, metavar="MESH", help="the rock: OBJ, PLY, STL or GLB")
+    scn.add_argument("--out", type=Path, default=None, metavar="SCENE",
+                     help="the scene file to write (default: <mesh name>.toml in the current folder)")
+    scn.add_argument("--units", choices=("m", "cm", "mm", "in", "auto"), default="auto",
+                     help="the mesh's units (default: from the file, else guessed from its size)")
+    scn.add_argument("--up", choices=("y", "z", "auto"), default="auto",
+                     help="the mesh's up axis (default: from the file, else guessed from its shape)")
+    scn.add_argument("--max-faces", type=int, default=None, metavar="N",
+                     help="decimate a mesh with more faces, for the rock's SDF (default 100000)")
+    scn.add_argument("--force", action="store_true", help="overwrite the scene (and a decimated copy) if they exist")
     return parser
 
 
@@ -598,6 +616,21 @@ def cmd_soak(args) -> int:
     return soak_main(scene, args)
 
 
+def cmd_scene(args) -> int:
+    from waterrock.app.scene_from_mesh import DEFAULT_MAX_FACES, SceneFromMeshError, scene_from_mesh
+    from waterrock.solver.mesh_sdf import MeshError
+
+    out = args.out if args.out is not None else Path(f"{args.from_mesh.stem}.toml")
+    max_faces = args.max_faces if args.max_faces is not None else DEFAULT_MAX_FACES
+    try:
+        result = scene_from_mesh(args.from_mesh, out, units=args.units, up=args.up, max_faces=max_faces,
+                                 force=args.force)
+    except (SceneFromMeshError, MeshError, FileNotFoundError) as err:
+        raise UsageError(str(err)) from None
+    print("\n".join(result.lines))
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "project": cmd_project,
@@ -607,6 +640,7 @@ COMMANDS = {
     "calibrate": cmd_calibrate,
     "bench": cmd_bench,
     "soak": cmd_soak,
+    "scene": cmd_scene,
 }
 
 

@@ -90,7 +90,10 @@ def load_rock_mesh(
         raise MeshError(f"{path}: {int(bad.sum())} vertices that are not finite numbers (NaN or inf), "
                         f"the first at index {int(np.flatnonzero(bad)[0])}")
 
+    units = mesh.units  # the file's own, where its format says (glTF: metres); `waterrock scene` reads it
     mesh = trimesh.Trimesh(mesh.vertices.copy(), mesh.faces.copy(), process=True)
+    if units:
+        mesh.units = units
     if not mesh.is_watertight:
         _repair(mesh, path)
     if float(np.ptp(mesh.bounds, axis=0).max()) <= 0.0:
