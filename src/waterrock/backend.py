@@ -96,8 +96,22 @@ def pick_vulkan_device(devices: list[tuple[str, str]]) -> int | None:
     return (discrete or gpus or [None])[0]
 
 
+def _free_dropped_ndarrays() -> None:
+    """Taichi 1.7 frees a scalar ndarray's memory when Python drops it, but never a vector's or a
+    matrix's (taichi-dev/taichi#8763): a solver made anew (a live edit of the scene restarts the
+    water, app/live.py) left about 200 bytes a particle behind each time. Their classes get
+    the scalar one's ``__del__`` where they have none, the fix taichi-dev/taichi#8764 proposes."""
+    from taichi.lang._ndarray import ScalarNdarray
+    from taichi.lang.matrix import MatrixNdarray, VectorNdarray
+
+    for cls in (VectorNdarray, MatrixNdarray):
+        if "__del__" not in vars(cls):
+            cls.__del__ = ScalarNdarray.__del__
+
+
 def _try_init(name: str) -> bool:
     arch = getattr(ti, name)
+    _free_dropped_ndarrays()
     try:
         ti.init(arch=arch, default_fp=ti.f32, offline_cache=True, log_level=ti.WARN)
     except Exception as err:  # noqa: BLE001 - Taichi raises assorted errors for a missing backend

@@ -420,6 +420,8 @@ class ConsoleSettings(_Section):
     osc_allow: tuple[IPvAnyNetwork, ...] = Field(
         (), description="OSC control's senders beyond this machine: IP addresses or networks ('10.0.0.20', "
         "'10.0.0.0/24'); empty: every sender that reaches the interface")
+    watch_scene: bool = Field(True, description="follow edits of the scene file while running (app/live.py): the "
+                              "look at once, the water restarted for a change of its physics; false: read once")
 
 
 class ProjectionOutputs(_Section):

@@ -29,7 +29,9 @@ RED = [1.0, 0.0, 0.0]
 
 def console_scene(tmp_path, osc_port: int, query_port: int):
     p = tmp_path / "tiny_osc.toml"
-    p.write_text(TINY_SCENE + f"\n[console]\nstatus_port = 0\nosc_port = {osc_port}\noscquery_port = {query_port}\n",
+    # the file's watcher off: this file tests OSC control alone (tests/app/test_live.py, the two together)
+    p.write_text(TINY_SCENE + f"\n[console]\nstatus_port = 0\nosc_port = {osc_port}\noscquery_port = {query_port}\n"
+                 "watch_scene = false\n",
                  encoding="utf-8")
     return p
 

@@ -8,7 +8,9 @@ package that is missing, is a warning naming it, and the water runs on without t
 
 - the status page (``app/status.py``): HTTP, a page and its JSON, a thumbnail of the output;
 - OSC control (``app/control.py``): pause, resume, reset, a scene, the live parameters,
-  advertised by OSCQuery.
+  advertised by OSCQuery;
+- live edits (``app/live.py``): the scene file followed while it runs (``watch_scene``), when the
+  scene was read from one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def open_console(scene, view=None, inputs=None) -> list:
         starts.append(("status page", lambda: _status(scene, view, inputs)))
     if settings.osc_port:
         starts.append(("OSC control", lambda: _control(scene, view, inputs)))
+    if settings.watch_scene and scene.path is not None:
+        starts.append(("the scene file's watcher", lambda: _live(scene, view)))
     for what, start in starts:
         try:
             services.append(start())
@@ -53,3 +57,9 @@ def _control(scene, view, inputs):
     from waterrock.app.control import OscControl
 
     return OscControl(scene, view, inputs)
+
+
+def _live(scene, view):
+    from waterrock.app.live import SceneWatcher
+
+    return SceneWatcher(scene, view)

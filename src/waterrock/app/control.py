@@ -58,6 +58,7 @@ from pythonoscquery.shared.osc_host_info import OSCHostInfo
 from pythonoscquery.shared.osc_path_node import OSCPathNode
 from pythonoscquery.shared.oscquery_spec import OSCQueryAttribute
 
+from waterrock.app.live import apply_live
 from waterrock.rate_limit import RateLimitedLog
 from waterrock.render.settings import RenderSettings
 from waterrock.scene import Emitter, Scene, _emitter_rate
@@ -257,8 +258,9 @@ class OscControl:
         self.params = live_params(scene, draws=self.renderer is not None)
         self._allowed = list(settings.osc_allow)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._wanted = scene  # the last scene the listener accepted (its thread only)
-        self._applied = scene  # what the frame loop draws and runs (its thread only)
+        self._wanted = scene  # the last scene the listener accepted, or the one a live edit made (follow)
+        self._lock = threading.Lock()  # over _wanted and params: the listener's and follow()'s
+        self._follows = 0  # live edits of the scene file followed: a setting queued before the last is stale
         self.counts = dict.fromkeys(("messages", "malformed", "over_rate", "refused"), 0)
         self._second = (-float("inf"), 0, 0)  # this second's window: start, messages, error replies
         self._warn = RateLimitedLog(log)
@@ -314,29 +316,24 @@ class OscControl:
                 loop.request_reset()
             elif what == "scene":
                 wanted = arg
-        if wanted is not None:
-            self._apply(wanted, loop)
+        if wanted is not None and wanted[1] == self._follows:
+            apply_live(wanted[0], loop, self.renderer, self._warn.warning, "OSC control")
 
     def on_second(self, loop) -> None:
         """Once a second: the figures a status request is answered with."""
         self._figures = self._status_figures(loop)
 
-    def _apply(self, scene: Scene, loop) -> None:
-        old = self._applied
-        if self.renderer is not None and scene.render != old.render:
-            try:
-                self.renderer.set_look(scene.render)
-            except Exception as err:  # noqa: BLE001 - a look the GPU cannot draw must not stop the water
-                self._warn.warning("OSC control: the look asked for cannot be drawn (%s: %s): the last one is kept",
-                                   type(err).__name__, err)
-                scene = scene.model_copy(update={"render": old.render})
-        if scene.emitters != old.emitters:
-            solver = loop.solver
-            for k, (a, b) in enumerate(zip(old.emitters, scene.emitters, strict=True)):
-                if a != b:
-                    solver.sources.set_flow(k, b.speed, b.rate)
-            solver.scene = solver.scene.model_copy(update={"emitters": scene.emitters})  # what a reset starts from
-        self._applied = scene
+    def follow(self, scene: Scene) -> None:
+        """``scene`` runs now: an edit of the scene file was applied (app/live.py), and the next
+        setting builds on it. One asked for before it and not yet applied is dropped, as it was
+        built on the scene before (a desk's fader sends again). An emitter the edit added can be
+        set from now on; OSCQuery lists the settings the app started with, at their values now."""
+        with self._lock:
+            self._wanted = scene
+            self._follows += 1
+            self.params = live_params(scene, draws=self.renderer is not None)
+        if self._query is not None:
+            self._publish_values(scene)
 
     def _status_figures(self, loop) -> tuple:
         tracker = self.inputs.tracker_state() if self.inputs is not None else "tracker: none"
@@ -410,19 +407,20 @@ class OscControl:
                     f"supported (it needs a new solver and renderer); restart waterrock with --scene {args[0]}")
 
     def _set(self, key: str, args: tuple) -> None:
-        param = self.params.get(key)
-        if param is None:
-            raise Malformed(f"{key!r} is not a live setting" + ("" if self.renderer is not None or not
-                            key.startswith("render.") else " (this run draws nothing)"))
-        value = param.read(args)
-        if value == param.get(self._wanted):
-            return
-        try:
-            wanted = param.set(self._wanted, value)
-        except ValidationError as err:
-            raise Malformed("; ".join(e["msg"] for e in err.errors())) from None
-        self._wanted = wanted
-        self._queue.put(("scene", wanted))
+        with self._lock:
+            param = self.params.get(key)
+            if param is None:
+                raise Malformed(f"{key!r} is not a live setting" + ("" if self.renderer is not None or not
+                                key.startswith("render.") else " (this run draws nothing)"))
+            value = param.read(args)
+            if value == param.get(self._wanted):
+                return
+            try:
+                wanted = param.set(self._wanted, value)
+            except ValidationError as err:
+                raise Malformed("; ".join(e["msg"] for e in err.errors())) from None
+            self._wanted = wanted
+            self._queue.put(("scene", (wanted, self._follows)))
         if self._query is not None:
             self._publish_values(wanted)
 
@@ -499,7 +497,8 @@ class OscControl:
         is left to its opening)."""
         with self._space.lock:
             for key, node in self._nodes.items():
-                node.attributes[OSCQueryAttribute.VALUE] = self.params[key].values(scene)
+                if key in self.params:  # not an emitter an edit of the scene file took away
+                    node.attributes[OSCQueryAttribute.VALUE] = self.params[key].values(scene)
 
     def _announce(self, interface: str) -> None:
         """Zeroconf's _oscjson._tcp and _osc._udp services on ``interface``, on a thread (an

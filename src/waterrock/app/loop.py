@@ -363,6 +363,19 @@ class FrameLoop(Loop):
             self.publisher.reset()
         self._reset_requested = False
 
+    def replace_solver(self, solver) -> None:
+        """Step ``solver`` from the next frame on: the scene's physics was edited while running
+        (app/live.py). Its frame rate is the loop's from now, and, as after a reset, no line joins
+        the old water to the new."""
+        self.solver = solver
+        self.sim_dt = 1.0 / float(solver.scene.solver.frame_rate)
+        self._acc = 0.0
+        self.last_stats = {}
+        if self.view is not None:
+            self.view.clear_trails()
+        if self.publisher is not None:
+            self.publisher.reset()
+
     # --- one displayed frame -------------------------------------------------------------------
 
     def due_frames(self, now: float) -> int:

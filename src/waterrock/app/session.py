@@ -213,8 +213,8 @@ def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overla
         if visitor is not None:
             inputs.obstacles.add(visitor)
         console[:] = open_console(scene, view, inputs)
-        loop = FrameLoop(solver, inputs.obstacles, view, portals=portals, publisher=publisher,
-                         governor=open_governor(scene, view.renderer, solver), console=console)
+        loop = FrameLoop(solver, inputs.obstacles, view, portals=portals, publisher=publisher, console=console)
+        loop.governor = open_governor(scene, view.renderer, lambda: loop.solver)  # a live edit may swap the solver
         view.loop, view.inputs = loop, inputs
         view.show_debug = view.show_help = overlay
         rc = loop.run(seconds=seconds, poll=view.poll, every_second=watch(inputs) if watch is not None else None)
@@ -232,7 +232,10 @@ def run_view(view, scene: Scene, arch: str | None, seconds: float | None, overla
 
 def open_governor(scene: Scene, renderer, solver):
     """The frame-rate governor of an on-screen view (app/governor.py), or None when the scene
-    turns it off. Its levels set the renderer's scale and trails, and the emitters' rate."""
+    turns it off. Its levels set the renderer's scale and trails, and the emitters' rate of
+    ``solver``: the solver, or a function that gives the running one (a live edit of the scene
+    file restarts the water with a new solver: app/live.py)."""
+    running = solver if callable(solver) else lambda: solver
     settings = scene.governor
     if not settings.enabled:
         return None
@@ -241,7 +244,7 @@ def open_governor(scene: Scene, renderer, solver):
     def apply(level) -> None:
         length = renderer.settings.trails.length  # the scene's, or what OSC control set since
         renderer.set_quality(scale=level.scale, length=max(2, round(length * level.trails)), share=level.trails)
-        solver.sources.rate_scale = level.water
+        running().sources.rate_scale = level.water
 
     target = settings.target(scene.solver.frame_rate)
     log.info("frame-rate governor on: holding %.0f fps (the scene's [governor])", target)

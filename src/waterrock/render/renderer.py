@@ -157,6 +157,18 @@ class Renderer:
             self.flatten = flattening(settings.projection, self.size)
         self.settings = settings
 
+    def set_rock(self, rock_mesh: trimesh.Trimesh | None) -> None:
+        """Draw ``rock_mesh`` (world space; None: no rock) from the next frame on: the scene's rock
+        moved or replaced while the water runs (app/live.py), so the picture shows the rock the
+        water now flows over. The layer is made before the old one goes, so a failure keeps it;
+        a scene whose rock is hidden (``render.rock.visible``) shows none."""
+        layer = None
+        if rock_mesh is not None and self.settings.rock.visible:
+            layer = RockLayer(self.ctx, self.settings.rock, rock_mesh)
+        if self.rock is not None:
+            self.rock.release()
+        self.rock = layer
+
     def _compose_program(self) -> tuple[moderngl.Program, moderngl.VertexArray]:
         """The compose pass: a texel per pixel at full scale, bilinear upsampling below it (a
         compiled variant, not a uniform branch: a software renderer runs both sides of those)."""
