@@ -105,36 +105,7 @@ def make_slope(seed: int = SEED) -> trimesh.Trimesh:
     xs = np.linspace(-HALF_LENGTH - OVERHANG, HALF_LENGTH + OVERHANG, n)
     zs = z_nodes()
     X, Z = np.meshgrid(xs, zs, indexing="ij")
-    Y = height(X, Z, seed)
-    nx, nz = X.shape
-    top = np.stack([X, Y, Z], axis=-1).reshape(-1, 3)
-
-    def index(i, j):
-        return i * nz + j
-
-    faces = []
-    for i in range(nx - 1):
-        for j in range(nz - 1):
-            a, b, c, d = index(i, j), index(i + 1, j), index(i + 1, j + 1), index(i, j + 1)
-            faces += [(a, c, b), (a, d, c)]  # y up: counter-clockwise seen from above
-
-    # the rim, walked once around, and its copy on the floor; a fan from the base's centre
-    rim = ([index(i, 0) for i in range(nx)] + [index(nx - 1, j) for j in range(1, nz)]
-           + [index(i, nz - 1) for i in range(nx - 2, -1, -1)] + [index(0, j) for j in range(nz - 2, 0, -1)])
-    base = top[rim] * np.array([1.0, 0.0, 1.0])
-    first_base = len(top)
-    centre = first_base + len(rim)
-    m = len(rim)
-    for k in range(m):
-        a, b = rim[k], rim[(k + 1) % m]
-        a0, b0 = first_base + k, first_base + (k + 1) % m
-        faces += [(a, b, b0), (a, b0, a0), (centre, b0, a0)]
-    vertices = np.concatenate([top, base, [[0.0, 0.0, 0.0]]])
-    mesh = trimesh.Trimesh(vertices, np.asarray(faces, np.int64), process=True)
-    mesh.fix_normals()
-    if not mesh.is_watertight or mesh.volume <= 0:
-        raise RuntimeError("the slope mesh is not a closed, outward-wound solid")
-    return mesh
+    return mesh_script.height_field_solid(xs, zs, height(X, Z, seed))
 
 
 def preview(mesh: trimesh.Trimesh, path: Path) -> None:

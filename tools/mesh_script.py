@@ -1,6 +1,6 @@
-"""What the seeded rock generators in tools/ share: writing the mesh as an OBJ (a few digits, no
-normals, so the file stays small and the same seed gives the same bytes), the line that
-describes it, and a shaded preview for a quick look."""
+"""What the seeded rock generators in tools/ share: a height field closed into a solid, writing
+the mesh as an OBJ (a few digits, no normals, so the file stays small and the same seed gives
+the same bytes), the line that describes it, and a shaded preview for a quick look."""
 
 from __future__ import annotations
 
@@ -10,6 +10,35 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+
+
+def height_field_solid(xs: np.ndarray, zs: np.ndarray, heights: np.ndarray) -> trimesh.Trimesh:
+    """The solid under a height field ``heights[i, j]`` over the grid ``xs`` x ``zs`` (y up): the
+    top surface, its rim dropped straight to y = 0, and a fan closing the base, so the mesh is a
+    closed, consistently wound 2-manifold (a solid for the SDF's winding number)."""
+    X, Z = np.meshgrid(xs, zs, indexing="ij")
+    nx, nz = X.shape
+    top = np.stack([X, heights, Z], axis=-1).reshape(-1, 3)
+    index = np.arange(nx * nz).reshape(nx, nz)
+    a, b = index[:-1, :-1].ravel(), index[1:, :-1].ravel()
+    c, d = index[1:, 1:].ravel(), index[:-1, 1:].ravel()
+    faces = [np.c_[a, c, b], np.c_[a, d, c]]  # y up: counter-clockwise seen from above
+
+    # the rim, walked once around, and its copy on the floor; a fan from the base's centre
+    rim = np.concatenate([index[:, 0], index[-1, 1:], index[-2::-1, -1], index[0, -2:0:-1]])
+    m = len(rim)
+    base = top[rim] * np.array([1.0, 0.0, 1.0])
+    k = np.arange(m)
+    a, b = rim, rim[(k + 1) % m]
+    a0, b0 = len(top) + k, len(top) + (k + 1) % m
+    centre = np.full(m, len(top) + m)
+    faces += [np.c_[a, b, b0], np.c_[a, b0, a0], np.c_[centre, b0, a0]]
+    vertices = np.concatenate([top, base, [[0.5 * (xs[0] + xs[-1]), 0.0, 0.5 * (zs[0] + zs[-1])]]])
+    mesh = trimesh.Trimesh(vertices, np.concatenate(faces).astype(np.int64), process=True)
+    mesh.fix_normals()
+    if not mesh.is_watertight or mesh.volume <= 0:
+        raise RuntimeError("the height field's mesh is not a closed, outward-wound solid")
+    return mesh
 
 
 def preview(mesh: trimesh.Trimesh, path: Path, views, limits, box_aspect, light) -> None:

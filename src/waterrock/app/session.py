@@ -7,6 +7,7 @@ differ only in where the picture goes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from pathlib import Path
 
@@ -32,11 +33,12 @@ class Inputs:
         self.stepped = False
         s = scene.tracking
         if s.source != "none":
+            ground = self._ground(s, solver)
             if stepped and s.source in ("synthetic", "depth_recording", "video"):
-                self.obstacles.add(self._stepped(s, solver))
+                self.obstacles.add(self._stepped(s, solver, ground))
                 self.stepped = True
             else:
-                self.runner = self._live(s, open_source).start()
+                self.runner = self._live(s, open_source, ground).start()
                 self.obstacles.add(self.runner)
                 log.info("tracker started: source %s, %s", s.source,
                          "in its own process" if s.process and open_source is None else "on a thread")
@@ -52,23 +54,37 @@ class Inputs:
                 )
 
     @staticmethod
-    def _live(s, open_source):
+    def _ground(s, solver):
+        """What synthetic visitors stand on: the rock's top, read off the solver's distance volume
+        once (0.3 s for the rock hill's)."""
+        sdf = getattr(getattr(solver, "boundary", None), "rock_sdf", None)
+        if s.source != "synthetic" or sdf is None:
+            return None
+        from waterrock.tracking.synthetic import Ground
+
+        return Ground.from_sdf(sdf)
+
+    @staticmethod
+    def _live(s, open_source, ground=None):
         """The tracker in its own process (DESIGN.md), or on a thread when the scene says so or a
         caller hands in its own source (the soak's faulty one, whose counts it reads here)."""
+        from waterrock.tracking.sources import source_from_settings
+
+        opener = functools.partial(source_from_settings, s, ground)  # picklable: it crosses to the process
         if s.process and open_source is None:
             from waterrock.tracking.process import TrackerProcess
 
-            return TrackerProcess(s)
+            return TrackerProcess(s, opener)
         from waterrock.tracking.runner import TrackerRunner
 
-        return TrackerRunner(open_source, s) if open_source is not None else TrackerRunner.from_settings(s)
+        return TrackerRunner(open_source or opener, s)
 
     @staticmethod
-    def _stepped(s, solver) -> SteppedTracker:
+    def _stepped(s, solver, ground=None) -> SteppedTracker:
         from waterrock.tracking.sources import source_from_settings
 
         # an offline run must not wait for wall-clock time, nor loop a recording forever ahead
-        source = source_from_settings(s.model_copy(update={"realtime": False}))
+        source = source_from_settings(s.model_copy(update={"realtime": False}), ground)
         return SteppedTracker(source, s, lambda: solver.time)
 
     def tracker_state(self) -> str:

@@ -42,7 +42,9 @@ class TrackingSettings(BaseModel):
     url: str = Field("", description="stream URL (rtsp://, http://), source = 'stream'")
     loop: bool = Field(True, description="replay video files and recordings forever")
     realtime: bool = Field(True, description="pace files and synthetic frames at their own frame rate")
-    synthetic_script: Literal["gather", "walk", "crossing", "reach"] = "gather"
+    synthetic_script: Literal["gather", "walk", "crossing", "reach", "hill"] = Field(
+        "gather", description="the scripted visitors; on a scene with a rock they stand on its top"
+    )
     width: int = Field(640, ge=16, le=8192, description="live sensors: requested frame width")
     height: int = Field(480, ge=16, le=8192, description="live sensors: requested frame height")
     fps: int = Field(30, ge=1, le=240, description="live sensors: requested frame rate")

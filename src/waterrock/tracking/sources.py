@@ -778,8 +778,9 @@ def open_source(
     )
 
 
-def source_from_settings(settings) -> FrameSource:
-    """The source a scene's [tracking] section names (a TrackingSettings)."""
+def source_from_settings(settings, ground=None) -> FrameSource:
+    """The source a scene's [tracking] section names (a TrackingSettings); ``ground`` (a
+    synthetic.Ground) is what synthetic visitors stand on."""
     s = settings
     common = {"loop": s.loop, "realtime": s.realtime}
     if s.source == "none":
@@ -787,7 +788,7 @@ def source_from_settings(settings) -> FrameSource:
     if s.source == "synthetic":
         from waterrock.tracking.synthetic import SyntheticSource
 
-        return SyntheticSource(s.synthetic_script, fps=s.fps, **common)
+        return SyntheticSource(s.synthetic_script, fps=s.fps, ground=ground, **common)
     if s.source == "camera":
         return OpenCVSource(s.camera_index, width=s.width, height=s.height, fps=s.fps)
     if s.source == "video":
