@@ -29,8 +29,9 @@ def test_options_parse():
                                                                          2, ["wcsph"])
     assert a.json == Path("r.json") and a.plot == Path("p.png") and a.compare == Path("benchmarks/baseline.json")
     assert build_parser().parse_args(["bench"]).which == "all"
-    for which in ("render", "tracker", "frame", "sdf"):
+    for which in ("render", "tracker", "frame", "sdf", "governor"):
         assert build_parser().parse_args(["bench", which]).which == which
+    assert build_parser().parse_args(["bench", "frame", "--scene", "rock_hill"]).scene == "rock_hill"
 
 
 def test_sdf_benchmark_measures_the_build_against_the_direct_way(tmp_path):

@@ -9,8 +9,8 @@
     waterrock track SOURCE [--scene S] [--out preview.mp4] [--show]   the tracker alone, with a summary
     waterrock calibrate --source SPEC [--scene S]    click point pairs, save the calibration
     waterrock calibrate --auto | --check [--rig virtual]   projectors on the rock: calibrate, measure drift
-    waterrock bench [solver|render|tracker|frame|sdf|procam|portals|fanout|all] [--sizes ...] [--json P] [--plot P]
-                    [--compare B]
+    waterrock bench [solver|render|tracker|frame|sdf|procam|portals|fanout|governor|all] [--sizes ...]
+                    [--json P] [--plot P] [--compare B]
     waterrock soak --hours H [--faults] [--json P]   unattended at accelerated time, a season's faults injected
     waterrock scene --from-mesh ROCK [--out S.toml] [--units U] [--up y|z] [--max-faces N] [--force]
                                                      a starting scene around your own rock's mesh
@@ -32,7 +32,7 @@ from waterrock.app.logs import setup_logging
 log = logging.getLogger("waterrock")
 
 DEFAULT_SCENE = "default"
-BENCHMARKS = ("solver", "render", "tracker", "frame", "sdf", "procam", "portals", "fanout")
+BENCHMARKS = ("solver", "render", "tracker", "frame", "sdf", "procam", "portals", "fanout", "governor")
 ARCHES = ("cuda", "vulkan", "metal", "cpu", "x64", "arm64")
 MIN_SOAK_HOURS = 0.005  # 18 s: 3 s of warm-up, 6 s of quiet end, faults between
 
@@ -222,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-peers", action="store_true", help="skip SPlisHSPlasH and Warp")
     bench.add_argument("--peer-sizes", nargs="+", default=None, help="particle counts for the peers (16000 32000)")
     bench.add_argument("--peer-seconds", type=float, default=0.05, help="simulated seconds per peer run (0.05)")
+    bench.add_argument("--scene", default="default", help="frame, governor: the scene they run (default)")
+    bench.add_argument("--governor-seconds", type=float, default=20.0, help="governor: seconds a run (20)")
+    bench.add_argument("--governor-runs", type=int, default=2,
+                       help="governor: runs with it and without, alternating (2)")
     bench.add_argument("--radius", type=float, default=0.01, help="particle radius of the peers' dam break (0.01 m)")
 
     soak = sub.add_parser(

@@ -1,5 +1,6 @@
-"""``waterrock bench [solver|render|tracker|frame|sdf|procam|portals|fanout|all]``: run, print the tables, write JSON
-and the plot, compare with a baseline. The CLI's parser lives in app/cli.py; this is what it calls."""
+"""``waterrock bench [solver|render|tracker|frame|sdf|procam|portals|fanout|governor|all]``: run, print the
+tables, write JSON and the plot, compare with a baseline. The CLI's parser lives in app/cli.py; this is what
+it calls."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from waterrock.bench.figures import figures
 from waterrock.bench.machine import machine_info
 from waterrock.progress import progress
 
-WHICH = ("solver", "render", "tracker", "frame", "sdf", "procam", "portals", "fanout")
+WHICH = ("solver", "render", "tracker", "frame", "sdf", "procam", "portals", "fanout", "governor")
 SCHEMA = 1
 
 
@@ -59,11 +60,11 @@ def measure(args) -> dict:
     results: dict = {"schema": SCHEMA, "command": "waterrock bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2
                      else "waterrock bench", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "which": list(which)}
     arch = None
-    if "solver" in which or "frame" in which:
+    if {"solver", "frame", "governor"} & set(which):
         from waterrock.backend import init_backend
 
         arch = init_backend(args.arch)
-    results["machine"] = machine_info(arch, with_gl=bool({"render", "frame", "procam"} & set(which)))
+    results["machine"] = machine_info(arch, with_gl=bool({"render", "frame", "procam", "governor"} & set(which)))
     # --sizes: particle counts for the solver (alone or in `all`), segment counts for `render`, WxH for `tracker`
     sizes = _counts(args.sizes, "--sizes") if args.which in ("solver", "render", "all") else None
     with progress("bench", total=len(which), unit=" benchmarks") as advance:
@@ -104,7 +105,7 @@ def measure(args) -> dict:
 
             _log("== frame")
             res = _resolution(args.resolution[0]) if args.resolution else None
-            results["frame"] = frame.run_frame(frames=max(30, 12 * args.repeat), arch=arch, resolution=res)
+            results["frame"] = frame.run_frame(args.scene, frames=max(30, 12 * args.repeat), arch=arch, resolution=res)
         advance("frame" in which)
         if "sdf" in which:
             from waterrock.bench import sdf
@@ -137,6 +138,14 @@ def measure(args) -> dict:
             counts = _counts(args.sizes, "--sizes") if args.which == "fanout" else None
             results["fanout"] = fanout.run_benchmark(counts or fanout.SIZES, log=_log)
         advance("fanout" in which)
+        if "governor" in which:
+            from waterrock.bench import governor
+
+            _log("== governor")
+            res = _resolution(args.resolution[0]) if args.resolution else None
+            results["governor"] = governor.run_benchmark(args.scene, args.governor_seconds,
+                                                         args.governor_runs, args.arch, res, log=_log)
+        advance("governor" in which)
     results["figures"] = figures(results)
     if results.get("procam"):  # its figures live with it, in bench/procam.py
         from waterrock.bench.procam import figures as procam_figures
@@ -191,6 +200,10 @@ def tables(results: dict) -> str:
         from waterrock.bench.fanout import table
 
         parts.append(table(results["fanout"]))
+    if results.get("governor"):
+        from waterrock.bench.governor import table
+
+        parts.append(table(results["governor"]))
     return "\n\n".join(parts)
 
 

@@ -63,4 +63,8 @@ def figures(results: dict) -> dict[str, dict]:
         st = frame["stages"]
         out["frame.total_over_solve"] = _fig(st["total"]["median_ms"] / st["solve"]["median_ms"], "lower",
                                              "whole frame / its solve stage (the loop's overhead)")
+    gov = results.get("governor")
+    if gov:
+        out[f"governor.{gov['scene']}.speedup"] = _fig(
+            gov["speedup"], "higher", f"displayed fps with the frame-rate governor / without it, {gov['scene']} scene")
     return out
