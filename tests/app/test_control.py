@@ -249,9 +249,9 @@ def test_what_cannot_be_used_is_counted_answered_and_ignored(running, caplog):
     shown = loop.frames_shown
     loop.tick()  # the water runs on
     assert loop.frames_shown == shown + 1 and control._thread.is_alive()
-    client.send_message("/waterrock/scene", "default")
+    client.send_message("/waterrock/scene", "no_such_scene")
     (error,) = replies(client, 1)
-    assert "not supported" in error.params[0] and control.counts["refused"] == 1
+    assert "no_such_scene" in error.params[0] and control.counts["refused"] == 1
 
 
 def test_the_frame_pays_almost_nothing_when_nothing_is_asked(running):
@@ -341,3 +341,31 @@ def test_the_command_answers_over_osc_and_draws_what_it_is_told(tmp_path):
 
     red, white = red_and_white(cv2.imread(str(shot))[:, :, ::-1])
     assert red > 200 and white == 0, out[-2000:]
+
+
+def test_another_scene_by_name_runs_from_the_next_frame(running, tmp_path, caplog):
+    """/waterrock/scene: the other scene's look and water (a new solver), what is read at start
+    kept. Last in the module: its loop runs the other scene after it."""
+    loop, control, client, view = running
+    other = tmp_path / "other.toml"
+    other.write_text(TINY_SCENE.replace("[render.rock]", "[render.lines]\ncolor = [1.0, 0.0, 0.0]\n"
+                                        "color_fast = [1.0, 0.0, 0.0]\n[render.rock]")
+                     .replace("particle_radius = 0.015", "particle_radius = 0.02")
+                     .replace("resolution = [320, 240]", "resolution = [640, 480]"))
+    old = loop.solver
+    with caplog.at_level(logging.INFO, logger="waterrock.app.live"):
+        client.send_message("/waterrock/scene", str(other))
+        (answer,) = replies(client, 1)
+        assert answer.address == "/waterrock/scene" and answer.params == [str(other)]
+        wait_for(lambda: not control._queue.empty())
+        loop.tick()
+    assert loop.solver is not old and loop.solver.scene.fluid.particle_radius == 0.02
+    assert view.renderer.settings.resolution == (320, 240)  # read at start: kept, and said so
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("OSC /waterrock/scene") and "render.resolution" in m and "take effect at the next start"
+               in m for m in said)
+    assert any(m.startswith(f"scene switched to {other} by OSC: render look applied; water restarted") for m in said)
+    for _ in range(12):
+        loop.tick()
+    red, white = red_and_white(view.read_pixels())
+    assert red > 50 and white == 0  # the other scene's red lines, over its own new water (started 12 frames ago)

@@ -10,8 +10,11 @@ by default) and advertises the address space with OSCQuery over HTTP on ``oscque
   /waterrock/status                                       replies to the sender: /waterrock/status
                                                           fps particles tracker paused time shown dropped
                                                           malformed
-  /waterrock/scene <name>                                 replies /waterrock/error: a scene of its own
-                                                          needs a new solver and renderer, not made live
+  /waterrock/scene <name>                                 another scene (a shipped one's name, or a
+                                                          path), from the next frame: its look and its
+                                                          water (a new solver), as an edit of the scene
+                                                          file is (app/live.py); replies /waterrock/scene
+                                                          <name>, or /waterrock/error naming the key
 
 The live settings are :data:`LIVE_RENDER` (the look: colours, opacities, widths, the trails'
 length and share, the rock's colours, the flattening) and each emitter's ``speed`` and ``rate``
@@ -58,10 +61,10 @@ from pythonoscquery.shared.osc_host_info import OSCHostInfo
 from pythonoscquery.shared.osc_path_node import OSCPathNode
 from pythonoscquery.shared.oscquery_spec import OSCQueryAttribute
 
-from waterrock.app.live import apply_live
+from waterrock.app.live import apply_live, take_scene
 from waterrock.rate_limit import RateLimitedLog
 from waterrock.render.settings import RenderSettings
-from waterrock.scene import Emitter, Scene, _emitter_rate
+from waterrock.scene import Emitter, Scene, SceneError, _emitter_rate, load_scene
 
 # the tracker's OSC listener: a datagram handed whole to a callback, never to python-osc's
 # Dispatcher (which sleeps until a bundle's time tag), and python-osc's parse warnings counted
@@ -80,6 +83,8 @@ LIVE_RENDER = {
                      "fade", "blend"),
     "render.trails": ("length", "share"),
     "render.rock": ("color", "occludes", "surface_margin", "contour_spacing", "contour_color", "contour_width"),
+    # the look's weights; not its preset, whose keys a setting's whole [render] would override
+    "render.look": ("packing", "loose", "packed", "impact", "impact_accel", "impact_color", "impact_tint"),
     "render.projection": ("mode", "center", "azimuth_deg", "elevation_deg", "oblique_angle_deg", "oblique_strength",
                           "height", "offset", "depth", "fov_deg"),
 }
@@ -316,8 +321,22 @@ class OscControl:
                 loop.request_reset()
             elif what == "scene":
                 wanted = arg
+            elif what == "switch":
+                wanted = None  # settings asked for before another scene were for the one before
+                self._switch(*arg, loop)
         if wanted is not None and wanted[1] == self._follows:
             apply_live(wanted[0], loop, self.renderer, self._warn.warning, "OSC control")
+
+    def _switch(self, name: str, scene: Scene, loop) -> None:
+        """Run ``scene`` instead of what runs: its look and its water (a new solver); what the app
+        reads only at start (its size, its outputs, its visitors' source, its console) stays."""
+        running = loop.solver.scene
+        if self.renderer is not None:
+            running = running.model_copy(update={"render": self.renderer.settings})
+        if take_scene(scene, running, loop, self.renderer, f"OSC /waterrock/scene {name}",
+                      f"scene switched to {name} by OSC", caller=self) is not None:
+            now = loop.solver.scene
+            self.follow(now.model_copy(update={"render": self.renderer.settings}) if self.renderer is not None else now)
 
     def on_second(self, loop) -> None:
         """Once a second: the figures a status request is answered with."""
@@ -398,13 +417,20 @@ class OscControl:
                     dropped, self.counts["malformed"])
 
     def _scene(self, args: tuple, sender: tuple) -> None:
+        """Another scene, by a shipped scene's name or a path: read and checked here, run from the
+        next frame (``on_frame``), as an edit of the scene file would be (app/live.take_scene)."""
         if len(args) != 1 or not isinstance(args[0], str):
             raise Malformed("takes a scene's name")
-        self.counts["refused"] += 1
-        self._warn.warning("OSC control: /waterrock/scene %r refused: another scene needs a new solver and renderer, "
-                           "which a running app does not make yet; restart with --scene", args[0])
-        self._reply(sender, f"{PREFIX}/error", f"{PREFIX}/scene {args[0]}: switching scenes while running is not "
-                    f"supported (it needs a new solver and renderer); restart waterrock with --scene {args[0]}")
+        try:
+            scene = load_scene(args[0])
+        except (SceneError, OSError) as err:  # invalid, or no such scene, or unreadable
+            reason = " ".join(line.strip() for line in str(err).splitlines())
+            self.counts["refused"] += 1
+            self._warn.warning("OSC control: /waterrock/scene %r refused: %s", args[0], reason)
+            self._reply(sender, f"{PREFIX}/error", f"{PREFIX}/scene {args[0]}: {reason}")
+            return
+        self._queue.put(("switch", (args[0], scene)))
+        self._reply(sender, f"{PREFIX}/scene", args[0])
 
     def _set(self, key: str, args: tuple) -> None:
         with self._lock:
@@ -473,8 +499,9 @@ class OscControl:
                               "to the sender"}
         for name, what in commands.items():
             space.add_node(OSCPathNode(f"{PREFIX}/{name}", description=what))
-        space.add_node(OSCPathNode(f"{PREFIX}/scene", OSCAccess.READONLY_VALUE, scene.name,
-                                   "the scene running; another scene is not switched to live (restart with --scene)"))
+        space.add_node(OSCPathNode(f"{PREFIX}/scene", OSCAccess.READWRITE_VALUE, scene.name,
+                                   "the scene running; a name (or a path) switches to another from the next frame: "
+                                   "its look and water; its size, outputs, visitors and console stay until a restart"))
         for key, p in self.params.items():
             node = OSCPathNode(p.address, OSCAccess.READWRITE_VALUE, p.values(scene), p.description)
             # python-oscquery 0.4 has no RANGE of its own; its encoder writes what the attributes hold

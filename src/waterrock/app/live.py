@@ -156,79 +156,91 @@ class SceneWatcher:
     def _take(self, edit: Scene, loop) -> None:
         """Apply what ``edit`` changed since the last good edit; the rest of what runs (what OSC
         control set since) stays as it is."""
-        changed = changed_keys(self.scene.model_dump(), edit.model_dump())
-        later = [k for k in changed if _at_start(k)]
-        physics = [k for k in changed if k not in later and not k.startswith("render.") and not FLOW.fullmatch(k)
-                   and k not in NOTHING]
-        look = any(k.startswith("render.") and k not in later for k in changed) and self.renderer is not None
-        flows = sorted({int(k.split(".")[1]) for k in changed if FLOW.fullmatch(k)})
-        running = loop.solver.scene  # what the solver was made from, with its emitters' flow as it is now
-        wanted = running
-        if self.renderer is not None:
-            wanted = running.model_copy(update={"render": self._look(edit, self.renderer.settings) if look
-                                                else self.renderer.settings})
-        done = []
-        if physics:
-            # the edited scene, with what is read only at start as the app started
-            wanted = edit.model_copy(update={**{k: getattr(running, k) for k in AT_START if "." not in k},
-                                             "render": wanted.render})
-            if not self._restart(wanted, loop, physics):
-                return
-            done.append(f"water restarted ({', '.join(physics[:4])}{', ...' if len(physics) > 4 else ''} changed)")
-        elif flows:
-            emitters = list(running.emitters)
-            for k in flows:
-                emitters[k] = emitters[k].model_copy(update={"speed": edit.emitters[k].speed,
-                                                             "rate": edit.emitters[k].rate})
-            wanted = wanted.model_copy(update={"emitters": emitters})
-            done.append(f"emitter flow set ({', '.join(f'emitters.{k}' for k in flows)})")
-        wanted = apply_live(wanted, loop, self.renderer)
-        if look and self.renderer.settings == self._look(edit, self.renderer.settings):
-            done.insert(0, "render look applied")
-        if later:
-            log.warning(f"scene file edit: {', '.join(later)} take effect at the next start of the app; the rest of "
-                        f"the edit is applied")
+        restarted = take_scene(edit, self.scene, loop, self.renderer, "scene file edit", "scene edited", caller=self)
+        if restarted is None:
+            self.edits["refused"] += 1
+            return
         self.scene = edit
         self.edits["applied"] += 1
-        log.info(f"scene edited: {'; '.join(done) or 'nothing that runs changed'}")
-        for service in loop.console:  # OSC control's next setting builds on what runs now
-            if service is not self and hasattr(service, "follow"):
-                service.follow(wanted)
-
-    @staticmethod
-    def _look(edit: Scene, running: RenderSettings) -> RenderSettings:
-        """``edit``'s look with what the renderer was made with kept (its size, the lines'
-        rasterizer, whether the rock shows)."""
-        r = edit.render
-        return r.model_copy(update={
-            "resolution": running.resolution,
-            "lines": r.lines.model_copy(update={"rasterizer": running.lines.rasterizer}),
-            "rock": r.rock.model_copy(update={"visible": running.rock.visible}),
-        })
-
-    def _restart(self, scene: Scene, loop, physics: list[str]) -> bool:
-        """The water started again from ``scene`` by a new solver on the running one's backend,
-        swapped in at this frame's start; the old one runs on when the new cannot be made."""
-        from waterrock.solver.solver import Solver
-
-        old = loop.solver
-        try:
-            solver = Solver(scene, arch=old.arch)
-            if self.renderer is not None and any(getattr(scene.rock, k) != getattr(old.scene.rock, k)
-                                                 for k in ROCK_SHAPE):
-                from waterrock.render.command import scene_rock
-
-                self.renderer.set_rock(scene_rock(scene))
-        except Exception as err:  # noqa: BLE001 - a scene that validates but cannot run must not stop the water
-            self.edits["refused"] += 1
-            log.warning(f"scene file edit not applied ({', '.join(physics)}): the water cannot start with it "
-                        f"({type(err).__name__}: {err}); keeping the last good scene")
-            return False
-        solver.sources.rate_scale = old.sources.rate_scale  # the frame-rate governor's share of the water
-        loop.replace_solver(solver)
-        self.edits["restarts"] += 1
-        return True
+        self.edits["restarts"] += restarted
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(1.0)
+
+
+def take_scene(edit: Scene, baseline: Scene, loop, renderer, who: str, title: str, caller=None) -> bool | None:
+    """Run what ``edit`` changed since ``baseline`` (the scene file's last good edit, or what
+    runs, for a scene asked for by name): the look and the emitters' flow at once, other physics
+    by starting the water again with a new solver, what is read only at start one warning
+    (naming ``who``). Logs one line of what was done, headed ``title``, and tells the other
+    console services (``caller`` excepted) what runs now. Returns whether the water restarted,
+    or None when it could not start with ``edit`` (the old water runs on)."""
+    changed = changed_keys(baseline.model_dump(), edit.model_dump())
+    later = [k for k in changed if _at_start(k)]
+    physics = [k for k in changed if k not in later and not k.startswith("render.") and not FLOW.fullmatch(k)
+               and k not in NOTHING]
+    look = any(k.startswith("render.") and k not in later for k in changed) and renderer is not None
+    flows = sorted({int(k.split(".")[1]) for k in changed if FLOW.fullmatch(k)})
+    running = loop.solver.scene  # what the solver was made from, with its emitters' flow as it is now
+    wanted = running
+    if renderer is not None:
+        wanted = running.model_copy(update={"render": _look(edit, renderer.settings) if look else renderer.settings})
+    done = []
+    if physics:
+        # the edited scene, with what is read only at start as the app started
+        wanted = edit.model_copy(update={**{k: getattr(running, k) for k in AT_START if "." not in k},
+                                         "render": wanted.render})
+        if not _restart(wanted, loop, renderer, physics, who):
+            return None
+        done.append(f"water restarted ({', '.join(physics[:4])}{', ...' if len(physics) > 4 else ''} changed)")
+    elif flows:
+        emitters = list(running.emitters)
+        for k in flows:
+            flow = {"speed": edit.emitters[k].speed, "rate": edit.emitters[k].rate}
+            emitters[k] = emitters[k].model_copy(update=flow)
+        wanted = wanted.model_copy(update={"emitters": emitters})
+        done.append(f"emitter flow set ({', '.join(f'emitters.{k}' for k in flows)})")
+    wanted = apply_live(wanted, loop, renderer)
+    if look and renderer.settings == _look(edit, renderer.settings):
+        done.insert(0, "render look applied")
+    if later:
+        log.warning(f"{who}: {', '.join(later)} take effect at the next start of the app; the rest of the edit is "
+                    f"applied")
+    log.info(f"{title}: {'; '.join(done) or 'nothing that runs changed'}")
+    for service in loop.console:  # OSC control's next setting builds on what runs now
+        if service is not caller and hasattr(service, "follow"):
+            service.follow(wanted)
+    return bool(physics)
+
+
+def _look(edit: Scene, running: RenderSettings) -> RenderSettings:
+    """``edit``'s look with what the renderer was made with kept (its size, the lines'
+    rasterizer, whether the rock shows)."""
+    r = edit.render
+    return r.model_copy(update={
+        "resolution": running.resolution,
+        "lines": r.lines.model_copy(update={"rasterizer": running.lines.rasterizer}),
+        "rock": r.rock.model_copy(update={"visible": running.rock.visible}),
+    })
+
+
+def _restart(scene: Scene, loop, renderer, physics: list[str], who: str) -> bool:
+    """The water started again from ``scene`` by a new solver on the running one's backend,
+    swapped in at this frame's start; the old one runs on when the new cannot be made."""
+    from waterrock.solver.solver import Solver
+
+    old = loop.solver
+    try:
+        solver = Solver(scene, arch=old.arch)
+        if renderer is not None and any(getattr(scene.rock, k) != getattr(old.scene.rock, k) for k in ROCK_SHAPE):
+            from waterrock.render.command import scene_rock
+
+            renderer.set_rock(scene_rock(scene))
+    except Exception as err:  # noqa: BLE001 - a scene that validates but cannot run must not stop the water
+        log.warning(f"{who} not applied ({', '.join(physics)}): the water cannot start with it "
+                    f"({type(err).__name__}: {err}); keeping the last good scene")
+        return False
+    solver.sources.rate_scale = old.sources.rate_scale  # the frame-rate governor's share of the water
+    loop.replace_solver(solver)
+    return True
