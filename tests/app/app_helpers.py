@@ -74,3 +74,19 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None, timeou
 
 
 NO_DISPLAY = {"DISPLAY": None, "WAYLAND_DISPLAY": None}
+
+
+def solver_and_view(scene):
+    """The scene's solver on Taichi's CPU and its offscreen picture (app/session.OffscreenView);
+    the test is skipped where no offscreen OpenGL context can be made."""
+    import pytest
+
+    from waterrock.app.session import OffscreenView
+    from waterrock.solver.solver import Solver
+
+    solver = Solver(scene, arch="cpu")
+    try:
+        view = OffscreenView(scene)
+    except Exception as err:  # noqa: BLE001 - no EGL here: nothing to draw the picture with
+        pytest.skip(f"no offscreen OpenGL: {err}")
+    return solver, view

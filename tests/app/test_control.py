@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from tests.app.app_helpers import TINY_SCENE
+from tests.app.app_helpers import TINY_SCENE, solver_and_view
 from tests.net.test_portals import free_port
 from waterrock.rate_limit import RateLimitedLog
 from waterrock.scene import parse_scene, read_scene_text
@@ -69,16 +69,11 @@ def running(tmp_path_factory):
     stepped one simulation frame a tick; and a python-osc client on 127.0.0.1."""
     from waterrock.app.control import OscControl
     from waterrock.app.loop import FrameLoop
-    from waterrock.app.session import Inputs, OffscreenView
-    from waterrock.solver.solver import Solver
+    from waterrock.app.session import Inputs
 
     path = console_scene(tmp_path_factory.mktemp("control"), free_port(), free_port())
     scene = parse_scene(read_scene_text(path), path)
-    solver = Solver(scene, arch="cpu")
-    try:
-        view = OffscreenView(scene)
-    except Exception as err:  # noqa: BLE001 - no EGL here: nothing to draw the picture with
-        pytest.skip(f"no offscreen OpenGL: {err}")
+    solver, view = solver_and_view(scene)
     inputs = Inputs(scene, solver)
     control = OscControl(scene, view, inputs)
     loop = FrameLoop(solver, inputs.obstacles, view, realtime=False, console=[control])

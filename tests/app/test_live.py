@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from tests.app.app_helpers import TINY_SCENE
+from tests.app.app_helpers import TINY_SCENE, solver_and_view
 from tests.net.test_portals import free_port
 
 RED, GREEN = "[1.0, 0.0, 0.0]", "[0.0, 1.0, 0.0]"
@@ -70,19 +70,13 @@ def live(tmp_path_factory):
     from waterrock.app.console import close_console, open_console
     from waterrock.app.live import SceneWatcher
     from waterrock.app.loop import FrameLoop
-    from waterrock.app.session import OffscreenView
     from waterrock.scene import load_scene
-    from waterrock.solver.solver import Solver
 
     path = tmp_path_factory.mktemp("live") / "tiny_live.toml"
     osc = free_port()
     path.write_text(scene_text(osc), encoding="utf-8")
     scene = load_scene(path)
-    solver = Solver(scene, arch="cpu")
-    try:
-        view = OffscreenView(scene)
-    except Exception as err:  # noqa: BLE001 - no EGL here: nothing to draw the picture with
-        pytest.skip(f"no offscreen OpenGL: {err}")
+    solver, view = solver_and_view(scene)
     services = open_console(scene, view)
     (watcher,) = [s for s in services if isinstance(s, SceneWatcher)]
     loop = FrameLoop(solver, None, view, realtime=False, console=services)
