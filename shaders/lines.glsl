@@ -25,6 +25,7 @@ const float ONE = 65536.0;    // the sums' fixed point
 #if defined VERTEX_SHADER || (defined COMPUTE_SHADER && !defined RESOLVE)
 
 uniform sampler2D history;   // xyz: position (m), w: speed (m/s); ring entry r fills rows [r*rows, (r+1)*rows)
+uniform sampler2D packing;   // rho/rho0 at each position, laid out as history
 uniform isampler2D lengths;  // valid positions per trail, 0 when the particle is gone
 uniform isampler2D live;     // k -> the slot of the k-th drawn trail with a segment (TrailBuffer._find_live)
 uniform int trail_length;    // K
@@ -43,12 +44,22 @@ uniform vec2 opacity;        // slow, fast
 uniform float fast_speed;
 uniform float taper;
 uniform float fade;
+uniform float age_time[120]; // s from the newest positions back to those of each age (K <= 120: MAX_TRAIL_LENGTH)
+// [render.look]: the water's state on the line (render/settings.py LookSettings)
+uniform vec2 look_packing;   // (opacity, width): how far loose water dims and thins
+uniform vec2 packed_range;   // rho/rho0: loose .. packed
+uniform vec2 look_impact;    // (opacity, width): x (1 + this) at a full impact
+uniform float impact_accel;  // m/s^2 of a full impact
+uniform vec3 impact_color;
+uniform float impact_tint;
 
-vec4 sample_at(int slot, int age) {
+ivec2 texel_at(int slot, int age) {
     int w = textureSize(lengths, 0).x;
     int ring = (head - age + trail_length) % trail_length;
-    return texelFetch(history, ivec2(slot % w, ring * rows + slot / w), 0);
+    return ivec2(slot % w, ring * rows + slot / w);
 }
+
+vec4 sample_at(int slot, int age) { return texelFetch(history, texel_at(slot, age), 0); }
 
 vec4 to_clip(vec3 p) { return flatten * vec4(p, 1.0); }
 vec2 to_screen(vec4 clip) { return (clip.xy / clip.w * 0.5 + 0.5) * viewport; }
@@ -90,11 +101,23 @@ bool segment_end(int slot, int seg, int n, int end, out End e) {
     vec2 n_seg = normal_of(sa, sb, vec2(0.0, 1.0));
     // Miter with the neighbouring segment at this end, so consecutive quads share their corner
     // vertices exactly: a smooth polyline with neither gaps nor doubled light at the joints.
+    // The same three positions give the water's acceleration there: the impact.
     vec2 n_nb = n_seg;
-    if (end == 0 && seg > 0) {
-        n_nb = normal_of(to_screen(to_clip(sample_at(slot, seg - 1).xyz)), sa, n_seg);
-    } else if (end == 1 && seg + 2 < n) {
-        n_nb = normal_of(sb, to_screen(to_clip(sample_at(slot, seg + 2).xyz)), n_seg);
+    float impact = 0.0;
+    bool joint = end == 0 ? seg > 0 : seg + 2 < n;
+    if (joint) {
+        int at_age = seg + end;
+        vec3 nb = sample_at(slot, end == 0 ? seg - 1 : seg + 2).xyz;
+        vec3 newer = end == 0 ? nb : a.xyz, at = end == 0 ? a.xyz : b.xyz, older = end == 0 ? b.xyz : nb;
+        vec2 s_nb = to_screen(to_clip(nb));
+        n_nb = end == 0 ? normal_of(s_nb, sa, n_seg) : normal_of(sb, s_nb, n_seg);
+        // the change of velocity over the intervals the positions were taken at: free fall and
+        // sliding are about 1 g, striking the rock many
+        float dt_new = age_time[at_age] - age_time[at_age - 1], dt_old = age_time[at_age + 1] - age_time[at_age];
+        if (dt_new > 0.0 && dt_old > 0.0) {
+            vec3 accel = ((newer - at) / dt_new - (at - older) / dt_old) / (0.5 * (dt_new + dt_old));
+            impact = smoothstep(0.25 * impact_accel, impact_accel, length(accel));
+        }
     }
     vec2 miter = n_seg + n_nb;
     miter = dot(miter, miter) > 1e-6 ? normalize(miter) : n_seg;
@@ -105,8 +128,10 @@ bool segment_end(int slot, int seg, int n, int end, out End e) {
     vec4 p = end == 0 ? a : b;
     float fast = clamp(p.w / fast_speed, 0.0, 1.0);
     float along = float(age) / float(segs);  // 0 at the head, 1 at the oldest drawn tail
-    float half_width = 0.5 * mix(width.x, width.y, fast) * (1.0 - taper * along) * px;
-    float alpha = mix(opacity.x, opacity.y, fast) * (1.0 - fade * along);
+    float loose = 1.0 - smoothstep(packed_range.x, packed_range.y, texelFetch(packing, texel_at(slot, age), 0).r);
+    vec2 state = (1.0 - look_packing * loose) * (1.0 + look_impact * impact);  // (opacity, width)
+    float half_width = 0.5 * mix(width.x, width.y, fast) * (1.0 - taper * along) * state.y * px;
+    float alpha = min(mix(opacity.x, opacity.y, fast) * (1.0 - fade * along) * state.x, 1.0);
     // Below a pixel, draw a pixel-wide line with its coverage in the opacity: no shimmer.
     if (half_width < 0.5) {
         alpha *= 2.0 * half_width;
@@ -117,7 +142,7 @@ bool segment_end(int slot, int seg, int n, int end, out End e) {
     e.centre = end == 0 ? sa : sb;
     e.offset = miter * stretch * e.extent;
     e.half_width = half_width;
-    e.color = vec4(mix(color_slow, color_fast, fast), alpha);
+    e.color = vec4(mix(mix(color_slow, color_fast, fast), impact_color, impact_tint * impact), alpha);
     return true;
 }
 

@@ -192,6 +192,10 @@ class ParticleSnapshot:
       ids         (N,)   int32    stable particle ids: they survive the solver's reordering
       recycled    (N,)   bool     the particle was (re-)emitted since the previous snapshot:
                                   its trail must start afresh, never joined to its old position
+      packing     (N,)   float32  optional: how packed the water is round the particle, its
+                                  density over the rest density (rho/rho0, the solids' share
+                                  included): about 1 in a sheet or a pool, about 0.3 for a lone
+                                  drop. None (recorded data, other sources): taken as 1, packed
     """
 
     frame: int
@@ -200,10 +204,11 @@ class ParticleSnapshot:
     velocities: np.ndarray
     ids: np.ndarray
     recycled: np.ndarray
+    packing: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = self.positions.shape[0]
-        for name in ("velocities", "ids", "recycled"):
+        for name in ("velocities", "ids", "recycled", *(("packing",) if self.packing is not None else ())):
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f"ParticleSnapshot: '{name}' has {getattr(self, name).shape[0]} rows, positions {n}")
 
@@ -211,13 +216,17 @@ class ParticleSnapshot:
         return int(self.positions.shape[0])
 
     def to_dict(self) -> dict:
-        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        """Plain lists; ``packing`` only where the snapshot has it."""
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()
+                if not (k == "packing" and v is None)}
 
     @classmethod
     def from_dict(cls, d: dict) -> ParticleSnapshot:
+        packing = d.get("packing")
         return cls(
             frame=int(d["frame"]), time=float(d["time"]),
             positions=np.asarray(d["positions"], np.float32).reshape(-1, 3),
             velocities=np.asarray(d["velocities"], np.float32).reshape(-1, 3),
             ids=np.asarray(d["ids"], np.int32), recycled=np.asarray(d["recycled"], bool),
+            packing=None if packing is None else np.asarray(packing, np.float32).reshape(-1),
         )

@@ -55,6 +55,29 @@ def test_a_frame_round_trips_in_each_encoding(encoding, bytes_each, tolerance):
         assert np.abs(got.velocities - snap.velocities).max() <= tolerance * np.abs(snap.velocities).max()
 
 
+@pytest.mark.parametrize("encoding, bytes_each, tolerance",
+                         [("f32", 33, 0.0), ("f16", 19, 1 / 2048), ("q16", 19, 1 / 2048)])
+def test_how_packed_the_water_is_goes_along_and_old_frames_still_read(encoding, bytes_each, tolerance):
+    snap = particles(1000, frame=3)
+    packing = np.random.default_rng(1).uniform(0.3, 1.1, 1000).astype(np.float32)
+    snap = ParticleSnapshot(snap.frame, snap.time, snap.positions, snap.velocities, snap.ids, snap.recycled, packing)
+    parts = [bytes(p) for p in frame_of(snap, "run1", 0).frames(encoding)]
+    assert len(parts) == 6 and sum(len(p) for p in parts[1:]) == bytes_each * 1000
+    got = snapshot_of(Frame.parse(parts))
+    assert got.packing.dtype == np.float32 and np.abs(got.packing - packing).max() <= tolerance * 1.1
+    # the particles that draw lines keep theirs
+    some = frame_of(snap, "run1", 0, share=0.1)
+    np.testing.assert_array_equal(some.packing, packing[np.isin(snap.ids, some.ids)])
+    # a frame without (a snapshot with none, or a sender from before) reads as it did: none
+    old = [bytes(p) for p in frame_of(particles(1000), "run1", 0).frames(encoding)]
+    assert len(old) == 5 and b"packing" not in old[0] and snapshot_of(Frame.parse(old)).packing is None
+    # a header and a frame count that disagree are refused
+    with pytest.raises(BadMessage, match="packing"):
+        Frame.parse(parts[:5])
+    with pytest.raises(BadMessage, match="packing"):
+        Frame.parse([*old, parts[5]])
+
+
 def test_only_the_particles_that_draw_lines():
     from waterrock.render.trails import chosen
 

@@ -50,10 +50,13 @@ def sphere_rock() -> trimesh.Trimesh:
     return rock
 
 
-def waterfall(n: int, frames: int, seed: int = 0, dt: float = 1.0 / 60.0) -> Iterator[ParticleSnapshot]:
+def waterfall(n: int, frames: int, seed: int = 0, dt: float = 1.0 / 60.0,
+              packing: bool = False) -> Iterator[ParticleSnapshot]:
     """Water falling from a sheet at y = 1.1 onto a sphere (the rock), sliding off it and
     re-emitted at the top when it falls below y = -1.2; ids shuffled every frame like a solver's
-    reordering. Particles start spread over the fall so the first frames are not empty."""
+    reordering. Particles start spread over the fall so the first frames are not empty. With
+    ``packing``, each snapshot says how packed the water is as a solver's would: packed (1) on
+    the rock, a falling sheet stretched thinner the faster it falls (down to a lone drop's 0.32)."""
     rng = np.random.default_rng(seed)
     pos = np.c_[rng.uniform(-0.7, 0.7, n), rng.uniform(-1.2, 1.1, n), rng.uniform(-0.25, 0.25, n)]
     vel = np.zeros((n, 3))
@@ -75,7 +78,12 @@ def waterfall(n: int, frames: int, seed: int = 0, dt: float = 1.0 / 60.0) -> Ite
         pos[recycled] = np.c_[rng.uniform(-0.7, 0.7, k), np.full(k, 1.1), rng.uniform(-0.25, 0.25, k)]
         vel[recycled] = 0.0
         order = rng.permutation(n)
+        rho = None
+        if packing:
+            on_rock = np.linalg.norm(pos - ROCK_CENTER, axis=1) < ROCK_RADIUS + 0.02
+            rho = np.where(on_rock, 1.0, np.clip(1.4 / (1.0 + np.linalg.norm(vel, axis=1)), 0.32, 1.0))
+            rho = rho[order].astype(np.float32)
         yield ParticleSnapshot(
             frame=frame, time=frame * dt, positions=pos[order].astype(np.float32),
-            velocities=vel[order].astype(np.float32), ids=ids[order], recycled=recycled[order],
+            velocities=vel[order].astype(np.float32), ids=ids[order], recycled=recycled[order], packing=rho,
         )

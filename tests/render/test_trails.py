@@ -54,7 +54,8 @@ def test_trails_follow_ids_through_reordering(gl_ctx):
 @pytest.mark.gl
 def test_only_newest_positions_are_uploaded(gl_ctx):
     trails = TrailBuffer(gl_ctx, max_particles=1000, share=0.5, length=40)
-    assert trails.upload_bytes == trails.row_width * trails.rows * (16 + 4 + 4)  # newest position, length, live list
+    # newest position and speed, its packing, the lengths, the live list
+    assert trails.upload_bytes == trails.row_width * trails.rows * (16 + 4 + 4 + 4)
     assert trails.upload_bytes < trails.capacity * 40 * 16 / 10
     trails.release()
 

@@ -55,16 +55,19 @@ def frame_of(snapshot: ParticleSnapshot, run: str, generation: int, share: float
     renderer's choice by id, ``render/trails.chosen``; ``draws``, that choice made once for every
     id the snapshot can hold, saves hashing every id again each frame)."""
     ids, pos, vel, recycled = snapshot.ids, snapshot.positions, snapshot.velocities, snapshot.recycled
+    packing = snapshot.packing
     if share < 1.0:
         keep = np.flatnonzero(chosen(ids, share) if draws is None else draws[ids])
         ids, pos, vel, recycled = ids[keep], pos[keep], vel[keep], recycled[keep]
+        packing = None if packing is None else packing[keep]
     return Frame(run, generation, int(snapshot.frame), float(snapshot.time), float(share), time.time(), pos, vel,
-                 ids, np.where(recycled, RECYCLED, 0).astype(np.uint8))
+                 ids, np.where(recycled, RECYCLED, 0).astype(np.uint8), packing)
 
 
 def snapshot_of(frame: Frame) -> ParticleSnapshot:
     return ParticleSnapshot(frame=frame.frame, time=frame.time, positions=frame.positions,
-                            velocities=frame.velocities, ids=frame.ids, recycled=(frame.flags & RECYCLED) != 0)
+                            velocities=frame.velocities, ids=frame.ids, recycled=(frame.flags & RECYCLED) != 0,
+                            packing=frame.packing)
 
 
 class SnapshotPublisher:

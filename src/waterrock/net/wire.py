@@ -25,10 +25,13 @@ class BadMessage(ValueError):
     """A message that is not ours or not whole; the text says which."""
 
 
-def _opened(frames: list[bytes], kind: str, what: str, count: int) -> dict:
-    """The header of a message that must be ``what`` (a ``kind`` of ``count`` frames)."""
-    if len(frames) != count:
-        raise BadMessage(f"{what} has {count} frame{'s' if count > 1 else ''}, this message {len(frames)}")
+def _opened(frames: list[bytes], kind: str, what: str, count: int | tuple[int, ...]) -> dict:
+    """The header of a message that must be ``what`` (a ``kind`` of ``count`` frames, or of one
+    of the counts given)."""
+    counts = count if isinstance(count, tuple) else (count,)
+    if len(frames) not in counts:
+        many = " or ".join(str(c) for c in counts)
+        raise BadMessage(f"{what} has {many} frame{'s' if counts[-1] > 1 else ''}, this message {len(frames)}")
     h = _header(frames[0])
     if h.get("kind") != kind:
         raise BadMessage(f"kind {h.get('kind')!r} where {what} was expected")
@@ -137,12 +140,14 @@ class Frame:
     """One simulation frame's particles for render nodes: the simulation node's ``run`` (random
     per process) and ``generation`` (its water's resets), the frame's number and time, the
     trails' ``share`` the particles were chosen by (1: all of them), when it was published, and
-    each particle's position, velocity, id and flags.
+    each particle's position, velocity, id and flags; and, where the snapshot has it, how packed
+    the water is round each (``ParticleSnapshot.packing``) in a sixth frame that the header's
+    ``"packing": true`` announces (a frame of five, as version 1 first sent, has none).
 
-    Encodings (bytes a particle): ``f32`` exact (29); ``f16`` half floats (17); ``q16``
-    positions as 16-bit steps of the frame's bounding box, velocities as half floats (17). Half
-    floats are within 1/2048 of the value (0.5 mm at 1 m); 16-bit steps within 1/131070 of the
-    box (0.06 mm over 8 m)."""
+    Encodings (bytes a particle): ``f32`` exact (29, 33 with packing); ``f16`` half floats (17,
+    19); ``q16`` positions as 16-bit steps of the frame's bounding box, velocities and packing as
+    half floats (17, 19). Half floats are within 1/2048 of the value (0.5 mm at 1 m); 16-bit
+    steps within 1/131070 of the box (0.06 mm over 8 m)."""
 
     run: str
     generation: int
@@ -154,6 +159,7 @@ class Frame:
     velocities: np.ndarray  # (n, 3) float32
     ids: np.ndarray  # (n,) int32
     flags: np.ndarray  # (n,) uint8
+    packing: np.ndarray | None = None  # (n,) float32, or none sent
 
     def frames(self, encoding: str = "f32") -> list:
         n = len(self.ids)
@@ -179,18 +185,27 @@ class Frame:
                 header["lo"], header["hi"] = lo.tolist(), hi.tolist()
         else:
             raise ValueError(f"unknown encoding {encoding!r}: one of {', '.join(ENCODINGS)}")
-        return [_encode(header), pos, vel, np.ascontiguousarray(self.ids, "<i4"),
-                np.ascontiguousarray(self.flags, "u1")]
+        parts = [pos, vel, np.ascontiguousarray(self.ids, "<i4"), np.ascontiguousarray(self.flags, "u1")]
+        if self.packing is not None:
+            header["packing"] = True
+            parts.append(np.ascontiguousarray(self.packing, "<f4") if encoding == "f32" else self.packing.astype("<f2"))
+        return [_encode(header), *parts]
 
     @classmethod
     def parse(cls, frames: list) -> Frame:
         frames = [bytes(frames[0]), *frames[1:]] if frames else frames  # arrays stay zero-copy zmq.Frames
-        h = _opened(frames, "frame", "a frame", 5)
+        h = _opened(frames, "frame", "a frame", (5, 6))
         n = _field(h, "n", int, 0, MAX_FRAME)
         enc = _field(h, "enc", str)
         if enc not in ENCODINGS:
             raise BadMessage(f"encoding {enc!r}, not one of {', '.join(ENCODINGS)}")
+        packed = _field(h, "packing", bool) if "packing" in h else False
+        if len(frames) != (6 if packed else 5):
+            raise BadMessage(f"a frame {'with' if packed else 'without'} packing has {6 if packed else 5} frames, "
+                             f"this message {len(frames)}")
         sizes = (_POSITION_BYTES[enc] * n, _VELOCITY_BYTES[enc] * n, 4 * n, n)
+        if packed:
+            sizes += ((4 if enc == "f32" else 2) * n,)
         if tuple(len(f) for f in frames[1:]) != sizes:
             raise BadMessage(f"n = {n} ({enc}) needs arrays of {sizes} bytes, got {tuple(len(f) for f in frames[1:])}")
         if enc == "f32":
@@ -208,8 +223,13 @@ class Frame:
         vel = np.frombuffer(frames[2], "<f4" if enc == "f32" else "<f2").reshape(n, 3).astype(np.float32, copy=False)
         if not (np.isfinite(pos).all() and np.isfinite(vel).all()):
             raise BadMessage("a position or velocity is not finite")
+        packing = None
+        if packed:
+            packing = np.frombuffer(frames[5], "<f4" if enc == "f32" else "<f2").astype(np.float32, copy=False)
+            if not np.isfinite(packing).all():
+                raise BadMessage("a packing is not finite")
         number = (int, float)
         return cls(_field(h, "run", str), _field(h, "generation", int, 0, 2**62), _field(h, "frame", int, 0, 2**62),
                    float(_field(h, "time", number, 0, 1e12)), float(_field(h, "share", number, 0, 1)),
                    float(_field(h, "sent", number, 0, 1e12)), pos, vel, np.frombuffer(frames[3], "<i4"),
-                   np.frombuffer(frames[4], "u1"))
+                   np.frombuffer(frames[4], "u1"), packing)

@@ -22,7 +22,7 @@ import numpy as np
 
 from waterrock.render.programs import load_compute, load_program
 from waterrock.render.projection import gl_bytes
-from waterrock.render.settings import LineSettings
+from waterrock.render.settings import LineSettings, LookSettings
 from waterrock.render.trails import TrailBuffer
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ RESOLVE_TILE = 16  # the resolve's work group is 16 x 16 pixels
 
 
 class LineLayer:
-    def __init__(self, ctx: moderngl.Context, settings: LineSettings):
-        self.ctx, self.settings = ctx, settings
+    def __init__(self, ctx: moderngl.Context, settings: LineSettings, look: LookSettings | None = None):
+        self.ctx, self.settings, self.look = ctx, settings, look or LookSettings()
         self.rasterizer = settings.rasterizer
         if self.rasterizer == "compute" and ctx.version_code < 430:
             log.warning("[render.lines] rasterizer = 'compute' needs OpenGL 4.3, this context has %d: "
@@ -51,15 +51,17 @@ class LineLayer:
             self.program = load_program(ctx, "lines")
             self.vao = ctx.vertex_array(self.program, [])
         self._sums: list[moderngl.Texture] = []
-        self.apply(settings)
+        self.apply(settings, self.look)
 
-    def apply(self, settings: LineSettings) -> None:
-        """Draw with ``settings`` from now on: colours, widths, opacities, taper, fade and blend
-        are uniforms and a blend function (the operator's console sets them while the water
-        runs). The rasterizer is the one the layer was made with: it needs other programs."""
+    def apply(self, settings: LineSettings, look: LookSettings | None = None) -> None:
+        """Draw with ``settings`` (and ``look``; None: the one drawn now) from now on: colours,
+        widths, opacities, taper, fade, the weights of packing and impact and the blend are
+        uniforms and a blend function (the operator's console sets them while the water runs).
+        The rasterizer is the one the layer was made with: it needs other programs."""
         if settings.rasterizer != self.settings.rasterizer:
             raise ValueError(f"the lines' rasterizer is {self.settings.rasterizer!r} until the renderer is made anew")
         self.settings = s = settings
+        self.look = k = look or self.look
         p = self.program
         p["color_slow"].value = s.color
         p["color_fast"].value = s.color_fast
@@ -68,6 +70,12 @@ class LineLayer:
         p["fast_speed"].value = s.fast_speed
         p["taper"].value = s.taper
         p["fade"].value = s.fade
+        p["look_packing"].value = k.packing
+        p["packed_range"].value = (k.loose, k.packed)
+        p["look_impact"].value = k.impact
+        p["impact_accel"].value = k.impact_accel
+        p["impact_color"].value = k.impact_color
+        p["impact_tint"].value = k.impact_tint
 
     def dim(self, factor: float) -> None:
         """Draw the lines at ``factor`` of their opacity (1: as the settings say): a render node's

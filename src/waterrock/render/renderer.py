@@ -52,7 +52,7 @@ class Renderer:
         self.ctx, self.settings = ctx, settings
         self.size = tuple(int(v) for v in (size or settings.resolution))
         self.flatten = flattening(settings.projection, self.size)
-        self.lines = LineLayer(ctx, settings.lines)
+        self.lines = LineLayer(ctx, settings.lines, settings.look)
         show_rock = rock_mesh is not None and settings.rock.visible
         self.rock = RockLayer(ctx, settings.rock, rock_mesh) if show_rock else None
         self.compose = load_program(ctx, "compose")
@@ -149,8 +149,8 @@ class Renderer:
                     self.settings, self._quality = old, q
                     raise
                 trails.release()
-        if settings.lines != old.lines:
-            self.lines.apply(settings.lines)
+        if settings.lines != old.lines or settings.look != old.look:
+            self.lines.apply(settings.lines, settings.look)
         if self.rock is not None and settings.rock != old.rock:
             self.rock.apply(settings.rock)
         if settings.projection != old.projection:

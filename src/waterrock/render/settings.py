@@ -14,6 +14,37 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Color = tuple[Unit, Unit, Unit]
 Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+Weight = Annotated[float, Field(ge=0.0, le=4.0)]
+MAX_TRAIL_LENGTH = 120  # positions a trail keeps at most: shaders/lines.glsl's age_time holds as many
+LookName = Literal["pale on deep", "ink", "glow"]
+
+# The shipped looks ([render.look] preset): every colour and weight of the look, in the [render]
+# section's own layout. The scene's keys override the preset's; what a preset leaves out (sizes,
+# speeds, thresholds, the trails, the flattening) is the scene's or the default. "pale on deep"
+# is the defaults themselves (tests/render/test_looks.py holds them equal).
+LOOKS: dict[str, dict] = {
+    "pale on deep": {  # the work's: pale lines adding up as light on a deep blue-black
+        "background": (0.010, 0.028, 0.070), "exposure": 1.0,
+        "lines": {"color": (0.80, 0.90, 1.00), "color_fast": (0.95, 0.98, 1.00), "width": 2.0, "width_slow": 1.0,
+                  "opacity": 0.35, "opacity_slow": 0.15, "taper": 1.0, "fade": 1.0, "blend": "additive"},
+        "rock": {"color": (0.006, 0.007, 0.010), "contour_color": (0.07, 0.09, 0.13)},
+        "look": {"packing": (0.35, 0.0), "impact": (1.0, 0.5), "impact_color": (1.0, 1.0, 1.0), "impact_tint": 0.0},
+    },
+    "ink": {  # dark lines laid over a pale ground, as a brush on paper: splashes dry to nothing
+        "background": (0.92, 0.90, 0.85), "exposure": 1.0,
+        "lines": {"color": (0.10, 0.12, 0.16), "color_fast": (0.02, 0.03, 0.06), "width": 1.6, "width_slow": 2.4,
+                  "opacity": 0.55, "opacity_slow": 0.30, "taper": 0.8, "fade": 0.9, "blend": "alpha"},
+        "rock": {"color": (0.80, 0.78, 0.72), "contour_color": (0.62, 0.60, 0.55)},
+        "look": {"packing": (0.55, 0.4), "impact": (0.6, 0.8), "impact_color": (0.0, 0.0, 0.0), "impact_tint": 0.0},
+    },
+    "glow": {  # coloured light: blue to cyan water, thinner where fast, impacts flaring warm and bright
+        "background": (0.004, 0.008, 0.020), "exposure": 1.3,
+        "lines": {"color": (0.10, 0.35, 0.75), "color_fast": (0.35, 0.90, 1.00), "width": 1.5, "width_slow": 2.5,
+                  "opacity": 0.40, "opacity_slow": 0.12, "taper": 1.0, "fade": 1.0, "blend": "additive"},
+        "rock": {"color": (0.003, 0.005, 0.010), "contour_color": (0.04, 0.08, 0.14)},
+        "look": {"packing": (0.6, 0.3), "impact": (3.0, 1.0), "impact_color": (1.00, 0.75, 0.45), "impact_tint": 0.85},
+    },
+}
 
 
 class _Section(BaseModel):
@@ -24,7 +55,7 @@ class TrailSettings(_Section):
     """Which particles leave a trail, and how long it is."""
 
     share: float = Field(0.25, ge=0.001, le=1.0, description="share of particles (by id) drawing a trail")
-    length: int = Field(32, ge=8, le=120, description="K: positions kept per trail (K-1 segments)")
+    length: int = Field(32, ge=8, le=MAX_TRAIL_LENGTH, description="K: positions kept per trail (K-1 segments)")
 
 
 class LineSettings(_Section):
@@ -48,6 +79,38 @@ class LineSettings(_Section):
     def _compute_adds(self) -> LineSettings:
         if self.rasterizer == "compute" and self.blend != "additive":
             raise ValueError("rasterizer = 'compute' adds the lines' light in any order: it needs blend = 'additive'")
+        return self
+
+
+class LookSettings(_Section):
+    """How the water's state weighs on its lines, beside speed and age (``[render.lines]``: the
+    slow and fast widths, opacities and colours; ``taper`` and ``fade`` along the trail), and the
+    named look the scene starts from (docs/rendering.md, "Looks").
+
+    Packing is how packed the water is round a particle (rho/rho0, ParticleSnapshot.packing):
+    ``loose`` and below reads as a splash or a stretched fall, ``packed`` and above as a sheet.
+    Impact is the water's acceleration along its trail, from the trail's own positions: free
+    fall and sliding are about 1 g, water striking the rock many; a quarter of
+    ``impact_accel`` and below is none, ``impact_accel`` and above a full impact."""
+
+    preset: LookName = Field("pale on deep", description="the named look whose colours and weights the scene "
+                             "starts from (LOOKS); the scene's own keys override them")
+    packing: tuple[Unit, Unit] = Field((0.35, 0.0), description="(opacity, width): how far loose water's line "
+                                       "dims and thins, 0 not at all, 1 to nothing")
+    loose: float = Field(0.4, ge=0.0, le=2.0, description="rho/rho0 at and below which water is loose (a lone "
+                         "drop is about 0.3)")
+    packed: float = Field(0.9, ge=0.0, le=2.0, description="rho/rho0 at and above which water is packed")
+    impact: tuple[Weight, Weight] = Field((1.0, 0.5), description="(opacity, width): a full impact multiplies "
+                                          "the line's by 1 + this")
+    impact_accel: Positive = Field(60.0, description="m/s^2 of acceleration that reads as a full impact "
+                                   "(free fall: 9.81)")
+    impact_color: Color = Field((1.0, 1.0, 1.0), description="the colour an impact turns the line toward")
+    impact_tint: Unit = Field(0.0, description="how far a full impact turns the line to impact_color")
+
+    @model_validator(mode="after")
+    def _loose_below_packed(self) -> LookSettings:
+        if not self.loose < self.packed:
+            raise ValueError(f"loose ({self.loose}) must lie below packed ({self.packed})")
         return self
 
 
@@ -91,6 +154,18 @@ class RenderSettings(_Section):
     lines: LineSettings = LineSettings()
     rock: RockSettings = RockSettings()
     projection: ProjectionSettings = ProjectionSettings()
+    look: LookSettings = LookSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data):
+        """The preset's colours and weights under the scene's own keys (an unknown name is left
+        for the ``preset`` field to refuse, naming the key)."""
+        if not isinstance(data, dict):
+            return data
+        look = _given(data.get("look", {}))
+        name = look.get("preset", "pale on deep") if isinstance(look, dict) else None
+        return _under(LOOKS[name], data) if name in LOOKS else data
 
     @model_validator(mode="after")
     def _resolution(self):
@@ -102,3 +177,20 @@ class RenderSettings(_Section):
     def resolved(self, base: Path) -> RenderSettings:
         """A copy with relative paths made absolute against the scene file's folder (none yet)."""
         return self
+
+
+def _given(value):
+    """What a section sets itself: a dict as it is, a model its keys set (not its defaults)."""
+    return value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
+
+
+def _under(preset: dict, data: dict) -> dict:
+    """``data`` with ``preset``'s keys filled in where it has none, section by section."""
+    out = dict(data)
+    for key, value in preset.items():
+        given = _given(out.get(key))
+        if isinstance(value, dict) and isinstance(given, dict):
+            out[key] = _under(value, given)
+        elif key not in out:
+            out[key] = value
+    return out

@@ -6,7 +6,9 @@ id -> slot table is dense (ids lie in 0..max_particles-1) and built once, so a f
 slots with one numpy gather. Slots go in order of the hash, so the first m slots are exactly the
 ids a smaller share chooses: drawing a part of the trails (``set_drawn``) is drawing fewer slots.
 Each frame uploads only the newest position of every slot, into the ring entry at the head;
-older entries stay on the GPU until the head comes round again.
+older entries stay on the GPU until the head comes round again. Beside each position the ring
+keeps how packed the water was there (``ParticleSnapshot.packing``, 1 where the snapshot has
+none), in a texture of the same layout, for the lines' look.
 
 Texture layout: the ``history`` texture is ``row_width`` wide and ``rows * K`` tall. Ring entry
 ``r`` occupies rows ``[r * rows, (r + 1) * rows)`` and slot ``s`` sits at texel
@@ -20,6 +22,7 @@ import math
 import moderngl
 import numpy as np
 
+from waterrock.render.settings import MAX_TRAIL_LENGTH
 from waterrock.snapshots import ParticleSnapshot
 
 
@@ -49,11 +52,13 @@ def chosen(ids: np.ndarray, share: float) -> np.ndarray:
 
 
 class TrailBuffer:
-    """Host-side id -> slot table and trail lengths; GPU-side ring of positions and speeds."""
+    """Host-side id -> slot table and trail lengths; GPU-side ring of positions, speeds and packing."""
 
     def __init__(self, ctx: moderngl.Context, max_particles: int, share: float, length: int):
         if length < 2:
             raise ValueError(f"a trail needs at least 2 positions, got K={length}")
+        if length > MAX_TRAIL_LENGTH:
+            raise ValueError(f"a trail keeps at most {MAX_TRAIL_LENGTH} positions, got K={length}")
         self.ctx, self.max_particles, self.length = ctx, int(max_particles), int(length)
         self.share = float(share)
         h = id_hash(np.arange(self.max_particles))
@@ -75,16 +80,22 @@ class TrailBuffer:
             )
         texels = self.row_width * self.rows
         self.history = ctx.texture((self.row_width, self.rows * self.length), 4, dtype="f4")
+        self.packing = ctx.texture((self.row_width, self.rows * self.length), 1, dtype="f4")
         self.lengths_texture = ctx.texture((self.row_width, self.rows), 1, dtype="i4")
         # the drawn slots that have a segment, in slot order: the instances are these trails' only
         # (a software renderer pays about a microsecond for an instance that draws nothing, and a
         # budget's slots outnumbered the live ones ten to one in the default scene)
         self.live_texture = ctx.texture((self.row_width, self.rows), 1, dtype="i4")
-        for tex in (self.history, self.lengths_texture, self.live_texture):
+        for tex in (self.history, self.packing, self.lengths_texture, self.live_texture):
             tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self.head = 0
         self.lengths = np.zeros(texels, np.int32)  # valid positions per slot, 0: not drawn
         self._newest = np.zeros((texels, 4), np.float32)
+        self._newest_packing = np.ones(texels, np.float32)
+        # each ring entry's snapshot time (s), for the water's acceleration along the trails: the
+        # shader is given the intervals, so a frame a render node missed is no sudden turn
+        self._entry_time = np.zeros(self.length, np.float64)
+        self._age_time = np.zeros(MAX_TRAIL_LENGTH, np.float32)
         self._live = np.zeros(texels, np.int32)
         self.live_count = 0
         self.lengths_texture.write(self.lengths)
@@ -135,14 +146,18 @@ class TrailBuffer:
         self.head = (self.head + 1) % self.length
         self._newest[slots, :3] = snapshot.positions[drawn]
         self._newest[slots, 3] = np.linalg.norm(snapshot.velocities[drawn], axis=1)
-        self.history.write(self._newest, viewport=(0, self.head * self.rows, self.row_width, self.rows))
+        self._newest_packing[slots] = 1.0 if snapshot.packing is None else snapshot.packing[drawn]
+        ring_entry = (0, self.head * self.rows, self.row_width, self.rows)
+        self.history.write(self._newest, viewport=ring_entry)
+        self.packing.write(self._newest_packing, viewport=ring_entry)
+        self._entry_time[self.head] = snapshot.time
         self.lengths_texture.write(self.lengths)
         self._find_live()
 
     @property
     def upload_bytes(self) -> int:
         """Bytes sent to the GPU per frame."""
-        return self._newest.nbytes + self.lengths.nbytes + self._live.nbytes
+        return self._newest.nbytes + self._newest_packing.nbytes + self.lengths.nbytes + self._live.nbytes
 
     def read_segments(self, drawn: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Read back every stored segment from the GPU (for tests and debugging, not per frame),
@@ -159,13 +174,21 @@ class TrailBuffer:
         b = ring[(self.head - seg - 1) % k, slot, :3]
         return a, b, slot
 
-    def bind(self, program: moderngl.Program, history_unit: int = 0, lengths_unit: int = 1, live_unit: int = 4) -> None:
+    def bind(self, program: moderngl.Program, history_unit: int = 0, lengths_unit: int = 1, live_unit: int = 4,
+             packing_unit: int = 5) -> None:
         self.history.use(history_unit)
         self.lengths_texture.use(lengths_unit)
         self.live_texture.use(live_unit)
+        self.packing.use(packing_unit)
         program["history"].value = history_unit
         program["lengths"].value = lengths_unit
         program["live"].value = live_unit
+        program["packing"].value = packing_unit
+        # s from the newest positions back to those of each age, in float64 until here: a run's
+        # clock after days has no float32 digits left for a frame
+        k = self.length
+        self._age_time[:k] = self._entry_time[self.head] - self._entry_time[(self.head - np.arange(k)) % k]
+        program["age_time"].write(self._age_time)
         program["trail_length"].value = self.length
         program["drawn_length"].value = self.drawn_length
         program["head"].value = self.head
@@ -173,5 +196,6 @@ class TrailBuffer:
 
     def release(self) -> None:
         self.history.release()
+        self.packing.release()
         self.lengths_texture.release()
         self.live_texture.release()

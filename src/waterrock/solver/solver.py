@@ -39,11 +39,12 @@ from waterrock.solver.wcsph import WCSPH
 log = logging.getLogger(__name__)
 METHODS = {"pbf": PBF, "dfsph": DFSPH, "wcsph": WCSPH}
 MEMORY_HEADROOM = 0.8  # the share of the free memory a solver may take: the rest is the renderer's and the tracker's
-# The host's copy of every slot for snapshots (state.read_active: 32 bytes) and a snapshot of them
+# The host's copy of every slot for snapshots (state.read_active: 36 bytes) and a snapshot of them
 # all with numpy's temporaries, or the state's loading arrays before it. Measured with every slot
 # active, in all: PBF 337 bytes a particle, DFSPH 245, where the device arrays alone were counted
-# as 276 and 188 and a budget that did not fit passed the check.
-HOST_BYTES_PER_PARTICLE = 96
+# as 276 and 188 and a budget that did not fit passed the check. The snapshot's packing (rho / rho0)
+# added 4 bytes to the host's copy and 4 to the snapshot.
+HOST_BYTES_PER_PARTICLE = 104
 CELL_BYTES = 2 * 4  # a cell's count and its first slot (the scan's block sums add under 1 %)
 
 
@@ -360,10 +361,11 @@ class Solver:
         return int(np.count_nonzero(self.state.flags.to_numpy() & ACTIVE))
 
     def snapshot(self) -> ParticleSnapshot:
-        """The active particles; the recycled flags are cleared for the next snapshot."""
-        positions, velocities, ids, recycled = self.state.read_active()
+        """The active particles, with how packed the water is round each (the density the last
+        substep computed, over rho0); the recycled flags are cleared for the next snapshot."""
+        positions, velocities, ids, recycled, packing = self.state.read_active(self.rho0)
         return ParticleSnapshot(frame=self.frame, time=self.time, positions=positions, velocities=velocities,
-                                ids=ids, recycled=recycled)
+                                ids=ids, recycled=recycled, packing=packing)
 
     def density(self) -> np.ndarray:
         """rho of every active particle in the current state (builds the grid; for measurement)."""
