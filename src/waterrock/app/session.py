@@ -56,7 +56,7 @@ class Inputs:
     @staticmethod
     def _ground(s, solver):
         """What synthetic visitors stand on: the rock's top, read off the solver's distance volume
-        once (0.3 s for the rock hill's)."""
+        once (0.5 s for the rock hill's on 2 cores)."""
         sdf = getattr(getattr(solver, "boundary", None), "rock_sdf", None)
         if s.source != "synthetic" or sdf is None:
             return None
