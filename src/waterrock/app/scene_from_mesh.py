@@ -52,6 +52,13 @@ BASE_SHARE = 0.05  # of the surface facing straight down: a base (the boulder's 
 FLATTER = 0.8  # an axis this much shorter than the other is the rock's height: rocks are lower than wide
 BUDGET = 15_000  # particles, about default.toml's 12,000: coarse enough for a 2-core CPU
 SPACINGS_ALONG = 37.5  # particle spacings along the rock's longest side (default.toml's 0.9 m boulder, r 12 mm)
+# ... up to the rock hill's particles (scenes/rock_hill.toml, 8 m, r 30 mm): coarser, a room-scale rock's
+# sheets of water read as a few blobs (at 37.5 along 8 m, r 110 mm)
+MAX_RADIUS = 0.03
+# m/s poured: faster, onto a rock people stand on, the water splashes across the picture (the rock hill
+# pours at 1.5 m/s; the Froude scaling below gave 3.5 m/s for 8 m)
+MAX_SPEED = 2.0
+SDF_CELLS_PER_SPACING = 1.5  # the rock's distance volume no coarser than this many particle spacings a cell
 # The emitters bring the whole budget in this time, about default.toml's 2,900 particles a second; water
 # held longer (pooled in hollows) starves them, counted, until a sink retires some
 RESIDENCE_S = 5.0
@@ -207,13 +214,14 @@ def build_scene(mesh: trimesh.Trimesh, place: Placement, mesh_ref: str, source: 
     lo, hi = lo + translate, hi + translate
     ext = hi - lo
     longest = float(ext.max())
-    radius = _sig(longest / (2.0 * SPACINGS_ALONG), 2)
+    radius = min(_sig(longest / (2.0 * SPACINGS_ALONG), 2), MAX_RADIUS)
     spacing, support = 2.0 * radius, 4.0 * radius
+    sdf_resolution = int(np.clip(math.ceil(longest / (SDF_CELLS_PER_SPACING * spacing)), 64, 128))
 
     # Water: an opening fills at rest density, speed * area / spacing^3 particles a second
     # (solver/sources.py); the openings share BUDGET / RESIDENCE_S of them. The speed grows with
     # the rock as a Froude number does, 1.2 m/s over the 0.9 m boulder.
-    speed = _sig(min(max(0.4 * math.sqrt(9.81 * longest), 0.5), 5.0), 2)
+    speed = _sig(min(max(0.4 * math.sqrt(9.81 * longest), 0.5), MAX_SPEED), 2)
     horizontal = sorted((ext[0], ext[2]))
     n_emitters = 2 if horizontal[1] >= 1.5 * horizontal[0] else 1
     flow = BUDGET / RESIDENCE_S / n_emitters
@@ -253,10 +261,13 @@ def build_scene(mesh: trimesh.Trimesh, place: Placement, mesh_ref: str, source: 
     _add(rock, "scale", _sig(place.to_metres, 6), f"{place.unit} to metres (the units above)")
     _add(rock, "rotate_deg", list(place.rotate_deg), "Z up to Y up" if place.up == "z" else "Y up already")
     _add(rock, "translate", _vec(translate), "centred on x = z = 0, its lowest point on the floor")
-    _add(rock, "sdf_resolution", 64, f"cells of {longest / 64 * 1000:.3g} mm along its longest side")
+    _add(rock, "sdf_resolution", sdf_resolution,
+         f"cells of {longest / sdf_resolution * 1000:.3g} mm along its longest side")
 
     fluid = _table(doc, "fluid")
-    _add(fluid, "particle_radius", radius, f"{SPACINGS_ALONG:g} particles along its longest side, {longest:.3g} m")
+    _add(fluid, "particle_radius", radius,
+         f"{SPACINGS_ALONG:g} particles along its longest side, {longest:.3g} m" if radius < MAX_RADIUS else
+         f"the rock hill's (scenes/rock_hill.toml): {longest / (2 * radius):.0f} particles along its {longest:.3g} m")
     _add(fluid, "viscosity", 0.02)
     _add(fluid, "wall_friction", 20.0)
     _add(fluid, "max_particles", BUDGET, "coarse enough for a 2-core CPU; raise it on a GPU")
@@ -270,7 +281,8 @@ def build_scene(mesh: trimesh.Trimesh, place: Placement, mesh_ref: str, source: 
         _add(e, "direction", [0.0, -1.0, 0.0])
         _add(e, "radius", opening, f"at this speed about {flow:,.0f} particles/s: the budget in {RESIDENCE_S:g} s"
              + (f" from {n_emitters} emitters" if n_emitters > 1 else ""))
-        _add(e, "speed", speed, "m/s, growing with the rock's size as a Froude number does")
+        _add(e, "speed", speed, "m/s, growing with the rock's size as a Froude number does"
+             + (f", at most {MAX_SPEED:g}" if speed >= MAX_SPEED else ""))
         emitters.append(e)
     doc.add("emitters", emitters)
 
