@@ -159,3 +159,15 @@ def test_an_existing_scene_is_kept_without_force(rock_mm, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "exists" in err and "--force" in err and len(err.splitlines()) == 1, err
     assert out.read_text() == "# the operator's own\n"
+
+
+def test_a_room_scale_rock_keeps_fine_water_poured_gently(boulder, tmp_path, capsys):
+    """A rock people stand on (the boulder at 8 m, in metres): particles no coarser than the rock
+    hill's 30 mm, water poured at no more than 2 m/s, the distance volume's cells at most 1.5
+    particle spacings (a seventy-fifth of 8 m would be 110 mm particles poured at 3.5 m/s)."""
+    path = tmp_path / "hill.obj"
+    _placed(boulder, scale=8.0 / 0.9).export(path)
+    scene, _ = _scene(capsys, path, tmp_path / "hill.toml")
+    assert scene.fluid.particle_radius == 0.03
+    assert all(e.speed <= 2.0 for e in scene.emitters)
+    assert 8.0 / scene.rock.sdf_resolution <= 1.5 * scene.fluid.spacing + 1e-9 and scene.rock.sdf_resolution <= 128
