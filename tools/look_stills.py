@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from readme_stills import run_water  # tools/, beside this script
+
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
@@ -27,27 +29,20 @@ def look_settings(scene, preset: str):
 
 
 def stills(scene_name: str, looks: list[str], seconds: float, size: tuple[int, int], out: Path) -> list[Path]:
-    from waterrock.app.session import Inputs, OffscreenView, save_png
+    from waterrock.app.session import OffscreenView, save_png
     from waterrock.scene import load_scene
-    from waterrock.solver.solver import Solver
 
     scene = load_scene(scene_name)
-    solver = Solver(scene)
-    inputs = Inputs(scene, solver, stepped=True)
     view = OffscreenView(scene.model_copy(update={"render": look_settings(scene, looks[0])}), size=size)
     written = []
     try:
-        for _ in range(round(seconds * scene.solver.frame_rate)):
-            solver.set_obstacles(inputs.obstacles.latest())
-            solver.step()
-            view.update(solver.snapshot())
+        run_water(scene, view, seconds)
         for name in looks:
             view.renderer.set_look(look_settings(scene, name))
             view.render()
             written.append(save_png(view.read_pixels(), out / f"look_{name.replace(' ', '_')}.png"))
     finally:
         view.release()
-        inputs.close()
     return written
 
 

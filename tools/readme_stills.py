@@ -16,25 +16,36 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
 STILLS = {"default": 6.0, "rock_hill": 8.0}  # scene: simulated seconds before the still
 
 
-def still(name: str, seconds: float, size: tuple[int, int], out: Path) -> Path:
-    from waterrock.app.session import Inputs, OffscreenView, save_png
-    from waterrock.scene import load_scene
+def run_water(scene, view, seconds: float) -> None:
+    """Run ``scene``'s water ``seconds`` of its own time, its visitors stepped with the water's
+    clock (as ``waterrock render`` runs them), every frame handed to ``view`` (an OffscreenView),
+    so its trails are the ones a projector shows."""
+    from waterrock.app.session import Inputs
     from waterrock.solver.solver import Solver
 
-    scene = load_scene(name)
     solver = Solver(scene)
     inputs = Inputs(scene, solver, stepped=True)
-    view = OffscreenView(scene, size=size)
     try:
         for _ in range(round(seconds * scene.solver.frame_rate)):
             solver.set_obstacles(inputs.obstacles.latest())
             solver.step()
             view.update(solver.snapshot())
+    finally:
+        inputs.close()
+
+
+def still(name: str, seconds: float, size: tuple[int, int], out: Path) -> Path:
+    from waterrock.app.session import OffscreenView, save_png
+    from waterrock.scene import load_scene
+
+    scene = load_scene(name)
+    view = OffscreenView(scene, size=size)
+    try:
+        run_water(scene, view, seconds)
         view.render()
         return save_png(view.read_pixels(), out / f"{name}.png")
     finally:
         view.release()
-        inputs.close()
 
 
 def main() -> None:
