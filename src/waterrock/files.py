@@ -123,6 +123,12 @@ def file_problem(path: Path, folder_ok: bool = False, empty_ok: bool = False) ->
     return None
 
 
+def one_line(err: BaseException) -> str:
+    """An error's whole text on one line, its lines joined by '; ' (a scene's problems, each
+    naming its key, for a log line, an OSC reply or stderr)."""
+    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+
+
 def describe_error(err: BaseException) -> str:
     """One line for why a file could not be read: the exception's type and its first line."""
     text = str(err).strip().splitlines()

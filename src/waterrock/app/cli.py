@@ -278,6 +278,7 @@ def _check_arch(arch: str | None) -> str | None:
 
 def _load(scene_arg: str | None, calibration: bool = True):
     """The scene, its named files checked (``calibration`` False: the calibration may be missing)."""
+    from waterrock import files
     from waterrock.scene import SceneError, check_scene_files, load_scene
 
     name = scene_arg or _default_scene()
@@ -286,8 +287,7 @@ def _load(scene_arg: str | None, calibration: bool = True):
         check_scene_files(scene, calibration=calibration)
         return scene
     except (SceneError, FileNotFoundError) as err:
-        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-        raise UsageError("; ".join(lines)) from None
+        raise UsageError(files.one_line(err)) from None
 
 
 def _prepare_rock(scene) -> None:

@@ -61,6 +61,7 @@ from pythonoscquery.shared.osc_host_info import OSCHostInfo
 from pythonoscquery.shared.osc_path_node import OSCPathNode
 from pythonoscquery.shared.oscquery_spec import OSCQueryAttribute
 
+from waterrock import files
 from waterrock.app.live import apply_live, take_scene
 from waterrock.rate_limit import RateLimitedLog
 from waterrock.render.settings import RenderSettings
@@ -424,7 +425,7 @@ class OscControl:
         try:
             scene = load_scene(args[0])
         except (SceneError, OSError) as err:  # invalid, or no such scene, or unreadable
-            reason = " ".join(line.strip() for line in str(err).splitlines())
+            reason = files.one_line(err)
             self.counts["refused"] += 1
             self._warn.warning("OSC control: /waterrock/scene %r refused: %s", args[0], reason)
             self._reply(sender, f"{PREFIX}/error", f"{PREFIX}/scene {args[0]}: {reason}")

@@ -30,6 +30,7 @@ import re
 import threading
 from pathlib import Path
 
+from waterrock import files
 from waterrock.render.settings import RenderSettings
 from waterrock.scene import Scene, SceneError, load_scene
 
@@ -124,7 +125,7 @@ class SceneWatcher:
         try:
             return load_scene(self.path)
         except SceneError as err:
-            return " ".join(line.strip() for line in str(err).splitlines())  # one line, each problem's key in it
+            return files.one_line(err)  # each problem's key in it
 
     # --- the frame loop's side ------------------------------------------------------------------
 

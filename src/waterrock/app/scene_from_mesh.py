@@ -381,7 +381,7 @@ def scene_from_mesh(mesh_path: str | Path, out: str | Path, units: str = "auto",
         parse_scene(tomllib.loads(text), out)
     except SceneError as err:
         raise SceneFromMeshError(f"the scene made for {mesh_path} does not validate: "
-                                 f"{'; '.join(str(err).splitlines())}") from None
+                                 f"{files.one_line(err)}") from None
 
     out.parent.mkdir(parents=True, exist_ok=True)
     if small is not None:
@@ -398,7 +398,7 @@ def scene_from_mesh(mesh_path: str | Path, out: str | Path, units: str = "auto",
         if small is not None:
             named.unlink(missing_ok=True)
         raise SceneFromMeshError(f"the scene made for {mesh_path} does not load: "
-                                 f"{'; '.join(str(err).splitlines())}") from None
+                                 f"{files.one_line(err)}") from None
     lines.append(f"rock: {_size(np.ptp(place.apply(mesh.vertices), axis=0), 'm')} (x, y up, z), particles of radius "
                  f"{scene.fluid.particle_radius * 1000:.3g} mm, budget {scene.fluid.max_particles:,}, "
                  f"{len(scene.emitters)} emitter{'s' if len(scene.emitters) > 1 else ''}")
