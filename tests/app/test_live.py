@@ -161,6 +161,23 @@ def test_a_physics_edit_restarts_the_water_with_it(live, caplog):
     assert view.renderer.settings.lines.color == (0.0, 1.0, 0.0) and loop.frames_shown > before
 
 
+def test_a_scene_file_gone_for_a_while_is_one_line_and_followed_again(live, caplog):
+    """An editor or a sync tool that deletes the file before it writes it again: the water runs on
+    with the last good scene, and the file's next version is taken."""
+    path, osc, loop, view, watcher, client = live
+    text, solver, refused = path.read_text(encoding="utf-8"), loop.solver, watcher.edits["refused"]
+    with caplog.at_level(logging.WARNING, logger="waterrock.app.live"):
+        path.unlink()
+        tick_until(loop, lambda: watcher.edits["refused"] > refused)
+    (line,) = [r for r in caplog.records if r.name == "waterrock.app.live"]
+    assert str(path) in line.getMessage() and "keeping the last good scene" in line.getMessage()
+    assert watcher._thread.is_alive() and loop.solver is solver
+    save(path, text.replace(GREEN, RED))
+    tick_until(loop, lambda: view.renderer.settings.lines.color == (1.0, 0.0, 0.0))
+    save(path, text)
+    tick_until(loop, lambda: view.renderer.settings.lines.color == (0.0, 1.0, 0.0))
+
+
 def test_the_watcher_stops_at_once(live):
     from waterrock.app.live import SceneWatcher
     from waterrock.scene import load_scene
