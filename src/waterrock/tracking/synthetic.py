@@ -280,11 +280,12 @@ class SyntheticSource(FrameSource):
 
     def truth(self, index: int) -> list[PersonTruth]:
         t = self.script_time(index)
-        return [
-            PersonTruth(i, p.position(t) + self.lift(p, t), p.velocity(t), p.height, p.radius,
-                        None if p.hand(t) is None else p.hand(t) + self.lift(p, t))
-            for i, p in enumerate(self.script.people)
-        ]
+        out = []
+        for i, p in enumerate(self.script.people):
+            lift, hand = self.lift(p, t), p.hand(t)
+            out.append(PersonTruth(i, p.position(t) + lift, p.velocity(t), p.height, p.radius,
+                                   None if hand is None else hand + lift))
+        return out
 
     def _render_planes(self) -> np.ndarray:
         """Depth in metres of the empty room: the floor y = 0, the wall if any, the ground if any."""
