@@ -71,13 +71,13 @@ def cell_index(c: ivec3, res: ivec3) -> ti.i32:
 
 
 @ti.func
-def _gap(local: ti.f32, d: ti.template(), cell: ti.f32) -> ti.f32:
+def _gap(local: ti.f32, d: ti.i32, cell: ti.f32) -> ti.f32:
     """Distance along one axis from a point at ``local`` in its cell to the cell d = -1, 0, 1 away
     (0 for a point that has moved past the shared face since the sort, see for_each_pair)."""
     g = 0.0
-    if ti.static(d > 0):
+    if d > 0:
         g = ti.max(cell - local, 0.0)
-    elif ti.static(d < 0):
+    elif d < 0:
         g = ti.max(local, 0.0)
     return g
 
@@ -135,7 +135,7 @@ def build_lists(x: nd_vec3, flags: nd_i32, free_head: nd_i32, cell_start: nd_i32
         n = -1  # an idle slot: a particle emitted into it before the next sort walks the rows
         if flags[i] & ACTIVE:
             n = 0
-            walk_rows(i, x[i], g, _store_neighbor, n, g)
+            walk_rows(i, x[i], g, _store_neighbor, n, g, unrolled=True)
         neighbor_count[i] = n if n <= MAX_NEIGHBORS else -1
 
 
@@ -161,7 +161,7 @@ def _home(xi: vec3, g: ti.template()):
 
 
 @ti.func
-def _row_span(xi: vec3, c: ivec3, local: vec3, dy: ti.template(), dz: ti.template(), g: ti.template()):
+def _row_span(xi: vec3, c: ivec3, local: vec3, dy: ti.i32, dz: ti.i32, g: ti.template()):
     """The sorted particles [a, b) of the row of cells (c.y + dy, c.z + dz) that may lie within h
     of x_i: the row cut to the x-extent of the sphere's chord through it; empty where the row is
     outside the grid or wholly farther than h."""
@@ -187,20 +187,36 @@ def _row_span(xi: vec3, c: ivec3, local: vec3, dy: ti.template(), dz: ti.templat
 
 
 @ti.func
-def walk_rows(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template()):
+def walk_rows(i, xi: vec3, g: ti.template(), task: ti.template(), ret: ti.template(), ctx: ti.template(),
+              unrolled: ti.template() = False):
     """The neighbour loop over the grid's 3 x 3 rows, with the test |r| < h as a branch. It had a
     second form on a CPU, which gathered the neighbours in a register window before running the
     tasks so that the branch was not mispredicted (a pass 30 % faster); with the lists, the rows
-    are walked once a substep (build_lists) and that form no longer pays its way."""
-    h2 = g.h * g.h
+    are walked once a substep (build_lists) and that form no longer pays its way.
+
+    The rows are a loop where the task is a physics term (a particle whose list overflowed): each
+    unrolled row is one more copy of the task for Taichi to compile, and the nine copies took its
+    front end 2.5 s of every start for PBF's passes alone. build_lists unrolls them, its task being
+    one store (measured on 2 cores: 4.9 ms against 5.7 looped at 16k, 18.7 against 21.8 at 64k)."""
     c, local = _home(xi, g)
-    for dz in ti.static(range(-1, 2)):
-        for dy in ti.static(range(-1, 2)):
-            a, b = _row_span(xi, c, local, dy, dz, g)
-            for j in range(a, b):
-                r = xi - g.x[j]
-                if r.norm_sqr() < h2:
-                    task(i, j, r, ret, ctx)
+    if ti.static(unrolled):
+        for dz in ti.static(range(-1, 2)):
+            for dy in ti.static(range(-1, 2)):
+                _walk_row(i, xi, c, local, dy, dz, g, task, ret, ctx)
+    else:
+        for stencil_row in range(9):  # a name apart from the callers' variables: a ti.func is inlined
+            _walk_row(i, xi, c, local, stencil_row % 3 - 1, stencil_row // 3 - 1, g, task, ret, ctx)
+
+
+@ti.func
+def _walk_row(i, xi: vec3, c: ivec3, local: vec3, dy: ti.i32, dz: ti.i32, g: ti.template(), task: ti.template(),
+              ret: ti.template(), ctx: ti.template()):
+    h2 = g.h * g.h
+    a, b = _row_span(xi, c, local, dy, dz, g)
+    for j in range(a, b):
+        r = xi - g.x[j]
+        if r.norm_sqr() < h2:
+            task(i, j, r, ret, ctx)
 
 
 def pair_as_task(pair_task):
@@ -312,8 +328,8 @@ def for_each_pair(i, xi: vec3, row: ivec2, g: ti.template(), pair_task: ti.templ
     local = xi - g.origin[0] - g.h * ti.cast(c, ti.f32)  # y and z from the row's faces
     own = ti.zero(ret)  # i's own term reaches i once
     pair_task(i, i, vec3(0.0), ret, own, ctx)
-    for dz in ti.static(range(0, 2)):
-        for dy in ti.static(range(-1, 2)):
+    for dz in ti.static(range(0, 2)):  # unrolled, unlike walk_rows: this is the hot loop of a CPU at
+        for dy in ti.static(range(-1, 2)):  # large N, and compiled only there
             if ti.static(dz == 1 or dy >= 0):
                 a, b = _row_span(xi, c, local, dy, dz, g)
                 if ti.static(dz == 0 and dy == 0):
