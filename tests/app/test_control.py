@@ -111,6 +111,31 @@ def test_a_colour_sent_over_osc_colours_the_next_frame(running):
     assert red_and_white(view.read_pixels())[0] == 0
 
 
+def test_a_look_chosen_by_name_over_osc_is_the_next_frame(running):
+    """/param/render.look.preset: every colour and weight of the named look at once, a show desk's
+    one button; the look's sizes and the trails stay; an unknown look is refused naming the three."""
+    loop, control, client, view = running
+    renderer = view.renderer
+    width, length = renderer.settings.lines.width_slow, renderer.trails.length
+    loop.tick()
+    dark = np.median(view.read_pixels().astype(int))
+    send(control, client, "/waterrock/param/render.look.preset", "ink")
+    loop.tick()
+    ink = view.read_pixels().astype(int)
+    assert np.median(ink) > 200 and dark < 40  # a pale paper ground, against the deep blue-black
+    assert ((ink.max(axis=2) < 120) & (ink.min(axis=2) >= 0)).sum() > 100  # dark ink lines on it
+    s = renderer.settings
+    assert (s.look.preset, s.lines.blend, s.background) == ("ink", "alpha", (0.92, 0.90, 0.85))
+    assert s.lines.width_slow != width and renderer.trails.length == length  # the look's widths; the trails as they were
+    before = control.counts["malformed"]
+    client.send_message("/waterrock/param/render.look.preset", "sepia")
+    (error,) = replies(client, 1)
+    assert "'pale on deep', 'ink' or 'glow'" in error.params[0] and control.counts["malformed"] == before + 1
+    send(control, client, "/waterrock/param/render.look.preset", "pale on deep")
+    loop.tick()
+    assert abs(np.median(view.read_pixels().astype(int)) - dark) <= 3 and renderer.settings.lines.width_slow == width
+
+
 def test_the_trails_and_the_flattening_are_set_live(running):
     loop, control, client, view = running
     renderer = view.renderer

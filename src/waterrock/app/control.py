@@ -17,7 +17,7 @@ by default) and advertises the address space with OSCQuery over HTTP on ``oscque
                                                           <name>, or /waterrock/error naming the key
 
 The live settings are :data:`LIVE_RENDER` (the look: colours, opacities, widths, the trails'
-length and share, the rock's colours, the flattening) and each emitter's ``speed`` and ``rate``
+length and share, the rock's colours, the flattening, a shipped look by name) and each emitter's ``speed`` and ``rate``
 (``emitters.0.speed``); the rest of a scene (the particles, the solver, the picture's size)
 needs a restart. A value is validated by the scene's own pydantic models, so it takes exactly
 what the scene file takes. What cannot be used (bytes that are not OSC, an unknown address, a
@@ -64,7 +64,7 @@ from pythonoscquery.shared.oscquery_spec import OSCQueryAttribute
 from waterrock import files
 from waterrock.app.live import apply_live, take_scene
 from waterrock.rate_limit import RateLimitedLog
-from waterrock.render.settings import RenderSettings
+from waterrock.render.settings import RenderSettings, with_look
 from waterrock.scene import Emitter, Scene, SceneError, _emitter_rate, load_scene
 
 # the tracker's OSC listener: a datagram handed whole to a callback, never to python-osc's
@@ -84,8 +84,8 @@ LIVE_RENDER = {
                      "fade", "blend"),
     "render.trails": ("length", "share"),
     "render.rock": ("color", "occludes", "surface_margin", "contour_spacing", "contour_color", "contour_width"),
-    # the look's weights; not its preset, whose keys a setting's whole [render] would override
-    "render.look": ("packing", "loose", "packed", "impact", "impact_accel", "impact_color", "impact_tint"),
+    # the look's weights, and its preset: all of the preset's colours and weights at once (with_look)
+    "render.look": ("preset", "packing", "loose", "packed", "impact", "impact_accel", "impact_color", "impact_tint"),
     "render.projection": ("mode", "center", "azimuth_deg", "elevation_deg", "oblique_angle_deg", "oblique_strength",
                           "height", "offset", "depth", "fov_deg"),
 }
@@ -155,6 +155,8 @@ class Param:
             for p in self.path[1:-1]:
                 table = table[p]
             table[self.path[-1]] = value
+            if self.key == "render.look.preset":
+                data = with_look(data, value)
             return scene.model_copy(update={"render": RenderSettings.model_validate(data)})
         data = scene.model_dump()
         data["emitters"][self.path[1]][self.path[2]] = value

@@ -184,6 +184,26 @@ def _given(value):
     return value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
 
 
+def with_look(data: dict, name: str) -> dict:
+    """A whole ``[render]`` table (``RenderSettings.model_dump()``) turned to the look ``name``:
+    every colour and weight the preset names, and the name; the rest (sizes, the trails, the
+    flattening) as it was. A look chosen while the work runs (OSC), not under the scene's keys as
+    the file's preset is: the file's own keys apply again at its next edit. An unknown name is
+    left for the ``preset`` field to refuse."""
+    out = _over(LOOKS.get(name, {}), data)
+    out["look"] = {**out.get("look", {}), "preset": name}
+    return out
+
+
+def _over(preset: dict, data: dict) -> dict:
+    """``data`` with ``preset``'s keys put over its own, section by section."""
+    out = dict(data)
+    for key, value in preset.items():
+        given = out.get(key)
+        out[key] = _over(value, given) if isinstance(value, dict) and isinstance(given, dict) else value
+    return out
+
+
 def _under(preset: dict, data: dict) -> dict:
     """``data`` with ``preset``'s keys filled in where it has none, section by section."""
     out = dict(data)
