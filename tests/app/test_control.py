@@ -126,7 +126,7 @@ def test_a_look_chosen_by_name_over_osc_is_the_next_frame(running):
     assert ((ink.max(axis=2) < 120) & (ink.min(axis=2) >= 0)).sum() > 100  # dark ink lines on it
     s = renderer.settings
     assert (s.look.preset, s.lines.blend, s.background) == ("ink", "alpha", (0.92, 0.90, 0.85))
-    assert s.lines.width_slow != width and renderer.trails.length == length  # the look's widths; the trails as they were
+    assert s.lines.width_slow != width and renderer.trails.length == length  # the look's widths; the trails kept
     before = control.counts["malformed"]
     client.send_message("/waterrock/param/render.look.preset", "sepia")
     (error,) = replies(client, 1)

@@ -178,6 +178,29 @@ def test_a_scene_file_gone_for_a_while_is_one_line_and_followed_again(live, capl
     tick_until(loop, lambda: view.renderer.settings.lines.color == (0.0, 1.0, 0.0))
 
 
+def test_after_another_scene_by_osc_its_file_is_followed_not_the_first(live, caplog):
+    """A show desk switches to another scene file: edits of that file apply from then on, and an
+    edit of the first file no longer brings back the scene it replaced."""
+    path, osc, loop, view, watcher, client = live
+    other = path.with_name("tiny_other.toml")
+    other.write_text(scene_text(osc, RED), encoding="utf-8")
+    solver = loop.solver
+    client.send_message("/waterrock/scene", str(other))
+    tick_until(loop, lambda: loop.solver is not solver and watcher.path == other, timeout=10.0)
+    tick_until(loop, lambda: colours(view.read_pixels())[0] > 200)
+    solver = loop.solver
+    with caplog.at_level(logging.INFO, logger="waterrock.app.live"):
+        save(path, path.read_text(encoding="utf-8").replace("scale = 0.6", "scale = 0.7"))  # the first file: nothing
+        time.sleep(0.5)  # the watch's debounce (0.1 s) and more
+        save(other, scene_text(osc, GREEN))
+        tick_until(loop, lambda: colours(view.read_pixels())[1] > 200)
+    assert loop.solver is solver and colours(view.read_pixels())[0] == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "waterrock.app.live"]
+    assert lines == ["scene edited: render look applied"]  # the other file's edit alone
+    client.send_message("/waterrock/scene", str(path))  # back to the first, for the tests after
+    tick_until(loop, lambda: watcher.path == path, timeout=10.0)
+
+
 def test_the_watcher_stops_at_once(live):
     from waterrock.app.live import SceneWatcher
     from waterrock.scene import load_scene

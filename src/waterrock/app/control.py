@@ -332,7 +332,8 @@ class OscControl:
 
     def _switch(self, name: str, scene: Scene, loop) -> None:
         """Run ``scene`` instead of what runs: its look and its water (a new solver); what the app
-        reads only at start (its size, its outputs, its visitors' source, its console) stays."""
+        reads only at start (its size, its outputs, its visitors' source, its console) stays. The
+        scene file's watcher, told by take_scene, follows ``scene``'s file from now on."""
         running = loop.solver.scene
         if self.renderer is not None:
             running = running.model_copy(update={"render": self.renderer.settings})

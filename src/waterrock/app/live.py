@@ -101,10 +101,29 @@ class SceneWatcher:
         self.edits = {"applied": 0, "refused": 0, "restarts": 0}
         self._broken = False  # the file's last edit was refused
         self._queue: queue.SimpleQueue = queue.SimpleQueue()  # each edit read: a Scene, or the SceneError's text
+        self._start()
+
+    def _start(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="scene watcher", daemon=True)
         self._thread.start()
         log.info("following edits of %s", self.path)
+
+    def follow(self, scene: Scene) -> None:
+        """``scene`` runs now, another scene asked for by name (OSC ``/waterrock/scene``): its file
+        is followed from now on, each edit compared with the file as read now, and the file
+        followed before no longer (its edits would bring back the scene it replaced)."""
+        if scene.path is None or Path(scene.path).resolve() == self.path.resolve():
+            return
+        try:
+            baseline = load_scene(scene.path)
+        except SceneError as err:  # changed on disk since it was asked for: its next good edit is taken whole
+            log.warning(f"the scene file {scene.path} is followed from its next good edit: {files.one_line(err)}")
+            baseline = scene
+        self.close()
+        self.path, self.scene, self._broken = Path(scene.path), baseline, False
+        self._queue = queue.SimpleQueue()  # an edit of the old file read meanwhile is dropped
+        self._start()
 
     # --- the watcher's thread -------------------------------------------------------------------
 
