@@ -422,6 +422,9 @@ class ConsoleSettings(_Section):
         "'10.0.0.0/24'); empty: every sender that reaches the interface")
     watch_scene: bool = Field(True, description="follow edits of the scene file while running (app/live.py): the "
                               "look at once, the water restarted for a change of its physics; false: read once")
+    ndi: str = Field("", max_length=200, description="send the picture live as an NDI source of this name, for "
+                     "TouchDesigner, Resolume, MadMapper or OBS (app/video_out.py; the ndi extra: pip install "
+                     "'waterrock[ndi]'); empty: off")
 
 
 class ProjectionOutputs(_Section):

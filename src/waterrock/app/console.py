@@ -10,7 +10,8 @@ package that is missing, is a warning naming it, and the water runs on without t
 - OSC control (``app/control.py``): pause, resume, reset, a scene, the live parameters,
   advertised by OSCQuery;
 - live edits (``app/live.py``): the scene file followed while it runs (``watch_scene``), when the
-  scene was read from one.
+  scene was read from one;
+- live video out (``app/video_out.py``): the picture as an NDI source (``ndi``), when the run draws.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def open_console(scene, view=None, inputs=None) -> list:
         starts.append(("OSC control", lambda: _control(scene, view, inputs)))
     if settings.watch_scene and scene.path is not None:
         starts.append(("the scene file's watcher", lambda: _live(scene, view)))
+    if settings.ndi and getattr(view, "renderer", None) is not None:
+        starts.append((f"NDI source {settings.ndi!r}", lambda: _ndi(scene, view)))
     for what, start in starts:
         try:
             services.append(start())
@@ -57,6 +60,12 @@ def _control(scene, view, inputs):
     from waterrock.app.control import OscControl
 
     return OscControl(scene, view, inputs)
+
+
+def _ndi(scene, view):
+    from waterrock.app.video_out import NdiOut
+
+    return NdiOut(scene.console.ndi, view.renderer, scene.solver.frame_rate)
 
 
 def _live(scene, view):
