@@ -21,6 +21,7 @@ import collections
 import faulthandler
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 STAGES = ("obstacles", "solve", "snapshot", "render", "present")
 MAX_ELAPSED = 0.25  # s: a longer gap between displayed frames (a stall, a debugger) counts as this
 STOP_GRACE = 1.5  # s after SIGTERM/SIGINT before the `waterrock` command exits, done or not
+FAULT_LATER = 0.4  # s after STOP_GRACE: the exit of a process whose interpreter lock is held (_exit_at)
 _stop_deadline: list[float | None] = [None]  # set by the command (set_stop_deadline); None in a library
 
 
@@ -47,6 +49,27 @@ def set_stop_deadline(seconds: float | None) -> None:
     frame of minutes, a camera that will not close): the command's promise to systemd. A program
     that runs the loop as a library leaves it None, and the loop only stops."""
     _stop_deadline[0] = seconds
+
+
+def _exit_at(deadline: float) -> None:
+    """End the process ``deadline`` s from now, every thread's stack written to the log first (what
+    was stuck), with status 1. A thread of ours does it with the interpreter lock, every other
+    thread stopped where its stack can be read; where a call in C holds the lock (a kernel of
+    minutes), faulthandler's own thread, which needs none, does it FAULT_LATER s after. It alone
+    read the stacks of a main thread running Python (Taichi compiling a kernel) as they changed,
+    and the process died of SIGSEGV (seen once in CI)."""
+
+    def now():
+        stream = fault_stream()
+        stream.write(f"Timeout: still running {deadline:.1f} s after the signal; every thread's stack:\n")
+        faulthandler.dump_traceback(file=stream, all_threads=True)
+        stream.flush()
+        os._exit(1)
+
+    timer = threading.Timer(deadline, now)
+    timer.daemon = True  # a process that has stopped in time exits without waiting for it
+    timer.start()
+    faulthandler.dump_traceback_later(deadline + FAULT_LATER, exit=True, file=fault_stream())
 
 
 class View(Protocol):
@@ -293,9 +316,7 @@ class Loop:
                         f" (the process ends within {deadline:.1f} s, done or not)" if deadline else "")
             self.stop()
             if deadline:
-                # faulthandler's own thread, which needs no interpreter lock, writes every
-                # thread's stack to the log (what was stuck) and exits with status 1
-                faulthandler.dump_traceback_later(deadline, exit=True, file=fault_stream())
+                _exit_at(deadline)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, handler)
