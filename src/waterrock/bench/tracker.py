@@ -188,11 +188,12 @@ class _Arrivals:
 
 
 def bench_beside_frame_loop(mode: str, seconds: float = 10.0, width: int = 640, height: int = 480,
-                            fps: int = 30, draw: bool = True) -> dict:
+                            fps: int = 30, draw: bool = True, warmup_frames: int = 40) -> dict:
     """The tracker ('process' or 'thread') on a synthetic depth camera at ``fps`` while the
     default scene's frame loop runs in this process (the solver and, when EGL is there, the
     software renderer): the share of the camera's frames it delivers, its ms a frame, and the
-    latency from a frame's arrival to its obstacles being handed to the solver."""
+    latency from a frame's arrival to its obstacles being handed to the solver; measured once the
+    tracker has delivered ``warmup_frames`` (past the background's learning)."""
     from waterrock.app.loop import FrameLoop
     from waterrock.app.session import OffscreenView
     from waterrock.scene import load_scene
@@ -230,7 +231,7 @@ def bench_beside_frame_loop(mode: str, seconds: float = 10.0, width: int = 640, 
     try:
         tracker.start()
         end = time.monotonic() + 120.0
-        while tracker.state().frames < 40 and time.monotonic() < end:  # past the background's learning
+        while tracker.state().frames < warmup_frames and time.monotonic() < end:
             loop.tick()
         first, t0, ticks0 = tracker.state().frames, time.monotonic(), loop.frames_shown
         provider.latency.clear()
