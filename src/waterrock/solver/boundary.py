@@ -24,7 +24,7 @@ import numpy as np
 import taichi as ti
 
 from waterrock.solver.kernels import half_space_tables, lattice_wall_correction
-from waterrock.solver.types import vec3
+from waterrock.solver.types import vec2, vec3
 
 FAR = 1.0e3  # distance reported outside the rock's SDF volume: no contribution, no contact
 TABLE_SAMPLES = 256
@@ -33,8 +33,7 @@ TABLE_SAMPLES = 256
 class BoundaryArgs(NamedTuple):
     params: object  # the constants below, in one f32 array: a vec3 kernel argument costs Taichi
     # 1.7 about 23 us of Python per launch, an array about 4 us
-    gamma: object  # Gamma(d), d in [-h, h]
-    area: object  # A(d) = -dGamma/dd
+    table: object  # (Gamma(d), A(d) = -dGamma/dd) for d in [-h, h]: one array, so the two cannot be swapped
     h: object
     sdf: object  # rock SDF values (nx, ny, nz), negative inside
 
@@ -63,7 +62,8 @@ def friction(b: ti.template()) -> ti.f32:
 
 
 @ti.func
-def _table(t: ti.template(), d: ti.f32, h: ti.f32) -> ti.f32:
+def _table(t: ti.template(), d: ti.f32, h: ti.f32) -> vec2:
+    """(Gamma(d), A(d)), interpolated linearly between the table's samples."""
     n = t.shape[0]
     u = ti.math.clamp((d + h) / (2.0 * h) * (n - 1), 0.0, n - 1.0001)
     k = ti.cast(ti.floor(u), ti.i32)
@@ -114,16 +114,19 @@ def boundary_density(p: vec3, b: ti.template()):
         n[a] = 1.0
         d_lo = p[a] - b.params[LOWER + a]
         if d_lo < b.h:
-            gamma += _table(b.gamma, d_lo, b.h)
-            grad -= _table(b.area, d_lo, b.h) * n
+            t = _table(b.table, d_lo, b.h)
+            gamma += t[0]
+            grad -= t[1] * n
         d_hi = b.params[UPPER + a] - p[a]
         if d_hi < b.h:
-            gamma += _table(b.gamma, d_hi, b.h)
-            grad += _table(b.area, d_hi, b.h) * n
+            t = _table(b.table, d_hi, b.h)
+            gamma += t[0]
+            grad += t[1] * n
     d, n = rock_distance(p, b)
     if d < b.h:
-        gamma += _table(b.gamma, d, b.h)
-        grad -= _table(b.area, d, b.h) * n
+        t = _table(b.table, d, b.h)
+        gamma += t[0]
+        grad -= t[1] * n
     return gamma, grad
 
 
@@ -164,10 +167,8 @@ class Boundary:
         gamma, area = half_space_tables(self.h, TABLE_SAMPLES)
         self.lattice_correction = lattice_wall_correction(self.h, float(spacing), gamma)
         gamma, area = gamma * self.lattice_correction, area * self.lattice_correction
-        self.gamma = ti.ndarray(ti.f32, TABLE_SAMPLES)
-        self.gamma.from_numpy(gamma)
-        self.area = ti.ndarray(ti.f32, TABLE_SAMPLES)
-        self.area.from_numpy(area)
+        self.table = ti.ndarray(vec2, TABLE_SAMPLES)
+        self.table.from_numpy(np.stack([gamma, area], axis=1).astype(np.float32))
         if rock_sdf is None:
             values = np.full((2, 2, 2), FAR, np.float32)
             origin, cell = np.zeros(3, np.float32), 1.0
@@ -188,8 +189,8 @@ class Boundary:
 
     def args_without_h(self) -> tuple:
         """Kernel arguments in BoundaryArgs order less h, for kernels that take h with the grid's."""
-        return (self.params, self.gamma, self.area, self.sdf)
+        return (self.params, self.table, self.sdf)
 
     def args(self) -> tuple:
         """Kernel arguments in BoundaryArgs order."""
-        return (self.params, self.gamma, self.area, self.h, self.sdf)
+        return (self.params, self.table, self.h, self.sdf)

@@ -100,7 +100,7 @@ def density_and_factor(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, alpha: nd_f32, wall: nd_vec4,
     k: nd_f32, kappa: nd_vec2, solve: nd_i32, dt: ti.f32, k_max: ti.f32,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    b_params: nd_f32, wall_table: nd_vec2, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
     """rho_i and the DFSPH factor alpha_i (2017, eq. 9), with the boundary's gradient; the
@@ -108,7 +108,7 @@ def density_and_factor(
     the advection); and, from the density rate of the same pass, the divergence solve's warm
     start (see warm_start_k)."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+    b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
     c = ti.static(_Rate(v, mass, h))
     solve[DONE] = 0
     solve[ITERS] = 0

@@ -18,7 +18,7 @@ from waterrock.solver.kernels import cubic_W
 from waterrock.solver.neighbors import GridArgs, for_each_neighbor, pair_as_task
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE, in_use
-from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec3, vec3, vec4
+from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, vec3, vec4
 
 
 class Fluid(NamedTuple):
@@ -116,11 +116,11 @@ def move(p: vec3, v: vec3, dt: ti.f32, v_max: ti.f32, b: ti.template(), o: ti.te
 @ti.kernel
 def advect(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, dt: ti.f32, v_max: ti.f32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
+    b_params: nd_f32, wall_table: nd_vec2, h: ti.f32, sdf: nd_f32_3d,
     o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
 ):
     """Symplectic Euler's position update, then the solids and the obstacles push back."""
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+    b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
@@ -131,12 +131,12 @@ def advect(
 def measure_density(
     x: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, out: nd_f32,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    b_params: nd_f32, wall_table: nd_vec2, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32,
 ):
     """rho_i for every active particle; out = (sum of max(rho_i/rho0 - 1, 0), active count, max speed)."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+    b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     compression = 0.0  # kernel-local sums, reduced per thread (see dfsph.pressure_parameter)
     count = 0.0

@@ -35,7 +35,7 @@ from waterrock.solver.neighbors import (
 from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE, MethodData, in_use
 from waterrock.solver.terms import Fluid, density_pair, density_task, move, with_solids, xsph_boundary, xsph_term
-from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec3, nd_vec4, vec3
+from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, nd_vec4, vec3
 
 
 @ti.func
@@ -68,12 +68,12 @@ def _finish_density(i, rho_sum, x: ti.template(), rho: ti.template(), k: ti.temp
 def density_and_pressure(
     x: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, k: nd_f32, volume: nd_f32, wall: nd_vec4,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    b_params: nd_f32, wall_table: nd_vec2, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32, whole: ti.i32,
 ):
     """rho_i, k_i = p_i / rho_i^2 from Tait's equation (eq. 7) and V_i; the solids' map at x_i."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+    b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
     f = ti.static(Fluid(mass, rho0, h))
     for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
@@ -97,12 +97,12 @@ def density_pairs(
 @ti.kernel
 def pressure_from_sums(
     x: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, k: nd_f32, volume: nd_f32, wall: nd_vec4, dv: nd_vec3,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
+    b_params: nd_f32, wall_table: nd_vec2, h: ti.f32, sdf: nd_f32_3d,
     mass: ti.f32, rho0: ti.f32, stiffness: ti.f32, exponent: ti.f32, whole: ti.i32,
 ):
     """rho_i, k_i and V_i from the fluid's sums that density_pairs left in rho; and dv_i, where
     momentum_pairs will sum, zeroed (pair_pass's clearing, without a kernel of its own)."""
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+    b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
     for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             _finish_density(i, rho[i], x, rho, k, volume, wall, b, mass, rho0, stiffness, exponent, whole)
@@ -147,7 +147,7 @@ def accelerate(
     x_out: nd_vec3, v_out: nd_vec3, cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32,
     g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32, v_max: ti.f32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, sdf: nd_f32_3d,
+    b_params: nd_f32, wall_table: nd_vec2, sdf: nd_f32_3d,
     o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
 ):
     """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest, and the move
@@ -156,7 +156,7 @@ def accelerate(
     microseconds besides its kernel."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(_Momentum(k, v, volume, mass, h, dt, c_xsph))
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+    b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in range(in_use(free_head, x)):
         xi = x[i]
@@ -187,13 +187,13 @@ def momentum_pairs(
 def accelerate_and_move(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, k: nd_f32, wall: nd_vec4, dv: nd_vec3,
     rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_wall: ti.f32, v_max: ti.f32,
-    b_params: nd_f32, gamma: nd_f32, area: nd_f32, h: ti.f32, sdf: nd_f32_3d,
+    b_params: nd_f32, wall_table: nd_vec2, h: ti.f32, sdf: nd_f32_3d,
     o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
 ):
     """accelerate's velocities, from the fluid's share that momentum_pairs left in dv, and the
     move that follows them (terms.advect), in one pass over the particles: no neighbour reads
     v any more once every colour is done, so v_i is written in place."""
-    b = ti.static(BoundaryArgs(b_params, gamma, area, h, sdf))
+    b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
     o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
     for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
