@@ -19,7 +19,7 @@ import taichi as ti
 
 from waterrock.rate_limit import RateLimitedLog
 from waterrock.snapshots import ObstacleSnapshot
-from waterrock.solver.types import nd_f32, nd_f32_2d, nd_vec3, vec3
+from waterrock.solver.types import capsule, nd_capsule, nd_f32_2d, vec3
 
 log = logging.getLogger(__name__)
 MAX_OBSTACLES = 64
@@ -29,12 +29,18 @@ LOG_INTERVAL = 10.0  # s between two warnings about the obstacles dropped
 
 
 class ObstacleArgs(NamedTuple):
-    a: object
-    b: object
-    radius: object  # already scaled by the fade weight
-    velocity: object
+    capsules: object  # one row a capsule: a, b, radius (already scaled by the fade weight), velocity
     count: object
     elapsed: object  # seconds since the snapshot: obstacles move on with their velocity meanwhile
+
+
+# the layout of a capsule's row (ObstacleArgs.capsules, types.capsule)
+A, B, RADIUS, VELOCITY = 0, 3, 6, 7
+
+
+@ti.func
+def _row3(c, k: ti.template()) -> vec3:
+    return vec3(c[k], c[k + 1], c[k + 2])
 
 
 @ti.func
@@ -57,15 +63,16 @@ def capsule_distance(p: vec3, a: vec3, b: vec3):
 def obstacle_distance(p: vec3, k, o: ti.template()):
     """Distance from p to the axis of obstacle k where it is now (moved on by its velocity since
     the snapshot), and the unit direction from the axis to p."""
-    shift = o.velocity[k] * o.elapsed
-    return capsule_distance(p, o.a[k] + shift, o.b[k] + shift)
+    c = o.capsules[k]
+    shift = _row3(c, VELOCITY) * o.elapsed
+    return capsule_distance(p, _row3(c, A) + shift, _row3(c, B) + shift)
 
 
 @ti.func
 def obstacle_reach(k, contact: ti.f32, o: ti.template()) -> ti.f32:
     """How close to its axis obstacle k lets water come. An obstacle adds no density, so it keeps
     the water a particle radius away from its surface: twice the solids' collision distance."""
-    return o.radius[k] + 2.0 * contact
+    return o.capsules[k][RADIUS] + 2.0 * contact
 
 
 @ti.func
@@ -87,7 +94,7 @@ def collide_obstacles(p: vec3, v: vec3, contact: ti.f32, friction: ti.f32, o: ti
         reach = obstacle_reach(k, contact, o)
         if dist < reach:
             p += (reach - dist) * n
-            u = o.velocity[k]
+            u = _row3(o.capsules[k], VELOCITY)
             rel = v - u
             rn = rel.dot(n)
             if rn < 0.0:
@@ -98,27 +105,21 @@ def collide_obstacles(p: vec3, v: vec3, contact: ti.f32, friction: ti.f32, o: ti
 
 
 @ti.kernel
-def upload(packed: nd_f32_2d, count: ti.i32, a: nd_vec3, b: nd_vec3, radius: nd_f32,
-           velocity: nd_vec3):
-    """The obstacles from one host array of rows (a, b, radius x weight, velocity): one launch
-    where four from_numpy were four. Taichi 1.7 keeps a few bytes for each launch with a host
-    array (measured in a running solver: about 6), so the fewer a frame, the slower the app's
-    memory creeps (state.ParticleState.read_active)."""
+def upload(packed: nd_f32_2d, count: ti.i32, capsules: nd_capsule):
+    """The obstacles from one host array of rows (a, b, radius x weight, velocity), the first
+    ``count`` of them: one launch. Taichi 1.7 keeps a few bytes for each launch with a host array
+    (measured in a running solver: about 6), so the fewer a frame, the slower the app's memory
+    creeps (state.ParticleState.read_active)."""
     for k in range(count):
-        a[k] = vec3(packed[k, 0], packed[k, 1], packed[k, 2])
-        b[k] = vec3(packed[k, 3], packed[k, 4], packed[k, 5])
-        radius[k] = packed[k, 6]
-        velocity[k] = vec3(packed[k, 7], packed[k, 8], packed[k, 9])
+        for j in ti.static(range(10)):
+            capsules[k][j] = packed[k, j]
 
 
 class Obstacles:
     """Device copies of the latest ObstacleSnapshot, at most MAX_OBSTACLES of them."""
 
     def __init__(self):
-        self.a = ti.ndarray(vec3, MAX_OBSTACLES)
-        self.b = ti.ndarray(vec3, MAX_OBSTACLES)
-        self.radius = ti.ndarray(ti.f32, MAX_OBSTACLES)
-        self.velocity = ti.ndarray(vec3, MAX_OBSTACLES)
+        self.capsules = ti.ndarray(capsule, MAX_OBSTACLES)
         self.count = 0
         self.snapshot = ObstacleSnapshot.empty()
         self.elapsed = 0.0
@@ -142,7 +143,7 @@ class Obstacles:
             packed = np.concatenate(
                 [good.a, good.b, (good.radius * good.weight)[:, None], good.velocity], axis=1, dtype=np.float32
             )
-            upload(packed, m, self.a, self.b, self.radius, self.velocity)  # concatenate's array is contiguous
+            upload(packed, m, self.capsules)  # concatenate's array is contiguous
         self.count = m
         self.snapshot = good
         self.elapsed = 0.0
@@ -157,4 +158,4 @@ class Obstacles:
         self.dropped.warning("obstacle ignored: %s", "; ".join(parts))
 
     def args(self) -> tuple:
-        return (self.a, self.b, self.radius, self.velocity, self.count, min(self.elapsed, MAX_EXTRAPOLATION))
+        return (self.capsules, self.count, min(self.elapsed, MAX_EXTRAPOLATION))

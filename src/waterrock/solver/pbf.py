@@ -46,7 +46,18 @@ from waterrock.solver.neighbors import (
 from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE, MethodData, in_use
 from waterrock.solver.terms import clamp_speed, collide, density_grad_pair, move, with_solids, xsph_boundary
-from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, nd_vec4, nd_vector, vec3
+from waterrock.solver.types import (
+    nd_capsule,
+    nd_f32,
+    nd_f32_3d,
+    nd_i32,
+    nd_ivec3,
+    nd_vec2,
+    nd_vec3,
+    nd_vec4,
+    nd_vector,
+    vec3,
+)
 
 SCORR_K = 0.1
 SCORR_N = 4
@@ -77,16 +88,13 @@ def predict(
     wall_table: nd_vec2,
     h: ti.f32,
     sdf: nd_f32_3d,
-    o_a: nd_vec3,
-    o_b: nd_vec3,
-    o_radius: nd_f32,
-    o_velocity: nd_vec3,
+    o_capsules: nd_capsule,
     o_count: ti.i32,
     o_elapsed: ti.f32,
 ):
     """Apply gravity and predict x* = x + dt v (Algorithm 1, lines 2-3), out of the solids."""
     b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
-    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
+    o = ti.static(ObstacleArgs(o_capsules, o_count, o_elapsed))
     for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             x0[i] = x[i]
@@ -268,7 +276,7 @@ def _delta_kernels(first: bool):
         cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
         mass: ti.f32, rho0: ti.f32, w_dq: ti.f32, scorr_scale: ti.f32, dt: ti.f32, epsilon: ti.f32,
         b_params: nd_f32, wall_table: nd_vec2, sdf: nd_f32_3d,
-        o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
+        o_capsules: nd_capsule, o_count: ti.i32, o_elapsed: ti.f32,
     ):
         """dp_i, then x*_i + dp_i and the collision response (Algorithm 1, lines 13-15) into
         x_out, as the neighbours still read x; v_i, read by i alone, in place. One launch where
@@ -276,7 +284,7 @@ def _delta_kernels(first: bool):
         g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
         c = ti.static(_Delta(lam, omega, mass, h, w_dq, scorr_scale))
         b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
-        o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
+        o = ti.static(ObstacleArgs(o_capsules, o_count, o_elapsed))
         for i in range(in_use(free_head, x)):
             xi = x[i]
             if flags[i] & ACTIVE:
@@ -303,12 +311,12 @@ def _delta_kernels(first: bool):
         dv: nd_vec3,
         sums: nd_vector(n_sums), rho0: ti.f32, dt: ti.f32,
         epsilon: ti.f32, b_params: nd_f32, wall_table: nd_vec2, h: ti.f32, sdf: nd_f32_3d,
-        o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
+        o_capsules: nd_capsule, o_count: ti.i32, o_elapsed: ti.f32,
     ):
         """x*_i += dp_i, then collision response (Algorithm 1, lines 13-15): position_delta's
         move, with the sums in hand once every pair is done."""
         b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
-        o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
+        o = ti.static(ObstacleArgs(o_capsules, o_count, o_elapsed))
         for i in range(in_use(free_head, x)):
             if flags[i] & ACTIVE:
                 dp_i = _position_delta(i, sums[i], first, lam, wall, omega, dv, rho0, dt, epsilon)

@@ -40,7 +40,7 @@ from waterrock.solver.grid import is_finite3
 from waterrock.solver.launch import launch_now
 from waterrock.solver.obstacles import ObstacleArgs, blocked_by_obstacle
 from waterrock.solver.state import ACTIVE, RECYCLED, in_use
-from waterrock.solver.types import nd_f32, nd_i32, nd_vec3, vec2, vec3
+from waterrock.solver.types import nd_capsule, nd_i32, nd_vec3, vec2, vec3
 
 # counters, read once per frame
 NONFINITE, RETIRED, EMITTED, STARVED, BLOCKED, N_COUNTERS = 0, 1, 2, 3, 4, 5
@@ -100,7 +100,7 @@ def emit_layers(points: nd_vec3, first: ti.i32, count: ti.i32, layers: ti.i32, v
                 layer_number: ti.i32,
                 x: nd_vec3, v: nd_vec3, flags: nd_i32,
                 free_head: nd_i32, counters: nd_i32, margin: ti.f32, contact: ti.f32,
-                o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32):
+                o_capsules: nd_capsule, o_count: ti.i32, o_elapsed: ti.f32):
     """``layers`` layers of an emitter's opening in one launch, layer l moved on by its velocity
     for the ``newest_age + l * layer_gap`` since it was due; ``skipped`` particles of the layers
     left out (Sources.emit) are counted as starved. The oldest layer is the emitter's
@@ -109,7 +109,7 @@ def emit_layers(points: nd_vec3, first: ti.i32, count: ti.i32, layers: ti.i32, v
     from (key, n, i). The emitter's velocity and axes (across, across, along) come from arrays:
     Taichi 1.7 leaks about 6 bytes for each vec3 passed by value (measured: 100,000 launches), and
     a layer is emitted about every frame."""
-    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
+    o = ti.static(ObstacleArgs(o_capsules, o_count, o_elapsed))
     velocity = velocities[emitter]
     e1, e2, d = axes[3 * emitter], axes[3 * emitter + 1], axes[3 * emitter + 2]
     start = lowbias32(ti.cast(key, ti.u32))

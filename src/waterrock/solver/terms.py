@@ -18,7 +18,7 @@ from waterrock.solver.kernels import cubic_W
 from waterrock.solver.neighbors import GridArgs, for_each_neighbor, pair_as_task
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE, in_use
-from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, vec3, vec4
+from waterrock.solver.types import nd_capsule, nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, vec3, vec4
 
 
 class Fluid(NamedTuple):
@@ -117,11 +117,11 @@ def move(p: vec3, v: vec3, dt: ti.f32, v_max: ti.f32, b: ti.template(), o: ti.te
 def advect(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, dt: ti.f32, v_max: ti.f32,
     b_params: nd_f32, wall_table: nd_vec2, h: ti.f32, sdf: nd_f32_3d,
-    o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
+    o_capsules: nd_capsule, o_count: ti.i32, o_elapsed: ti.f32,
 ):
     """Symplectic Euler's position update, then the solids and the obstacles push back."""
     b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
-    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
+    o = ti.static(ObstacleArgs(o_capsules, o_count, o_elapsed))
     for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             x[i], v[i] = move(x[i], v[i], dt, v_max, b, o)

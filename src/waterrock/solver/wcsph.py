@@ -35,7 +35,7 @@ from waterrock.solver.neighbors import (
 from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE, MethodData, in_use
 from waterrock.solver.terms import Fluid, density_pair, density_task, move, with_solids, xsph_boundary, xsph_term
-from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, nd_vec4, vec3
+from waterrock.solver.types import nd_capsule, nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, nd_vec4, vec3
 
 
 @ti.func
@@ -148,7 +148,7 @@ def accelerate(
     g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32, v_max: ti.f32,
     b_params: nd_f32, wall_table: nd_vec2, sdf: nd_f32_3d,
-    o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
+    o_capsules: nd_capsule, o_count: ti.i32, o_elapsed: ti.f32,
 ):
     """v_i + dt a_i (eq. 6), smoothed by XSPH, with the solid as a neighbour at rest, and the move
     that follows it (terms.move), into x_out and v_out: the neighbours still read x and v. One
@@ -157,7 +157,7 @@ def accelerate(
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(_Momentum(k, v, volume, mass, h, dt, c_xsph))
     b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
-    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
+    o = ti.static(ObstacleArgs(o_capsules, o_count, o_elapsed))
     for i in range(in_use(free_head, x)):
         xi = x[i]
         vi = v[i]
@@ -188,13 +188,13 @@ def accelerate_and_move(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, k: nd_f32, wall: nd_vec4, dv: nd_vec3,
     rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_wall: ti.f32, v_max: ti.f32,
     b_params: nd_f32, wall_table: nd_vec2, h: ti.f32, sdf: nd_f32_3d,
-    o_a: nd_vec3, o_b: nd_vec3, o_radius: nd_f32, o_velocity: nd_vec3, o_count: ti.i32, o_elapsed: ti.f32,
+    o_capsules: nd_capsule, o_count: ti.i32, o_elapsed: ti.f32,
 ):
     """accelerate's velocities, from the fluid's share that momentum_pairs left in dv, and the
     move that follows them (terms.advect), in one pass over the particles: no neighbour reads
     v any more once every colour is done, so v_i is written in place."""
     b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
-    o = ti.static(ObstacleArgs(o_a, o_b, o_radius, o_velocity, o_count, o_elapsed))
+    o = ti.static(ObstacleArgs(o_capsules, o_count, o_elapsed))
     for i in range(in_use(free_head, x)):
         if flags[i] & ACTIVE:
             vi = _new_velocity(v[i], dv[i], k[i], wall[i], rho0, dt, gravity[0], c_wall)
