@@ -346,11 +346,12 @@ class OscControl:
         """Once a second: the figures a status request is answered with."""
         self._figures = self._status_figures(loop)
 
-    def follow(self, scene: Scene) -> None:
-        """``scene`` runs now: an edit of the scene file was applied (app/live.py), and the next
-        setting builds on it. One asked for before it and not yet applied is dropped, as it was
-        built on the scene before (a desk's fader sends again). An emitter the edit added can be
-        set from now on; OSCQuery lists the settings the app started with, at their values now."""
+    def follow(self, scene: Scene, read: Scene | None = None) -> None:
+        """``scene`` runs now (made from ``read``, the edit as read): an edit of the scene file was
+        applied (app/live.py), and the next setting builds on it. One asked for before it and not
+        yet applied is dropped, as it was built on the scene before (a desk's fader sends again).
+        An emitter the edit added can be set from now on; OSCQuery lists the settings the app
+        started with, at their values now."""
         with self._lock:
             self._wanted = scene
             self._follows += 1

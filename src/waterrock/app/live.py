@@ -109,19 +109,15 @@ class SceneWatcher:
         self._thread.start()
         log.info("following edits of %s", self.path)
 
-    def follow(self, scene: Scene) -> None:
-        """``scene`` runs now, another scene asked for by name (OSC ``/waterrock/scene``): its file
-        is followed from now on, each edit compared with the file as read now, and the file
-        followed before no longer (its edits would bring back the scene it replaced)."""
-        if scene.path is None or Path(scene.path).resolve() == self.path.resolve():
+    def follow(self, scene: Scene, read: Scene) -> None:
+        """``scene`` runs now, made from ``read``, another scene as its file was read when asked for
+        by name (OSC ``/waterrock/scene``): that file is followed from now on, each edit compared
+        with ``read``, and the file followed before no longer (its edits would bring back the
+        scene it replaced)."""
+        if read.path is None or Path(read.path).resolve() == self.path.resolve():
             return
-        try:
-            baseline = load_scene(scene.path)
-        except SceneError as err:  # changed on disk since it was asked for: its next good edit is taken whole
-            log.warning(f"the scene file {scene.path} is followed from its next good edit: {files.one_line(err)}")
-            baseline = scene
         self.close()
-        self.path, self.scene, self._broken = Path(scene.path), baseline, False
+        self.path, self.scene, self._broken = Path(read.path), read, False
         self._queue = queue.SimpleQueue()  # an edit of the old file read meanwhile is dropped
         self._start()
 
@@ -230,7 +226,7 @@ def take_scene(edit: Scene, baseline: Scene, loop, renderer, who: str, title: st
     log.info(f"{title}: {'; '.join(done) or 'nothing that runs changed'}")
     for service in loop.console:  # OSC control's next setting builds on what runs now
         if service is not caller and hasattr(service, "follow"):
-            service.follow(wanted)
+            service.follow(wanted, edit)
     return bool(physics)
 
 
