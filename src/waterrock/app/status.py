@@ -302,13 +302,10 @@ class _Thumbnailer:
     STEP_FRAMES = 2
 
     def __init__(self, renderer, width: int = THUMBNAIL_WIDTH):
-        import moderngl
-
         from waterrock.render.programs import load_program
 
         self.renderer, self.width = renderer, width
         self.ctx = renderer.ctx
-        self._moderngl = moderngl
         self.program = load_program(self.ctx, "compose", {"SCALED": 1})
         self.vao = self.ctx.vertex_array(self.program, [])
         self._fbo = self._color = self._pbo = None
@@ -335,10 +332,6 @@ class _Thumbnailer:
         self.pending = False
         return spent
 
-    def _light(self):
-        # remade when the governor changes the scale or a window its size: looked up each time
-        return self.renderer.light
-
     def _ensure(self, size: tuple[int, int]) -> None:
         if self._size == size:
             return
@@ -350,24 +343,14 @@ class _Thumbnailer:
 
     def request(self) -> None:
         """Compose the light buffer as it stands (the frame just shown) into the small target."""
-        light = self._light()
+        light = self.renderer.light  # remade when the governor changes the scale or a window its size
         w, h = (int(v) for v in self.renderer.size)
         tw = min(self.width, w)
         th = max(1, round(tw * h / w))
         lw, lh = light.size
         size = (min(lw, 2 * tw), min(lh, 2 * th))
         self._ensure(size)
-        previous = self.ctx.fbo  # None before the context's first framebuffer: each draw binds its own
-        self._fbo.use()
-        # cleared to nothing, so whatever blending the last draw left on adds nothing to it
-        self._fbo.clear(0.0, 0.0, 0.0, 0.0)
-        light.use(0)
-        self.program["light"].value = 0
-        self.program["exposure"].value = float(self.renderer.settings.exposure)
-        self.program["output_size"].value = (float(size[0]), float(size[1]))
-        self.vao.render(self._moderngl.TRIANGLES, vertices=3)
-        if previous is not None:
-            previous.use()
+        self.renderer.compose_into(self._fbo, size, self.program, self.vao)
         self._out, self._made = (tw, th), time.time()
         self.pending, self._reading, self._frames_left = True, False, self.STEP_FRAMES
 

@@ -39,12 +39,10 @@ class NdiOut:
 
     def __init__(self, name: str, renderer, frame_rate: float = 60.0):
         import cyndilib  # noqa: F401 - ImportError here: the console's warning, before anything is made
-        import moderngl
 
         from waterrock.render.programs import load_program
 
         self.name, self.renderer, self.ctx = name, renderer, renderer.ctx
-        self._moderngl = moderngl
         self.size = tuple(int(v) for v in renderer.size)
         self.program = load_program(self.ctx, "compose", {"SCALED": 1})
         self.vao = self.ctx.vertex_array(self.program, [])
@@ -72,7 +70,7 @@ class NdiOut:
         and the one read DEPTH - 1 frames ago handed to the sender."""
         t0 = time.perf_counter()
         slot = self._slot
-        self._compose()
+        self.renderer.compose_into(self._fbo, self.size, self.program, self.vao)
         self._fbo.read_into(self._ring[slot], components=4, alignment=1)  # into the buffer: no wait
         self._filled[slot] = True
         self._slot = oldest = (slot + 1) % DEPTH
@@ -87,21 +85,6 @@ class NdiOut:
 
     def on_second(self, loop) -> None:
         """Nothing once a second: each frame is sent as it is read."""
-
-    def _compose(self) -> None:
-        """The light buffer as it stands, tone-mapped into the picture-sized target (scaled where
-        the governor has made the light smaller)."""
-        light = self.renderer.light  # remade when the governor changes the scale: looked up each time
-        previous = self.ctx.fbo
-        self._fbo.use()
-        self._fbo.clear(0.0, 0.0, 0.0, 1.0)
-        light.use(0)
-        self.program["light"].value = 0
-        self.program["exposure"].value = float(self.renderer.settings.exposure)
-        self.program["output_size"].value = (float(self.size[0]), float(self.size[1]))
-        self.vao.render(self._moderngl.TRIANGLES, vertices=3)
-        if previous is not None:
-            previous.use()
 
     # --- the sender's thread --------------------------------------------------------------------
 

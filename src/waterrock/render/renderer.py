@@ -228,6 +228,23 @@ class Renderer:
         vao.render(moderngl.TRIANGLES, vertices=3)
         self._last = framebuffer
 
+    def compose_into(self, framebuffer: moderngl.Framebuffer, size: tuple[int, int], program: moderngl.Program,
+                     vao: moderngl.VertexArray) -> None:
+        """The last frame's light composed again into ``framebuffer`` of ``size``, apart from the
+        frame (a thumbnail, a live video out), by ``program``, the compose pass's SCALED variant
+        (bilinear); the framebuffer bound before is bound again."""
+        previous = self.ctx.fbo  # None before the context's first framebuffer: each draw binds its own
+        framebuffer.use()
+        # cleared to nothing, so whatever blending the last draw left on adds nothing to it
+        framebuffer.clear(0.0, 0.0, 0.0, 0.0)
+        self._light.use(0)  # remade when the governor changes the scale: the current one
+        program["light"].value = 0
+        program["exposure"].value = float(self.settings.exposure)
+        program["output_size"].value = (float(size[0]), float(size[1]))
+        vao.render(moderngl.TRIANGLES, vertices=3)
+        if previous is not None:
+            previous.use()
+
     @property
     def light(self) -> moderngl.Texture:
         """The last frame's light buffer (half floats, before the compose curve): for a thumbnail
