@@ -35,7 +35,7 @@ from waterrock.solver.boundary import BoundaryArgs
 from waterrock.solver.kernels import cubic_gradW, cubic_W_gradW
 from waterrock.solver.neighbors import GridArgs, for_each_neighbor
 from waterrock.solver.state import ACTIVE, MethodData, in_use
-from waterrock.solver.terms import XSPHArgs, density_grad_pair, with_solids, xsph_boundary, xsph_pair
+from waterrock.solver.terms import XSPHArgs, density_grad_pair, read_velocity, with_solids, xsph_boundary, xsph_pair
 from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, nd_vec4, vec2, vec3
 
 # the device-side state of each solve: converged, and iterations applied, in this substep; then,
@@ -63,12 +63,14 @@ class _Rate(NamedTuple):
     v: object
     mass: object
     h: object
+    own: object = None  # v_i (neighbors.with_own)
+    read_own = staticmethod(read_velocity)
 
 
 @ti.func
 def rate_pair(i, j, grad_w_ij: vec3, c: ti.template()) -> ti.f32:
     """One neighbour's share of (D rho / Dt)_i = sum_j m_j (v_i - v_j) . grad W_ij (eq. 5)."""
-    return c.mass * (c.v[i] - c.v[j]).dot(grad_w_ij)
+    return c.mass * (c.own.v - c.v[j]).dot(grad_w_ij)
 
 
 @ti.func
@@ -170,15 +172,25 @@ def pressure_parameter(
     err[0] = total
 
 
+_OwnK = ti.types.struct(k=ti.f32)
+
+
+@ti.func
+def _read_k(i, c: ti.template()):
+    return _OwnK(k=c.k[i])
+
+
 class _Pressure(NamedTuple):
     k: object
     mass: object
     h: object
+    own: object = None  # k_i (neighbors.with_own)
+    read_own = staticmethod(_read_k)
 
 
 @ti.func
 def _pressure_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    ret += c.mass * (c.k[i] + c.k[j]) * cubic_gradW(r, c.h)
+    ret += c.mass * (c.own.k + c.k[j]) * cubic_gradW(r, c.h)
 
 
 @ti.func

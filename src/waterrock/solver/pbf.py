@@ -45,7 +45,15 @@ from waterrock.solver.neighbors import (
 )
 from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE, MethodData, in_use
-from waterrock.solver.terms import clamp_speed, collide, density_grad_pair, move, with_solids, xsph_boundary
+from waterrock.solver.terms import (
+    clamp_speed,
+    collide,
+    density_grad_pair,
+    move,
+    read_velocity,
+    with_solids,
+    xsph_boundary,
+)
 from waterrock.solver.types import (
     nd_capsule,
     nd_f32,
@@ -106,6 +114,8 @@ class _Lambda(NamedTuple):
     mass: object
     rho0: object
     h: object
+    own: object = None  # v_i (neighbors.with_own), read by the first iteration's pass
+    read_own = staticmethod(read_velocity)
 
 
 @ti.func
@@ -124,7 +134,7 @@ def _lambda_vorticity_xsph_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.t
     and [8:11]."""
     w, grad_w = cubic_W_gradW(r, c.h)
     d = density_grad_pair(w, grad_w, c.mass)
-    v_ij = c.v[j] - c.v[i]
+    v_ij = c.v[j] - c.own.v
     volume = c.mass / c.rho0
     omega = volume * v_ij.cross(-grad_w)
     smooth = volume * w * v_ij
@@ -211,6 +221,14 @@ def _lambda_kernels(first: bool):
     return constraint_lambda, lambda_pairs, finish_lambda
 
 
+_OwnDelta = ti.types.struct(lam=ti.f32, omega_norm=ti.f32)
+
+
+@ti.func
+def _read_delta(i, c: ti.template()):
+    return _OwnDelta(lam=c.lam[i], omega_norm=c.omega[i].norm())
+
+
 class _Delta(NamedTuple):
     lam: object
     omega: object
@@ -218,13 +236,15 @@ class _Delta(NamedTuple):
     h: object
     w_dq: object  # W(|dq|)
     scorr_scale: object  # k / D0, see PBF.__init__
+    own: object = None  # lambda_i and |omega_i| (neighbors.with_own)
+    read_own = staticmethod(_read_delta)
 
 
 @ti.func
 def _delta_term(i, j, w: ti.f32, grad_w: vec3, c: ti.template()) -> vec3:
     """One neighbour's share of eq. 12's sum, with s_corr (eq. 13); j's is its opposite."""
     s_corr = -c.scorr_scale * (w / c.w_dq) ** SCORR_N
-    return c.mass * (c.lam[i] + c.lam[j] + s_corr) * grad_w
+    return c.mass * (c.own.lam + c.lam[j] + s_corr) * grad_w
 
 
 @ti.func
@@ -241,7 +261,7 @@ def _delta_eta_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c
     both of the pair: only its direction N is used."""
     w, grad_w = cubic_W_gradW(r, c.h)
     d = _delta_term(i, j, w, grad_w, c)
-    e = c.mass * (c.omega[j].norm() - c.omega[i].norm()) * grad_w
+    e = c.mass * (c.omega[j].norm() - c.own.omega_norm) * grad_w
     ret_i += ti.Vector([d.x, d.y, d.z, e.x, e.y, e.z])
     ret_j += ti.Vector([-d.x, -d.y, -d.z, e.x, e.y, e.z])
 

@@ -68,11 +68,21 @@ def xsph_boundary(gamma_b: ti.f32, vi: vec3) -> vec3:
     return -gamma_b * vi
 
 
+OwnVelocity = ti.types.struct(v=vec3)  # what a term reads of particle i: v_i (neighbors.with_own)
+
+
+@ti.func
+def read_velocity(i, c: ti.template()):
+    return OwnVelocity(v=c.v[i])
+
+
 class XSPHArgs(NamedTuple):
     v: object
     rho: object
     mass: object
     h: object
+    own: object = None  # v_i (neighbors.with_own)
+    read_own = staticmethod(read_velocity)
 
 
 @ti.func
@@ -85,7 +95,7 @@ def xsph_term(volume_j, v_ji: vec3, w_ij) -> vec3:
 def xsph_pair(i, j, w_ij, c: ti.template()) -> vec3:
     """xsph_term with V_j from the density; c is an XSPHArgs. Every solver folds the smoothing
     into another pass over the same neighbours."""
-    return xsph_term(c.mass / c.rho[j], c.v[j] - c.v[i], w_ij)
+    return xsph_term(c.mass / c.rho[j], c.v[j] - c.own.v, w_ij)
 
 
 # --- kernels shared by the SPH solvers -----------------------------------------------------------

@@ -109,6 +109,14 @@ def pressure_from_sums(
             dv[i] = vec3(0.0)
 
 
+_OwnMomentum = ti.types.struct(k=ti.f32, v=vec3, volume=ti.f32)
+
+
+@ti.func
+def _read_momentum(i, c: ti.template()):
+    return _OwnMomentum(k=c.k[i], v=c.v[i], volume=c.volume[i])
+
+
 class _Momentum(NamedTuple):
     k: object
     v: object
@@ -117,6 +125,8 @@ class _Momentum(NamedTuple):
     h: object
     dt: object
     c_xsph: object
+    own: object = None  # k_i, v_i, V_i (neighbors.with_own)
+    read_own = staticmethod(_read_momentum)
 
 
 @ti.func
@@ -124,10 +134,10 @@ def _momentum_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c:
     """The pair's share of v_i's and v_j's change: dt times the pressure acceleration (eq. 6),
     equal and opposite, and the XSPH terms."""
     w, grad_w = cubic_W_gradW(r, c.h)
-    dv_p = -c.dt * c.mass * (c.k[i] + c.k[j]) * grad_w
-    v_ji = c.v[j] - c.v[i]
+    dv_p = -c.dt * c.mass * (c.own.k + c.k[j]) * grad_w
+    v_ji = c.v[j] - c.own.v
     ret_i += dv_p + c.c_xsph * xsph_term(c.volume[j], v_ji, w)
-    ret_j += -dv_p + c.c_xsph * xsph_term(c.volume[i], -v_ji, w)
+    ret_j += -dv_p + c.c_xsph * xsph_term(c.own.volume, -v_ji, w)
 
 
 _momentum_task = pair_as_task(_momentum_pair)
