@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--sizes", nargs="+", default=None,
         help="solver: particle counts (default 16000 64000 256000; with a GPU also 1M); render: segment counts; "
-        "tracker: WxH frame sizes; sdf: grid resolutions (default 64 128 256); procam: the camera's and the "
+        "tracker: WxH frame sizes; frame: particle counts the scene is scaled to, after its own size; "
+        "sdf: grid resolutions (default 64 128 256); procam: the camera's and the "
         "projector's WxH (default 1280x720 1920x1080); portals: particles a frame (default 10 100 1000); fanout: "
         "particles a frame to 1, 2 and 4 render nodes (default 100000 1000000)",
     )
@@ -223,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--peer-sizes", nargs="+", default=None, help="particle counts for the peers (16000 32000)")
     bench.add_argument("--peer-seconds", type=float, default=0.05, help="simulated seconds per peer run (0.05)")
     bench.add_argument("--scene", default="default", help="frame, governor: the scene they run (default)")
+    bench.add_argument("--share", type=float, default=None, metavar="S",
+                       help="frame: the share of particles drawing lines, [render.trails] share (default: the scene's)")
     bench.add_argument("--governor-seconds", type=float, default=20.0, help="governor: seconds a run (20)")
     bench.add_argument("--governor-runs", type=int, default=2,
                        help="governor: runs with it and without, alternating (2)")

@@ -56,6 +56,8 @@ def measure(args) -> dict:
     which = WHICH if args.which == "all" else (args.which,)
     if args.repeat < 1:
         raise BenchUsageError(f"--repeat must be at least 1, got {args.repeat}")
+    if args.share is not None and not 0.001 <= args.share <= 1.0:  # [render.trails] share's range
+        raise BenchUsageError(f"--share is a share of the particles in [0.001, 1], not {args.share:g}")
     gpu = args.arch in ("cuda", "vulkan", "metal")
     results: dict = {"schema": SCHEMA, "command": "waterrock bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2
                      else "waterrock bench", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "which": list(which)}
@@ -105,7 +107,13 @@ def measure(args) -> dict:
 
             _log("== frame")
             res = _resolution(args.resolution[0]) if args.resolution else None
-            results["frame"] = frame.run_frame(args.scene, frames=max(30, 12 * args.repeat), arch=arch, resolution=res)
+            counts = _counts(args.sizes, "--sizes") if args.which == "frame" else None
+            if counts:  # the scene at its own size, then at each count (bench/frame.py: scaled_scene)
+                results["frame"] = frame.run_frame_sizes(args.scene, counts, frames=max(30, 12 * args.repeat),
+                                                         arch=arch, resolution=res, share=args.share, log=_log)
+            else:
+                results["frame"] = frame.run_frame(args.scene, frames=max(30, 12 * args.repeat), arch=arch,
+                                                   resolution=res, share=args.share)
         advance("frame" in which)
         if "sdf" in which:
             from waterrock.bench import sdf

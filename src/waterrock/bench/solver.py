@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from waterrock.bench.cases import DamBreak
-from waterrock.bench.stats import summarize, time_calls
+from waterrock.bench.stats import budget_crossing, summarize, time_calls
 
 METHODS = ("pbf", "dfsph", "wcsph")
 FRAME_BUDGET_MS = 1000.0 / 60.0
@@ -167,9 +167,7 @@ def max_n_at_60fps(arch: str | None, repeat: int = 5, start: int = 4000, limit: 
             lo = probes[-1]
         else:
             hi = probes[-1]
-        a, b = (math.log(lo["n"]), math.log(lo["ms_per_frame"])), (math.log(hi["n"]), math.log(hi["ms_per_frame"]))
-        slope = (b[1] - a[1]) / (b[0] - a[0]) if b[0] != a[0] else 1.0
-        est = math.exp(a[0] + (math.log(FRAME_BUDGET_MS) - a[1]) / slope) if slope > 0 else lo["n"]
+        est = budget_crossing((lo["n"], lo["ms_per_frame"]), (hi["n"], hi["ms_per_frame"]), FRAME_BUDGET_MS)
         return {"max_n": int(est), "bracket": [lo["n"], hi["n"]], "method": "interpolated", "probes": probes,
                 "substeps": settings.substeps, "pbf_iterations": settings.pbf_iterations}
     how = "below the smallest probe" if not under else f"at least (the largest probe, {limit} cap)"

@@ -3,6 +3,7 @@ the end of every benchmark: its table printed, its results written as JSON."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -21,6 +22,16 @@ def summarize(samples_ms) -> dict:
         "median_ms": float(med), "iqr_ms": float(q3 - q1), "min_ms": float(a.min()),
         "max_ms": float(a.max()), "n": int(a.size),
     }
+
+
+def budget_crossing(lo: tuple[float, float], hi: tuple[float, float], budget_ms: float) -> float:
+    """The count whose cost is ``budget_ms``, between two measured (count, ms) points around it:
+    log(ms) interpolated linearly in log(count), as a frame's cost is close to a power of its
+    particle count between neighbouring sizes."""
+    slope = (math.log(hi[1]) - math.log(lo[1])) / (math.log(hi[0]) - math.log(lo[0])) if hi[0] != lo[0] else 1.0
+    if slope <= 0:  # noise made the larger count the cheaper one: the smaller is all that is known
+        return lo[0]
+    return math.exp(math.log(lo[0]) + (math.log(budget_ms) - math.log(lo[1])) / slope)
 
 
 def time_calls(fn: Callable[[], object], repeat: int, warmup: int = 1,
