@@ -19,7 +19,10 @@ carries about 1.5x the hydrostatic k (measured), so pressure is read away from t
 
 Warm start (2017, sec. 4.3): each solve starts from half the last substep's pressure where the
 fluid is still compressed, as SPlisHSPlasH does; it cuts the density solve to a few iterations.
-The divergence solve's test for compression rides on the factor's neighbour pass.
+The divergence solve's test for compression rides on the factor's neighbour pass; the density
+solve's on the divergence solve's iterations (pressure_parameter: its last measured the rate the
+density solve starts from), and its first push on the non-pressure pass (non_pressure): no
+solve's warm start is a neighbour pass of its own but the divergence solve's.
 
 No host round trip inside a substep: each iteration's mean error is summed on the device, and
 the iteration decides there whether the solve has converged. The host launches as many
@@ -35,7 +38,7 @@ from waterrock.solver.boundary import BoundaryArgs
 from waterrock.solver.kernels import cubic_gradW, cubic_W_gradW
 from waterrock.solver.neighbors import GridArgs, for_each_neighbor
 from waterrock.solver.state import ACTIVE, MethodData, in_use
-from waterrock.solver.terms import XSPHArgs, density_grad_pair, read_velocity, with_solids, xsph_boundary, xsph_pair
+from waterrock.solver.terms import density_grad_pair, read_velocity, with_solids, xsph_boundary, xsph_pair
 from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, nd_vec4, vec2, vec3
 
 # the device-side state of each solve: converged, and iterations applied, in this substep; then,
@@ -56,6 +59,7 @@ class DFSPHData(MethodData):
     SCRATCH = {
         "alpha": ti.f32,  # the DFSPH factor alpha_i, eq. 9
         "k": ti.f32,  # the pressure parameter k_i = p_i / rho_i^2 of the solve's iteration
+        "k_warm": ti.f32,  # the density solve's first k_i, found by the divergence solve (pressure_parameter)
     }
 
 
@@ -79,6 +83,16 @@ def _factor_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
     w, grad_w = cubic_W_gradW(r, c.h)
     d = density_grad_pair(w, grad_w, c.mass)
     ret += ti.Vector([d[0], d[1], d[2], d[3], d[4], rate_pair(i, j, grad_w, c)])
+
+
+@ti.func
+def density_warm_start(rho_i, rate: ti.f32, grad_gamma: vec3, kappa_i: ti.f32, dt: ti.f32, gravity: vec3, rho0):
+    """The density solve's first k_i (warm_start_k), from the predicted density rho_i + dt
+    (D rho / Dt)_i after the non-pressure forces, taken from the divergence solve's rate: gravity,
+    the same for all, drops out of v_i - v_j but not out of the still solid's term (it presses
+    the water into the floor); only XSPH's small smoothing is left out of a test of sign."""
+    rate_after = rate + rho0 * dt * gravity.dot(grad_gamma)
+    return warm_start_k(rho_i + dt * rate_after - rho0, kappa_i, 1.0, NO_CAP)
 
 
 @ti.func
@@ -148,11 +162,14 @@ def density_rate(i, xi: vec3, g: ti.template(), grad_gamma: vec3, c: ti.template
 @ti.kernel
 def pressure_parameter(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, wall: nd_vec4, rho: nd_f32, alpha: nd_f32, k: nd_f32,
-    solve: nd_i32, err: nd_f32, which: ti.i32, dt: ti.f32,
+    k_warm: nd_f32, kappa: nd_vec2, solve: nd_i32, err: nd_f32, which: ti.i32, dt: ti.f32, gravity: nd_vec3,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, rho0: ti.f32,
 ):
-    """k_i of one Jacobi iteration and the solve's summed error (relative to rho0)."""
+    """k_i of one Jacobi iteration and the solve's summed error (relative to rho0). The divergence
+    solve's also finds the density solve's warm start from the same rate (see density_warm_start):
+    the last iteration that runs is the one that measured the solve's error, on the velocities the
+    solve leaves."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
     c = ti.static(_Rate(v, mass, h))
     total = 0.0  # a kernel-local sum: Taichi reduces it per thread (into err[0] at once, the
@@ -165,6 +182,7 @@ def pressure_parameter(
                 e = ti.max(rate, 0.0)
                 k[i] = e * alpha[i] / dt
                 total += e * dt / rho0  # the density change the substep would make
+                k_warm[i] = density_warm_start(rho[i], rate, wall[i].xyz, kappa[i][DENSITY], dt, gravity[0], rho0)
             else:
                 e = ti.max(rho[i] + dt * rate - rho0, 0.0)
                 k[i] = e * alpha[i] / (dt * dt)
@@ -244,41 +262,62 @@ def apply_warm_start(
             v[i] -= dt * pressure_acceleration(i, x[i], k, g, wall[i].xyz, mass, h, rho0)
 
 
+_OwnWarm = ti.types.struct(v=vec3, k=ti.f32)
+
+
 @ti.func
-def _xsph_rate_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
-    """ret[0:3]: XSPH's sum over j; ret[3]: sum_j m_j (v_i - v_j) . grad W_ij (eq. 5)."""
+def _read_warm(i, c: ti.template()):
+    return _OwnWarm(v=c.v[i], k=c.k[i])
+
+
+class _Smoothing(NamedTuple):
+    """XSPH's arguments (terms.XSPHArgs) and the density solve's warm start k."""
+
+    v: object
+    rho: object
+    k: object
+    mass: object
+    h: object
+    own: object = None  # v_i and k_i (neighbors.with_own)
+    read_own = staticmethod(_read_warm)
+
+
+@ti.func
+def _xsph_warm_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    """ret[0:3]: XSPH's sum over j; ret[3:6]: sum_j m_j (k_i + k_j) grad W_ij (eq. 11)."""
     w, grad_w = cubic_W_gradW(r, c.h)
     s = xsph_pair(i, j, w, c)
-    ret += ti.Vector([s.x, s.y, s.z, rate_pair(i, j, grad_w, c)])
+    p = c.mass * (c.own.k + c.k[j]) * grad_w
+    ret += ti.Vector([s.x, s.y, s.z, p.x, p.y, p.z])
 
 
 @ti.kernel
 def non_pressure(
     x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, wall: nd_vec4, rho: nd_f32, v_out: nd_vec3,
-    k: nd_f32, kappa: nd_vec2, solve: nd_i32,
+    k_warm: nd_f32, kappa: nd_vec2, solve: nd_i32,
     cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
     mass: ti.f32, rho0: ti.f32, dt: ti.f32, gravity: nd_vec3, c_xsph: ti.f32, c_wall: ti.f32,
 ):
-    """v* = v + dt g, smoothed by XSPH viscosity, with the solid as a neighbour at rest; and the
-    density solve's warm start (2017, sec. 4.3; halved as SPlisHSPlasH does), where the predicted
-    density rho_i + dt (D rho / Dt)_i is over rest density. The rate is taken in the same pass,
-    from the velocities before this kernel: gravity is the same for all and drops out of
-    v_i - v_j, so only XSPH's small smoothing is left out of a test of sign."""
+    """v* = v + dt g, smoothed by XSPH viscosity, with the solid as a neighbour at rest, and the
+    density solve's warm start applied in the same pass: v* -= dt a^p with the k_warm that the
+    divergence solve found (density_warm_start; 2017, sec. 4.3). a^p (eq. 11, 12) depends on the
+    positions and k alone, not on v, so the sum is the one a pass of its own would take after
+    this one (measured at 16k on 2 cores: that pass took 0.9 ms of a 13 ms substep)."""
     g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
-    c = ti.static(XSPHArgs(v, rho, mass, h))
+    c = ti.static(_Smoothing(v, rho, k_warm, mass, h))
     solve[DONE] = 0
     solve[ITERS] = 0
     for i in range(in_use(free_head, x)):
         vi = v[i]
         ki = 0.0
         if flags[i] & ACTIVE:
-            sums = ti.Vector([0.0, 0.0, 0.0, 0.0])
-            for_each_neighbor(i, x[i], g, _xsph_rate_task, sums, c)
+            sums = ti.Vector([0.0] * 6)
+            for_each_neighbor(i, x[i], g, _xsph_warm_task, sums, c)
+            ki = k_warm[i]
+            a_p = vec3(sums[3], sums[4], sums[5]) + ki * rho0 * wall[i].xyz
             vi += dt * gravity[0] + c_xsph * vec3(sums[0], sums[1], sums[2]) + c_wall * xsph_boundary(wall[i].w, vi)
-            rate = sums[3] + rho0 * vi.dot(wall[i].xyz)
-            ki = warm_start_k(rho[i] + dt * rate - rho0, kappa[i][DENSITY], 1.0, NO_CAP)
+            vi -= dt * a_p
         v_out[i] = vi
-        k[i] = ki
         kappa[i][DENSITY] = ki
 
 
@@ -307,12 +346,13 @@ class DFSPH:
         """The Jacobi iterations of one solve, after its warm start."""
         st, d = s.state, self.data
         scale = dt if which == DIVERGENCE else 1.0
-        s.dispatch(apply_warm_start, st.x, st.v, st.flags, st.free_head, st.wall, d.k, dt, *g_args, s.mass, s.rho0)
+        if which == DIVERGENCE:  # the density solve's warm start rides on non_pressure
+            s.dispatch(apply_warm_start, st.x, st.v, st.flags, st.free_head, st.wall, d.k, dt, *g_args, s.mass, s.rho0)
         s.flush()  # an iteration is one graph, whatever the number launched
         for _ in range(self.launch[which]):
             s.dispatch(
                 pressure_parameter, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, d.alpha, d.k,
-                self.solve[which], self.err, which, dt, *g_args, s.mass, s.rho0,
+                d.k_warm, d.kappa, self.solve[which], self.err, which, dt, s.gravity, *g_args, s.mass, s.rho0,
             )
             s.dispatch(
                 apply_pressure, st.x, st.v, st.flags, st.free_head, st.wall, d.k, d.kappa, self.solve[which],
@@ -333,7 +373,7 @@ class DFSPH:
         )
         self._solve(s, DIVERGENCE, self.divergence_tolerance, dt, g_args)
         s.dispatch(
-            non_pressure, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, st.dv, d.k, d.kappa,
+            non_pressure, st.x, st.v, st.flags, st.free_head, st.wall, st.rho, st.dv, d.k_warm, d.kappa,
             self.solve[DENSITY], *g_args, s.mass, s.rho0, dt, s.gravity, self.c_xsph, s.wall_xsph(dt),
         )
         st.swap_velocity_scratch()
