@@ -1,9 +1,9 @@
 """The backend's choice, and the GPU's code path against the CPU's.
 
-On a GPU the solver runs other forms of its loops: the neighbour loop branches instead of
-gathering into a register window, there is no pair form, the grid's scan runs in short blocks
-over several levels (on CUDA a warp at a time, with shuffles), and sums over all particles (the
-emitters' free slots, DFSPH's errors) are reduced on the device with atomics. Where a Vulkan
+On a GPU the solver runs other forms of its loops: the neighbour lists are neighbour-major and
+built with a branch, the grid's scan runs in short blocks over several levels (on CUDA a warp at
+a time, with shuffles), and sums over all particles (the emitters' free slots, DFSPH's errors)
+are reduced on the device with atomics. Where a Vulkan
 device is present, if only Mesa's software rasterizer lavapipe (.ci/run installs it), the same
 runs go there, and where an NVIDIA GPU is, to CUDA, each in one subprocess since Taichi starts
 once per process, and must give the CPU's water."""

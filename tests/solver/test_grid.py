@@ -1,6 +1,6 @@
 """The counting-sort grid finds exactly the pairs a brute-force search finds, in each form of the
-neighbour loop: the lists stored after the sort (a list that overflowed walking the rows), the
-rows themselves, or every pair once (CPU)."""
+neighbour loop: the lists stored after the sort (a list that overflowed walking the rows), and
+the rows themselves."""
 
 from typing import NamedTuple
 
@@ -11,15 +11,7 @@ from scipy.spatial import cKDTree
 
 from waterrock.solver.grid import NeighborGrid
 from waterrock.solver.launch import on_cpu
-from waterrock.solver.neighbors import (
-    MAX_NEIGHBORS,
-    GridArgs,
-    for_each_neighbor,
-    pair_pass,
-    pair_tasks,
-    pairs_in_block,
-    walk_rows,
-)
+from waterrock.solver.neighbors import MAX_NEIGHBORS, GridArgs, for_each_neighbor, walk_rows
 from waterrock.solver.state import ACTIVE, ParticleState
 from waterrock.solver.types import nd_i32, nd_ivec3, nd_vec3, vec3
 
@@ -32,7 +24,7 @@ class _Ids(NamedTuple):
 
 
 @ti.func
-def _pair_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+def _signature_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
     # four integer hashes of the neighbour's id: equal sums mean equal neighbour sets
     jid = c.ids[j]
     ret[0] += 1
@@ -53,38 +45,13 @@ def _neighbour_signature(
         acc = ivec4(0)
         if flags[i] & ACTIVE:
             if ti.static(form == "lists"):
-                for_each_neighbor(i, x[i], g, _pair_task, acc, c)
+                for_each_neighbor(i, x[i], g, _signature_task, acc, c)
             else:
-                walk_rows(i, x[i], g, _pair_task, acc, c)
+                walk_rows(i, x[i], g, _signature_task, acc, c)
         out[ids[i]] = acc
 
 
-@ti.func
-def _pair_pair_task(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
-    _pair_task(i, j, r, ret_i, c)
-    _pair_task(j, i, -r, ret_j, c)
-
-
-@ti.kernel
-def _pair_signature(
-    x: nd_vec3, ids: nd_i32, share: nd_ivec4,
-    cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
-    colour: ti.i32,
-):
-    g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
-    c = ti.static(_Ids(ids))
-    for t in range(pair_tasks(g, colour)):
-        pairs_in_block(t, colour, g, _pair_pair_task, share, c)
-
-
-@ti.kernel
-def _by_id(ids: nd_i32, flags: nd_i32, share: nd_ivec4, out: nd_ivec4):
-    for i in ids:
-        if flags[i] & ACTIVE:
-            out[ids[i]] = share[i]
-
-
-@pytest.mark.parametrize("form", ["lists", "rows", "pairs"], ids=["stored lists", "rows", "pairs (CPU)"])
+@pytest.mark.parametrize("form", ["lists", "rows"], ids=["stored lists", "rows"])
 def test_grid_matches_brute_force(form):
     rng = np.random.default_rng(3)
     lower, upper, h = np.zeros(3), np.array([0.5, 0.3, 0.4]), 0.05
@@ -108,14 +75,7 @@ def test_grid_matches_brute_force(form):
 
     out = ti.ndarray(ivec4, capacity)
     out.fill(0)
-    if form == "pairs":
-        share = ti.ndarray(ivec4, capacity)
-        share.fill(7)  # garbage from an earlier pass
-        pair_pass(lambda kernel, *args: kernel(*args), _pair_signature, share, grid.cell_start, state.x, state.ids,
-                  share, *grid.args())
-        _by_id(state.ids, state.flags, share, out)
-    else:
-        _neighbour_signature(state.x, state.ids, state.flags, out, *grid.args(), form)
+    _neighbour_signature(state.x, state.ids, state.flags, out, *grid.args(), form)
     got = out.to_numpy()[:n_active]
     counts = grid.neighbor_count.to_numpy()[:n_active]
     assert (counts == -1).sum() >= 100 and (counts > 10).mean() > 0.9  # the clump overflowed; the rest are listed

@@ -271,7 +271,7 @@ def _read_warm(i, c: ti.template()):
 
 
 class _Smoothing(NamedTuple):
-    """XSPH's arguments (terms.XSPHArgs) and the density solve's warm start k."""
+    """XSPH's arguments (terms.xsph_pair) and the density solve's warm start k."""
 
     v: object
     rho: object

@@ -24,7 +24,7 @@ import numpy as np
 import taichi as ti
 
 from waterrock.solver.launch import launch_now
-from waterrock.solver.neighbors import MAX_NEIGHBORS, build_lists, cell_coord, cell_index, forget_lists
+from waterrock.solver.neighbors import MAX_NEIGHBORS, build_lists, cell_coord, cell_index
 from waterrock.solver.scan import CellScan
 from waterrock.solver.state import ACTIVE, MAX_CARRIED, ParticleState, in_use
 from waterrock.solver.types import ivec3, nd_any, nd_i32, nd_ivec3, nd_vec3, vec3
@@ -184,13 +184,11 @@ class NeighborGrid:
         """The grid's kernel arguments, in GridArgs order after the positions."""
         return (self.cell_start, self.origin, self.shape, self.h, self.neighbors, self.neighbor_count)
 
-    def build(self, state: ParticleState, dispatch=launch_now, lists: bool = True) -> None:
+    def build(self, state: ParticleState, dispatch=launch_now) -> None:
         """Count, scan and scatter: sort the particle state by cell (five kernel launches on a CPU,
         six for a million particles on a GPU, whose scan has more levels), then store each
         particle's neighbours (neighbors.build_lists). The scatter moves x, v, ids and flags, and the fields
-        the method registered (state.carried), in one launch. ``lists`` False: a substep whose
-        sums all take the pair form reads no list, so none is built, and the old ones are
-        forgotten (the rows would be walked)."""
+        the method registered (state.carried), in one launch."""
         dispatch(
             _assign_cells, state.x, state.flags, state.free_head, self.cell_id, self.rank, self.count,
             self.origin, self.shape, self.n_cells, self.counters, self.nonfinite,
@@ -203,10 +201,8 @@ class NeighborGrid:
             state.x, state.v, state.ids, state.flags, back.x, back.v, back.ids, back.flags, *carried,
         )
         state.swap()
-        if self.lists and lists:
+        if self.lists:
             dispatch(build_lists, state.x, state.flags, state.free_head, *self.args())
-        elif self.lists:
-            dispatch(forget_lists, state.x, state.free_head, self.neighbor_count)
 
     def cell_start_numpy(self) -> np.ndarray:
         return self.cell_start.to_numpy()

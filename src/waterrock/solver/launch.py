@@ -119,6 +119,6 @@ class Graphs:
 
 def on_cpu() -> bool:
     """Whether the kernels run on a CPU: the forms of several loops depend on it (the neighbour
-    lists' layout, neighbors._list_slot; the pair form, neighbors.pairs_suit; the scan's blocks,
+    lists' layout, neighbors._list_slot, and how build_lists fills them; the scan's blocks,
     scan.scan_suits_backend)."""
     return ti.lang.impl.current_cfg().arch in (ti.x64, ti.arm64)

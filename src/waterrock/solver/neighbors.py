@@ -10,14 +10,21 @@ candidates for the ~33 neighbours of a particle at rest, where the 27 cubic cell
 216. Thinner cells in y and z too (h / 2) would leave 84 candidates but 25 rows, whose set-up
 costs more than the candidates saved (measured).
 
-The loop has two forms, and the pair form a third:
-- the lists stored right after the sort (build_lists, DESIGN.md), which every pass of the substep
-  reads: the rows' candidates, three for each neighbour, are tested once a substep, not once a
+The loop has two forms, each for one reason:
+- the lists stored right after the sort (build_lists, DESIGN.md), read by every pass of the
+  substep: a row's candidates, three for each neighbour, are tested once a substep, not once a
   pass (measured on 2 cores at 16k: a PBF substep 68.8 -> 49.3 ms, a DFSPH one 62.1 -> 42.3);
-- the rows themselves (walk_rows): what builds the lists, and what a particle whose list
-  overflowed, or a grid whose budget leaves no memory for lists, walks in every pass;
-- :func:`for_each_pair` walks the rows in pair form, every pair once (Newton's third law), on a
-  CPU with many particles (pairs_suit): a term written as a pair task serves both (pair_as_task).
+- the rows themselves (walk_rows): they build the lists, and serve in every pass a particle whose
+  list overflowed, or a grid whose budget leaves no memory for lists.
+
+The pair form, removed (issue 22). It took every pair once (Newton's third law) in coloured
+blocks of rows, on a CPU from 8,000 active particles for WCSPH and 24,000 for PBF. Once each term
+read i's own values once (with_own), gathering over the lists beat it. Measured on 2 cores, the
+dam break, gather against pairs alternating in one process, median ms a substep: WCSPH 16k
+5.7-5.8 / 7.7-8.5, 32k 11.5-11.6 / 13.2-13.7, 64k 22.4-22.9 / 21.9-22.8 (a tie), 128k
+49.9-50.3 / 42.9-43.1 (the pairs 14 % faster there, the one size they still won); PBF 32k
+23.8-24.1 / 53.4-60.5, 64k 45.9-46.9 / 101.7-105.8. One form fewer to keep in step with the
+terms, and a term is one gather task that reads like its equation.
 """
 
 from typing import NamedTuple
@@ -26,12 +33,9 @@ import taichi as ti
 
 from waterrock.solver.launch import on_cpu
 from waterrock.solver.state import ACTIVE, in_use
-from waterrock.solver.types import ivec2, ivec3, nd_any, nd_i32, nd_ivec3, nd_vec3, vec3
+from waterrock.solver.types import ivec3, nd_i32, nd_ivec3, nd_vec3, vec3
 
 MAX_NEIGHBORS = 64  # a stored list's length: 256 bytes a particle (DESIGN.md); about 33 at rest, 42 seen at most
-BLOCK_ROWS = 2  # rows of cells along y in a block of the pair form (see pairs_in_block)
-PAIR_COLOURS = 4  # kernels per pass in the pair form (see pairs_in_block)
-BLOCK_GRAIN = 512  # loop iterations per block task (see pair_tasks)
 
 
 class GridArgs(NamedTuple):
@@ -73,7 +77,7 @@ def cell_index(c: ivec3, res: ivec3) -> ti.i32:
 @ti.func
 def _gap(local: ti.f32, d: ti.i32, cell: ti.f32) -> ti.f32:
     """Distance along one axis from a point at ``local`` in its cell to the cell d = -1, 0, 1 away
-    (0 for a point that has moved past the shared face since the sort, see for_each_pair)."""
+    (0 for a point outside its cell: one beyond the grid, whose cell is clamped into it)."""
     g = 0.0
     if d > 0:
         g = ti.max(cell - local, 0.0)
@@ -188,12 +192,6 @@ def _store_row(i, xi: vec3, c: ivec3, local: vec3, dy: ti.i32, dz: ti.i32, g: ti
     return n
 
 
-@ti.kernel
-def forget_lists(x: nd_vec3, free_head: nd_i32, neighbor_count: nd_i32):
-    for i in range(in_use(free_head, x)):
-        neighbor_count[i] = -1
-
-
 @ti.func
 def _store_neighbor(i, j, r: vec3, n: ti.template(), g: ti.template()):
     if n < MAX_NEIGHBORS:
@@ -266,137 +264,3 @@ def _walk_row(i, xi: vec3, c: ivec3, local: vec3, dy: ti.i32, dz: ti.i32, g: ti.
         r = xi - g.x[j]
         if r.norm_sqr() < h2:
             task(i, j, r, ret, ctx)
-
-
-def pair_as_task(pair_task):
-    """The task of for_each_neighbor that a pair task (for_each_pair) makes: j's share is
-    dropped, and the compiler drops the work that only it needed."""
-
-    @ti.func
-    def task(i, j, r: vec3, ret: ti.template(), ctx: ti.template()):
-        dropped = ti.zero(ret)
-        pair_task(i, j, r, ret, dropped, ctx)
-
-    return task
-
-
-def pairs_suit(n_active: int, pairs_from: int) -> bool:
-    """Whether a solver's sums take the pair form (for_each_pair): on a CPU, from ``pairs_from``
-    active particles, each solver's own figure. Each pass in pair form is six kernels with a
-    barrier between each, and its blocks of rows hold very different numbers of particles: the
-    fewer the particles, the less the pairs save against that. A GPU, with thousands of threads
-    and hardware atomics, always gathers."""
-    return on_cpu() and n_active >= pairs_from
-
-
-@ti.func
-def _blocks(g: ti.template(), colour):
-    """The blocks of one colour along z and along y (see pairs_in_block)."""
-    res = g.shape[0]
-    n_y = (res.y + BLOCK_ROWS - 1) // BLOCK_ROWS
-    return (res.z + 1 - colour % 2) // 2, (n_y + 1 - colour // 2) // 2
-
-
-@ti.func
-def pair_tasks(g: ti.template(), colour) -> ti.i32:
-    """The length of a pair kernel's outermost loop, whose iteration t calls pairs_in_block: one
-    task per block of the colour, BLOCK_GRAIN iterations each, of which the first does the work.
-    Taichi's CPU backend hands a thread at least 512 iterations of a loop at once
-    (cpu_block_dim_adaptive), so a loop over the blocks themselves would run on one thread."""
-    n_z, n_y = _blocks(g, colour)
-    return n_z * n_y * BLOCK_GRAIN
-
-
-@ti.kernel
-def clear_sums(share: nd_any, cell_start: nd_i32):
-    """Zero the active particles' sums before a pass's first colour (see pairs_in_block)."""
-    for i in range(cell_start[cell_start.shape[0] - 2]):  # cell_start[n_cells]: the active count
-        share[i] = ti.zero(share[i])
-
-
-def pair_pass(dispatch, kernel, share, cell_start, *args, cleared: bool = False) -> None:
-    """The sums of a pass in pair form: ``share`` cleared (unless an earlier kernel of the
-    substep has zeroed the active particles' share, ``cleared``), then ``kernel(*args, colour)``
-    for each colour, in order (see pairs_in_block)."""
-    if not cleared:
-        dispatch(clear_sums, share, cell_start)
-    for colour in range(PAIR_COLOURS):
-        dispatch(kernel, *args, colour)
-
-
-@ti.func
-def pairs_in_block(t, colour, g: ti.template(), pair_task: ti.template(), share: ti.template(), ctx: ti.template()):
-    """Iteration t of a pair kernel's outermost loop (see pair_tasks): the pairs of the particles
-    of one block of rows, each particle's sums ending in ``share``.
-
-    A block is BLOCK_ROWS rows of cells along y in a slab of cells along z: contiguous particles.
-    Its pairs add to its own rows, the next row in y, and the rows next to those in the next slab
-    (for_each_pair), so blocks two slabs or two blocks apart never add to the same particle.
-    Coloured by the parity of their slab and of their place along y, the blocks of one colour run
-    in parallel, plain writes and all, and four kernels, one per colour, take every pair once."""
-    if t % BLOCK_GRAIN == 0:
-        res = g.shape[0]
-        _, n_y = _blocks(g, colour)
-        k = t // BLOCK_GRAIN
-        cz = 2 * (k // n_y) + colour % 2
-        y0 = (2 * (k % n_y) + colour // 2) * BLOCK_ROWS
-        y1 = ti.min(y0 + BLOCK_ROWS, res.y)
-        for cy in range(y0, y1):
-            row = (cz * res.y + cy) * res.x
-            for i in range(g.cell_start[row], g.cell_start[row + res.x]):
-                ret = ti.zero(share[i])
-                for_each_pair(i, g.x[i], ivec2(cy, cz), g, pair_task, ret, share, ctx)
-                share[i] = share[i] + ret
-
-
-@ti.func
-def for_each_pair(i, xi: vec3, row: ivec2, g: ti.template(), pair_task: ti.template(), ret: ti.template(),
-                  share: ti.template(), ctx: ti.template()):
-    """The neighbour loop in pair form: every pair of neighbours once, as a serial SPH code does
-    with Newton's third law. i visits the half of its neighbourhood that follows it, which holds
-    about half the candidates: the particles after it in its own row, the row above it (+y) in
-    its slab, and the three rows of the next slab (+z). For each neighbour j,
-    ``pair_task(i, j, r, ret, t, ctx)`` adds to i's sums in ``ret`` and to j's in ``t``, which go
-    to ``share[j]`` in memory; i's own term (j = i, r = 0) goes to i alone. A pair task
-    evaluates a pair's kernel once for both (see pair_as_task for the gather form).
-
-    The writes to share[j] are plain, not atomic: a kernel runs the blocks of one colour, one
-    thread each, which no other thread then touches (pairs_in_block). For that, and for every
-    pair to be taken at most once, i's half is that of the row it was sorted into, ``row`` =
-    (cy, cz), not of where it is now: PBF moves the particles between its passes, and a particle
-    that has crossed into the next row would otherwise take pairs that are another's, or write
-    outside its block.
-
-    The test |r| < h is a branch: with half the candidates, a register window of the candidates
-    (as the rows' walk once had) costs more than the mispredictions it saves (measured: WCSPH's two pair passes 12 %
-    slower with it). Measured single-threaded at 16k particles, a WCSPH substep takes 8.0 ms in
-    pair form and 11.8 ms gathering. ``ctx.own`` holds what the pair task reads of i, read once
-    (with_own)."""
-    if ti.static(reads_own(ctx)):
-        own = ctx.read_own(i, ctx)
-        _pairs(i, xi, row, g, pair_task, ret, share, ti.static(with_own(ctx, own)))
-    else:
-        _pairs(i, xi, row, g, pair_task, ret, share, ctx)
-
-
-@ti.func
-def _pairs(i, xi: vec3, row: ivec2, g: ti.template(), pair_task: ti.template(), ret: ti.template(),
-           share: ti.template(), ctx: ti.template()):
-    h2 = g.h * g.h
-    c, _ = _home(xi, g)
-    c.y, c.z = row.x, row.y
-    local = xi - g.origin[0] - g.h * ti.cast(c, ti.f32)  # y and z from the row's faces
-    own = ti.zero(ret)  # i's own term reaches i once
-    pair_task(i, i, vec3(0.0), ret, own, ctx)
-    for dz in ti.static(range(0, 2)):  # unrolled, unlike walk_rows: this is the hot loop of a CPU at
-        for dy in ti.static(range(-1, 2)):  # large N, and compiled only there
-            if ti.static(dz == 1 or dy >= 0):
-                a, b = _row_span(xi, c, local, dy, dz, g)
-                if ti.static(dz == 0 and dy == 0):
-                    a = i + 1  # its own row: only the particles after i
-                for j in range(a, b):
-                    r = xi - g.x[j]
-                    if r.norm_sqr() < h2:
-                        t = ti.zero(ret)
-                        pair_task(i, j, r, ret, t, ctx)
-                        share[j] = share[j] + t

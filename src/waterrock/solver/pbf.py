@@ -21,9 +21,8 @@ sums grad |omega| and moves x*_i by dt dv_i + dt^2 f_i, so that the iterations w
 project the smoothed, confined motion onto the density constraint and the velocity update
 (line 21) carries it. The volumes are m_j / rho0, since the densities are not yet known.
 
-Every term is written once, as a pair task: a pass gathers each particle's neighbours and
-finishes it at once (a GPU, or a CPU with fewer than PAIRS_FROM particles), or takes its sums in
-pair form, every pair once (neighbors.pair_pass), and a kernel finishes the particles after.
+Each term is one task over a particle's neighbours: a pass gathers them
+(neighbors.for_each_neighbor) and finishes the particle at once.
 """
 
 from typing import NamedTuple
@@ -33,16 +32,7 @@ import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs
 from waterrock.solver.kernels import cubic_gradW_np, cubic_W_gradW, cubic_W_np
-from waterrock.solver.launch import on_cpu
-from waterrock.solver.neighbors import (
-    GridArgs,
-    for_each_neighbor,
-    pair_as_task,
-    pair_pass,
-    pair_tasks,
-    pairs_in_block,
-    pairs_suit,
-)
+from waterrock.solver.neighbors import GridArgs, for_each_neighbor
 from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE, MethodData, in_use
 from waterrock.solver.terms import (
@@ -63,7 +53,6 @@ from waterrock.solver.types import (
     nd_vec2,
     nd_vec3,
     nd_vec4,
-    nd_vector,
     vec3,
 )
 
@@ -119,27 +108,23 @@ class _Lambda(NamedTuple):
 
 
 @ti.func
-def _lambda_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
-    """The pair's share of both densities and gradient sums (grad_pj W_ji = -grad_pi W_ij)."""
+def _lambda_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    """One neighbour's share of rho_i and of the gradient sums of eq. 11 (terms.density_grad_pair)."""
     w, grad_w = cubic_W_gradW(r, c.h)
-    d = density_grad_pair(w, grad_w, c.mass)
-    ret_i += d
-    ret_j += ti.Vector([d[0], -d[1], -d[2], -d[3], d[4]])
+    ret += density_grad_pair(w, grad_w, c.mass)
 
 
 @ti.func
-def _lambda_vorticity_xsph_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
-    """_lambda_pair's sums, with omega (eq. 15, grad_pj W_ij = -grad_pi W_ij; the same for both
-    of the pair) and the XSPH sum (eq. 17; opposite), both with the volume m / rho0, in [5:8]
-    and [8:11]."""
+def _lambda_vorticity_xsph_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    """_lambda_task's sums, with omega (eq. 15, grad_pj W_ij = -grad_pi W_ij) in [5:8] and the
+    XSPH sum (eq. 17) in [8:11], both with the volume m / rho0."""
     w, grad_w = cubic_W_gradW(r, c.h)
     d = density_grad_pair(w, grad_w, c.mass)
     v_ij = c.v[j] - c.own.v
     volume = c.mass / c.rho0
     omega = volume * v_ij.cross(-grad_w)
     smooth = volume * w * v_ij
-    ret_i += ti.Vector([d[0], d[1], d[2], d[3], d[4], omega.x, omega.y, omega.z, smooth.x, smooth.y, smooth.z])
-    ret_j += ti.Vector([d[0], -d[1], -d[2], -d[3], d[4], omega.x, omega.y, omega.z, -smooth.x, -smooth.y, -smooth.z])
+    ret += ti.Vector([d[0], d[1], d[2], d[3], d[4], omega.x, omega.y, omega.z, smooth.x, smooth.y, smooth.z])
 
 
 @ti.func
@@ -163,19 +148,10 @@ def _finish_lambda(i, sums, first: ti.template(), x: ti.template(), v: ti.templa
         dv[i] = smooth + c_wall * xsph_boundary(wall_i.w, v[i] + smooth)
 
 
-def _lambda_sums(first: bool) -> int:
-    """How many sums a lambda pass takes: rho, sum grad W (3), sum |grad W|^2; and the first's,
-    omega (3) and XSPH (3) too."""
-    return 11 if first else 5
-
-
-def _lambda_kernels(first: bool):
-    """The lambda pass, gathering (GPU), and in pair form (CPU): the sums' kernel, one per
-    colour, then the one that finishes each particle. The first iteration's pass also sums
-    vorticity and XSPH (see PBF.substep)."""
-    pair_task = _lambda_vorticity_xsph_pair if first else _lambda_pair
-    task = pair_as_task(pair_task)
-    n_sums = _lambda_sums(first)
+def _lambda_kernel(first: bool):
+    """The lambda pass. The first iteration's also sums vorticity and XSPH (see PBF.substep)."""
+    task = _lambda_vorticity_xsph_task if first else _lambda_task
+    n_sums = 11 if first else 5  # rho, sum grad W (3), sum |grad W|^2; the first's omega (3) and XSPH (3) too
 
     @ti.kernel
     def constraint_lambda(
@@ -194,31 +170,7 @@ def _lambda_kernels(first: bool):
                 for_each_neighbor(i, x[i], g, task, sums, c)
                 _finish_lambda(i, sums, first, x, v, rho, lam, wall, omega, dv, b, rho0, relaxation, c_xsph, c_wall)
 
-    @ti.kernel
-    def lambda_pairs(
-        x: nd_vec3, v: nd_vec3, sums: nd_vector(n_sums),
-        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
-        mass: ti.f32, rho0: ti.f32, colour: ti.i32,
-    ):
-        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
-        c = ti.static(_Lambda(v, mass, rho0, h))
-        for t in range(pair_tasks(g, colour)):
-            pairs_in_block(t, colour, g, pair_task, sums, c)
-
-    @ti.kernel
-    def finish_lambda(
-        x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, rho: nd_f32, lam: nd_f32, wall: nd_vec4,
-        omega: nd_vec3, dv: nd_vec3,
-        sums: nd_vector(n_sums),
-        b_params: nd_f32, wall_table: nd_vec2, h: ti.f32, sdf: nd_f32_3d,
-        rho0: ti.f32, relaxation: ti.f32, c_xsph: ti.f32, c_wall: ti.f32,
-    ):
-        b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
-        for i in range(in_use(free_head, x)):
-            if flags[i] & ACTIVE:
-                _finish_lambda(i, sums[i], first, x, v, rho, lam, wall, omega, dv, b, rho0, relaxation, c_xsph, c_wall)
-
-    return constraint_lambda, lambda_pairs, finish_lambda
+    return constraint_lambda
 
 
 _OwnDelta = ti.types.struct(lam=ti.f32, omega_norm=ti.f32)
@@ -242,28 +194,25 @@ class _Delta(NamedTuple):
 
 @ti.func
 def _delta_term(i, j, w: ti.f32, grad_w: vec3, c: ti.template()) -> vec3:
-    """One neighbour's share of eq. 12's sum, with s_corr (eq. 13); j's is its opposite."""
+    """One neighbour's share of eq. 12's sum, with s_corr (eq. 13)."""
     s_corr = -c.scorr_scale * (w / c.w_dq) ** SCORR_N
     return c.mass * (c.own.lam + c.lam[j] + s_corr) * grad_w
 
 
 @ti.func
-def _delta_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
+def _delta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
     w, grad_w = cubic_W_gradW(r, c.h)
-    d = _delta_term(i, j, w, grad_w, c)
-    ret_i += d
-    ret_j -= d
+    ret += _delta_term(i, j, w, grad_w, c)
 
 
 @ti.func
-def _delta_eta_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), c: ti.template()):
-    """eq. 12's sum in [0:3], and eta = grad |omega| (eq. 16) times rho0 in [3:6], the same for
-    both of the pair: only its direction N is used."""
+def _delta_eta_task(i, j, r: vec3, ret: ti.template(), c: ti.template()):
+    """eq. 12's sum in [0:3], and eta = grad |omega| (eq. 16) times rho0 in [3:6]: only its
+    direction N is used."""
     w, grad_w = cubic_W_gradW(r, c.h)
     d = _delta_term(i, j, w, grad_w, c)
     e = c.mass * (c.omega[j].norm() - c.own.omega_norm) * grad_w
-    ret_i += ti.Vector([d.x, d.y, d.z, e.x, e.y, e.z])
-    ret_j += ti.Vector([-d.x, -d.y, -d.z, e.x, e.y, e.z])
+    ret += ti.Vector([d.x, d.y, d.z, e.x, e.y, e.z])
 
 
 @ti.func
@@ -281,12 +230,10 @@ def _position_delta(i, sums, first: ti.template(), lam: ti.template(), wall: ti.
     return dp_i
 
 
-def _delta_kernels(first: bool):
-    """The delta pass, gathering (GPU), and in pair form (CPU): the sums' kernel, one per colour,
-    then the one that moves each particle. The first iteration's also moves x*_i by the
+def _delta_kernel(first: bool):
+    """The delta pass, which moves each particle. The first iteration's also moves x*_i by the
     smoothing and the vorticity confinement (see PBF.substep)."""
-    pair_task = _delta_eta_pair if first else _delta_pair
-    task = pair_as_task(pair_task)
+    task = _delta_eta_task if first else _delta_task
     n_sums = 6 if first else 3
 
     @ti.kernel
@@ -314,41 +261,13 @@ def _delta_kernels(first: bool):
                 xi, v[i] = collide(xi + dp_i, v[i], b, o)
             x_out[i] = xi
 
-    @ti.kernel
-    def delta_pairs(
-        x: nd_vec3, lam: nd_f32, omega: nd_vec3, sums: nd_vector(n_sums),
-        cell_start: nd_i32, g_origin: nd_vec3, g_shape: nd_ivec3, h: ti.f32, g_list: nd_i32, g_count: nd_i32,
-        mass: ti.f32, w_dq: ti.f32, scorr_scale: ti.f32, colour: ti.i32,
-    ):
-        g = ti.static(GridArgs(x, cell_start, g_origin, g_shape, h, g_list, g_count))
-        c = ti.static(_Delta(lam, omega, mass, h, w_dq, scorr_scale))
-        for t in range(pair_tasks(g, colour)):
-            pairs_in_block(t, colour, g, pair_task, sums, c)
-
-    @ti.kernel
-    def finish_delta(
-        x: nd_vec3, v: nd_vec3, flags: nd_i32, free_head: nd_i32, lam: nd_f32, wall: nd_vec4, omega: nd_vec3,
-        dv: nd_vec3,
-        sums: nd_vector(n_sums), rho0: ti.f32, dt: ti.f32,
-        epsilon: ti.f32, b_params: nd_f32, wall_table: nd_vec2, h: ti.f32, sdf: nd_f32_3d,
-        o_capsules: nd_capsule, o_count: ti.i32, o_elapsed: ti.f32,
-    ):
-        """x*_i += dp_i, then collision response (Algorithm 1, lines 13-15): position_delta's
-        move, with the sums in hand once every pair is done."""
-        b = ti.static(BoundaryArgs(b_params, wall_table, h, sdf))
-        o = ti.static(ObstacleArgs(o_capsules, o_count, o_elapsed))
-        for i in range(in_use(free_head, x)):
-            if flags[i] & ACTIVE:
-                dp_i = _position_delta(i, sums[i], first, lam, wall, omega, dv, rho0, dt, epsilon)
-                x[i], v[i] = collide(x[i] + dp_i, v[i], b, o)
-
-    return position_delta, delta_pairs, finish_delta
+    return position_delta
 
 
-constraint_lambda, lambda_pairs, finish_lambda = _lambda_kernels(first=False)
-constraint_lambda_first, lambda_pairs_first, finish_lambda_first = _lambda_kernels(first=True)
-position_delta, delta_pairs, finish_delta = _delta_kernels(first=False)
-position_delta_first, delta_pairs_first, finish_delta_first = _delta_kernels(first=True)
+constraint_lambda = _lambda_kernel(first=False)
+constraint_lambda_first = _lambda_kernel(first=True)
+position_delta = _delta_kernel(first=False)
+position_delta_first = _delta_kernel(first=True)
 
 
 @ti.kernel
@@ -370,12 +289,6 @@ class PBF:
     # substeps stay frame_dt / max_substeps long and the speed limit v_max(dt) bounds each move;
     # the water never runs slower than the clock (see Solver.plan)
     keeps_frame_time = True
-    # the pair form's sums: the lambda passes' (5, and 11 in the first) and the first delta's (6)
-    PAIR_BYTES_PER_PARTICLE = 4 * (5 + 11 + 6)
-    # active particles from which a CPU takes the pair form (neighbors.pairs_suit); measured on 2
-    # cores, the dam break: 5 % slower in pairs at 16k, 26 % faster at 64k (103 -> 82 ms a
-    # substep); the default scene, 1,800 particles: 13 ms a frame gathering, 17 ms in pairs
-    PAIRS_FROM = 24_000
 
     def __init__(self, settings, fluid, state):
         self.data = PBFData(state)
@@ -393,29 +306,18 @@ class PBF:
         g = np.stack(np.meshgrid(*[np.arange(-n, n + 1) * dx] * 3, indexing="ij"), -1).reshape(-1, 3)
         grad_c = dx**3 * cubic_gradW_np(g, h)  # m_j grad W_ij / rho0, with m_j = rho0 dx^3
         self.scorr_scale = SCORR_K / float(np.sum(grad_c**2))
-        # the sums in pair form (neighbors.for_each_pair): None picks (neighbors.pairs_suit); each pass's
-        # in its own scratch, the later delta passes' in the state's dv
-        self.pairs = None
-        if on_cpu():
-            capacity = fluid.max_particles
-            self.lambda_sums = [ti.ndarray(ti.types.vector(_lambda_sums(first), ti.f32), capacity) for first in (0, 1)]
-            self.delta_sums_first = ti.ndarray(ti.types.vector(6, ti.f32), capacity)
 
     def substep(self, s, dt: float) -> None:
         st, bnd, obs, d = s.state, s.boundary, s.obstacles, self.data
         s.dispatch(predict, st.x, st.v, d.x0, st.flags, st.free_head, dt, s.gravity, s.v_max(dt), *bnd.args(),
             *obs.args())
-        pairs = self.pairs if self.pairs is not None else pairs_suit(s.active, self.PAIRS_FROM)
-        s.grid.build(st, s.dispatch, lists=not pairs)
+        s.grid.build(st, s.dispatch)
         for k in range(self.iterations):
-            if pairs:
-                self._iteration_in_pairs(s, dt, first=k == 0)
-            else:
-                self._iteration(s, dt, first=k == 0)
+            self._iteration(s, dt, first=k == 0)
         s.dispatch(update_velocity, st.x, d.x0, st.v, st.flags, st.free_head, 1.0 / dt, s.v_max(dt))
 
     def _iteration(self, s, dt: float, first: bool) -> None:
-        """One Jacobi iteration, gathering: the lambda pass, then the delta pass and the move."""
+        """One Jacobi iteration: the lambda pass, then the delta pass and the move."""
         st, bnd, obs, d = s.state, s.boundary, s.obstacles, self.data
         g_args = s.grid.args()
         s.dispatch(
@@ -430,29 +332,6 @@ class PBF:
             s.rho0, self.w_dq, self.scorr_scale, dt, self.vorticity_epsilon, *bnd.args_without_h(), *obs.args(),
         )
         st.swap_positions_with_back()
-
-    def _iteration_in_pairs(self, s, dt: float, first: bool) -> None:
-        """One Jacobi iteration in pair form: each pass's sums, colour by colour, then a kernel
-        that finishes every particle (lambda_i; dp_i and the move)."""
-        st, bnd, obs, d = s.state, s.boundary, s.obstacles, self.data
-        g_args = s.grid.args()
-        sums = self.lambda_sums[first]
-        pair_pass(s.dispatch, lambda_pairs_first if first else lambda_pairs, sums, s.grid.cell_start, st.x, st.v, sums,
-                  *g_args, s.mass, s.rho0)
-        s.dispatch(
-            finish_lambda_first if first else finish_lambda,
-            st.x, st.v, st.flags, st.free_head, st.rho, d.lam, st.wall, d.omega, st.dv, sums, *bnd.args(), s.rho0,
-            self.relaxation, self.c_xsph, s.wall_xsph(dt),
-        )
-        sums = self.delta_sums_first if first else st.dv  # dv holds the smoothing until the first move
-        pair_pass(s.dispatch, delta_pairs_first if first else delta_pairs, sums, s.grid.cell_start, st.x, d.lam,
-                  d.omega, sums, *g_args, s.mass, self.w_dq, self.scorr_scale)
-        s.dispatch(
-            finish_delta_first if first else finish_delta,
-            st.x, st.v, st.flags, st.free_head, d.lam, st.wall, d.omega, st.dv, sums, s.rho0, dt,
-            self.vorticity_epsilon,
-            *bnd.args(), *obs.args(),
-        )
 
     def pressure(self, s):
         raise NotImplementedError("PBF solves positions, not pressure: use DFSPH or WCSPH for pressure")

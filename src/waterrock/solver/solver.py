@@ -106,14 +106,14 @@ def _available_memory_bytes() -> int | None:
 def memory_needed(scene: Scene, lists: bool = True) -> tuple[int, int]:
     """(bytes per particle of the budget, bytes of the neighbour grid's cells) that a solver for
     the scene allocates, counted from its arrays: the particle state, the pressure solver's own
-    fields (state.MethodData), the grid's per-particle arrays (with ``lists``, the stored neighbour
-    lists) and the pressure solver's pair sums on the device, and on the host the state's copy for
-    snapshots with one snapshot of every slot (HOST_BYTES_PER_PARTICLE); the grid's cells as the
-    grid lays them out, h / CELLS_X long in x."""
+    fields (state.MethodData) and the grid's per-particle arrays (with ``lists``, the stored
+    neighbour lists) on the device, and on the host the state's copy for snapshots with one
+    snapshot of every slot (HOST_BYTES_PER_PARTICLE); the grid's cells as the grid lays them out,
+    h / CELLS_X long in x."""
     method = METHODS[scene.solver.method]
     per_particle = ParticleState.BYTES_PER_PARTICLE + method.Data.bytes_per_particle()
     per_particle += NeighborGrid.BYTES_PER_PARTICLE + (NeighborGrid.LIST_BYTES_PER_PARTICLE if lists else 0)
-    per_particle += getattr(method, "PAIR_BYTES_PER_PARTICLE", 0) + HOST_BYTES_PER_PARTICLE
+    per_particle += HOST_BYTES_PER_PARTICLE
     _, res = NeighborGrid.layout(scene.domain.lower, scene.domain.upper, scene.fluid.support_radius)
     cells = float(np.prod(res, dtype=np.float64)) + 1  # + the retired particles' bucket
     return per_particle, int(cells * CELL_BYTES)
@@ -227,7 +227,7 @@ class Solver:
         self.substeps_total = 0
         top = max((e.speed for e in self.scene.emitters), default=0.0)
         self._max_speed = max(top, 1.0)
-        self.active = int(self.n_active())  # as of the last frame; the methods read it (neighbors.pairs_suit)
+        self.active = int(self.n_active())  # as of the last frame (the frame's statistics)
         self.stats = {"max_speed": 0.0, "active": self.active}
 
     # --- stepping ----------------------------------------------------------------------------

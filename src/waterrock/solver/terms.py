@@ -15,7 +15,7 @@ import taichi as ti
 
 from waterrock.solver.boundary import BoundaryArgs, boundary_density, collide_solids, contact, friction
 from waterrock.solver.kernels import cubic_W
-from waterrock.solver.neighbors import GridArgs, for_each_neighbor, pair_as_task
+from waterrock.solver.neighbors import GridArgs, for_each_neighbor
 from waterrock.solver.obstacles import ObstacleArgs, collide_obstacles
 from waterrock.solver.state import ACTIVE, in_use
 from waterrock.solver.types import nd_capsule, nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, vec3, vec4
@@ -28,14 +28,9 @@ class Fluid(NamedTuple):
 
 
 @ti.func
-def density_pair(i, j, r: vec3, ret_i: ti.template(), ret_j: ti.template(), f: ti.template()):
-    """m W_ij, the pair's share of both densities (neighbors.for_each_pair)."""
-    w = f.mass * cubic_W(r.norm(), f.h)
-    ret_i += w
-    ret_j += w
-
-
-density_task = pair_as_task(density_pair)
+def density_task(i, j, r: vec3, ret: ti.template(), f: ti.template()):
+    """One neighbour's share of rho_i: m_j W_ij."""
+    ret += f.mass * cubic_W(r.norm(), f.h)
 
 
 @ti.func
@@ -76,15 +71,6 @@ def read_velocity(i, c: ti.template()):
     return OwnVelocity(v=c.v[i])
 
 
-class XSPHArgs(NamedTuple):
-    v: object
-    rho: object
-    mass: object
-    h: object
-    own: object = None  # v_i (neighbors.with_own)
-    read_own = staticmethod(read_velocity)
-
-
 @ti.func
 def xsph_term(volume_j, v_ji: vec3, w_ij) -> vec3:
     """One neighbour's XSPH term, V_j (v_j - v_i) W_ij with the volume V_j = m_j / rho_j."""
@@ -93,8 +79,8 @@ def xsph_term(volume_j, v_ji: vec3, w_ij) -> vec3:
 
 @ti.func
 def xsph_pair(i, j, w_ij, c: ti.template()) -> vec3:
-    """xsph_term with V_j from the density; c is an XSPHArgs. Every solver folds the smoothing
-    into another pass over the same neighbours."""
+    """xsph_term with V_j from the density; c holds v, rho and mass, and v_i as ``own.v``. Every
+    solver folds the smoothing into another pass over the same neighbours."""
     return xsph_term(c.mass / c.rho[j], c.v[j] - c.own.v, w_ij)
 
 

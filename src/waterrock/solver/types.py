@@ -6,7 +6,6 @@ import taichi as ti
 vec2 = ti.math.vec2
 vec3 = ti.math.vec3
 vec4 = ti.math.vec4
-ivec2 = ti.math.ivec2
 ivec3 = ti.math.ivec3
 
 nd_i32 = ti.types.ndarray(dtype=ti.i32, ndim=1)
@@ -21,8 +20,3 @@ nd_i32_2d = ti.types.ndarray(dtype=ti.i32, ndim=2)
 nd_f32_2d = ti.types.ndarray(dtype=ti.f32, ndim=2)
 nd_f32_3d = ti.types.ndarray(dtype=ti.f32, ndim=3)  # the rock's signed-distance volume
 nd_any = ti.types.ndarray()  # an array of any element type and dimension, compiled for each
-
-
-def nd_vector(n: int):
-    """A 1-D array of n-vectors of f32: a pass's sums in pair form, n of them a particle."""
-    return ti.types.ndarray(dtype=ti.types.vector(n, ti.f32), ndim=1)
