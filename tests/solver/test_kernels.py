@@ -43,3 +43,41 @@ def test_half_space_integral():
     assert np.all(np.diff(gamma) <= 1e-7)
     # A = -dGamma/dd
     np.testing.assert_allclose(-np.gradient(gamma, d)[5:-5], area[5:-5], rtol=0.02, atol=0.2)
+
+
+def test_taichis_kernel_and_gradient_are_exactly_zero_from_the_support_radius_on():
+    """The stored lists' loop does not test |r| < h again (neighbors.for_each_neighbor): a neighbour
+    PBF has moved past h since the sort must add nothing to any term, which every term weighs by
+    W or grad W. Inside h both agree with the numpy reference."""
+    import taichi as ti
+
+    from waterrock.solver.kernels import cubic_W, cubic_W_gradW
+
+    h = 0.04
+    rng = np.random.default_rng(3)
+    dirs = rng.normal(size=(400, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    lengths = np.concatenate([np.linspace(h, 3 * h, 200), rng.uniform(0.01 * h, 0.999 * h, 200)])
+    r = (dirs * lengths[:, None]).astype(np.float32)
+    r_nd = ti.ndarray(ti.math.vec3, len(r))
+    r_nd.from_numpy(r)
+    out = ti.ndarray(ti.math.vec4, len(r))
+    w_alone = ti.ndarray(ti.f32, len(r))
+
+    @ti.kernel
+    def evaluate(r: ti.types.ndarray(ti.math.vec3, 1), out: ti.types.ndarray(ti.math.vec4, 1),
+                 w_alone: ti.types.ndarray(ti.f32, 1), h: ti.f32):
+        for i in range(r.shape[0]):
+            w, grad = cubic_W_gradW(r[i], h)
+            out[i] = ti.math.vec4(w, grad)
+            w_alone[i] = cubic_W(r[i].norm(), h)
+
+    evaluate(r_nd, out, w_alone, h)
+    got, alone = out.to_numpy(), w_alone.to_numpy()
+    beyond = np.linalg.norm(r, axis=1) >= h
+    assert beyond.sum() >= 190
+    assert np.all(got[beyond] == 0.0) and np.all(alone[beyond] == 0.0)
+    inside = ~beyond
+    np.testing.assert_allclose(got[inside, 0], cubic_W_np(np.linalg.norm(r[inside], axis=1), h), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(got[inside, 1:], cubic_gradW_np(r[inside].astype(np.float64), h), rtol=1e-3,
+                               atol=1e-3 * np.abs(got[inside, 1:]).max())
