@@ -37,7 +37,7 @@ def profile(n: int = 16000, frames: int = 15) -> tuple[dict, dict, int, float]:
         for kernel, args in calls:
             name = getattr(kernel, "__name__", None) or getattr(kernel.func, "__name__", "?")
             if name in ("pressure_parameter", "apply_pressure"):
-                solve = args[8] if name == "pressure_parameter" else args[7]
+                solve = next(a for a in args if a is solver.method.solve[0] or a is solver.method.solve[1])
                 name += " (converged: returns)" if solve.to_numpy()[DONE] else " (iterating)"
             ti.sync()
             t = time.perf_counter()
