@@ -38,7 +38,14 @@ from waterrock.solver.boundary import BoundaryArgs
 from waterrock.solver.kernels import cubic_gradW, cubic_W_gradW
 from waterrock.solver.neighbors import GridArgs, for_each_neighbor
 from waterrock.solver.state import ACTIVE, MethodData, in_use
-from waterrock.solver.terms import density_grad_pair, read_velocity, with_solids, xsph_boundary, xsph_pair
+from waterrock.solver.terms import (
+    density_grad_pair,
+    read_velocity,
+    read_velocity_pressure,
+    with_solids,
+    xsph_boundary,
+    xsph_pair,
+)
 from waterrock.solver.types import nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, nd_vec4, vec2, vec3
 
 # the device-side state of each solve: converged, and iterations applied, in this substep; then,
@@ -262,14 +269,6 @@ def apply_warm_start(
             v[i] -= dt * pressure_acceleration(i, x[i], k, g, wall[i].xyz, mass, h, rho0)
 
 
-_OwnWarm = ti.types.struct(v=vec3, k=ti.f32)
-
-
-@ti.func
-def _read_warm(i, c: ti.template()):
-    return _OwnWarm(v=c.v[i], k=c.k[i])
-
-
 class _Smoothing(NamedTuple):
     """XSPH's arguments (terms.xsph_pair) and the density solve's warm start k."""
 
@@ -279,7 +278,7 @@ class _Smoothing(NamedTuple):
     mass: object
     h: object
     own: object = None  # v_i and k_i (neighbors.with_own)
-    read_own = staticmethod(_read_warm)
+    read_own = staticmethod(read_velocity_pressure)
 
 
 @ti.func

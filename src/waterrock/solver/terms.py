@@ -71,6 +71,14 @@ def read_velocity(i, c: ti.template()):
     return OwnVelocity(v=c.v[i])
 
 
+OwnVelocityPressure = ti.types.struct(v=vec3, k=ti.f32)  # v_i and k_i = p_i / rho_i^2
+
+
+@ti.func
+def read_velocity_pressure(i, c: ti.template()):
+    return OwnVelocityPressure(v=c.v[i], k=c.k[i])
+
+
 @ti.func
 def xsph_term(volume_j, v_ji: vec3, w_ij) -> vec3:
     """One neighbour's XSPH term, V_j (v_j - v_i) W_ij with the volume V_j = m_j / rho_j."""

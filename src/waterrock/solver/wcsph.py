@@ -22,7 +22,15 @@ from waterrock.solver.kernels import cubic_W_gradW
 from waterrock.solver.neighbors import GridArgs, for_each_neighbor
 from waterrock.solver.obstacles import ObstacleArgs
 from waterrock.solver.state import ACTIVE, MethodData, in_use
-from waterrock.solver.terms import Fluid, density_task, move, with_solids, xsph_boundary, xsph_term
+from waterrock.solver.terms import (
+    Fluid,
+    density_task,
+    move,
+    read_velocity_pressure,
+    with_solids,
+    xsph_boundary,
+    xsph_term,
+)
 from waterrock.solver.types import nd_capsule, nd_f32, nd_f32_3d, nd_i32, nd_ivec3, nd_vec2, nd_vec3, nd_vec4, vec3
 
 
@@ -70,14 +78,6 @@ def density_and_pressure(
             _finish_density(i, rho_sum, x, rho, k, volume, wall, b, mass, rho0, stiffness, exponent, whole)
 
 
-_OwnMomentum = ti.types.struct(k=ti.f32, v=vec3)
-
-
-@ti.func
-def _read_momentum(i, c: ti.template()):
-    return _OwnMomentum(k=c.k[i], v=c.v[i])
-
-
 class _Momentum(NamedTuple):
     k: object
     v: object
@@ -87,7 +87,7 @@ class _Momentum(NamedTuple):
     dt: object
     c_xsph: object
     own: object = None  # k_i and v_i (neighbors.with_own)
-    read_own = staticmethod(_read_momentum)
+    read_own = staticmethod(read_velocity_pressure)
 
 
 @ti.func
