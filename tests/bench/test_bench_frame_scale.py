@@ -59,6 +59,13 @@ def test_a_share_outside_the_trails_range_is_a_usage_error(capsys):
     assert "--share is a share of the particles in [0.001, 1], not 2" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("which", ["frame", "governor"])
+def test_an_unknown_scene_is_a_usage_error_before_anything_runs(capsys, which):
+    assert main(build_parser().parse_args(["bench", which, "--scene", "nosuch", "--sizes", "8000"])) == 2
+    err = capsys.readouterr().err
+    assert "--scene nosuch: no scene file 'nosuch'" in err and "Traceback" not in err
+
+
 def test_largest_within_interpolates_log_log_and_never_extrapolates():
     # ms proportional to N: 16.67 ms at 1000 * 16.67 / 5
     got = largest_within([(10_000, 50.0), (1000, 5.0)], budget_ms=1000 / 60)

@@ -58,6 +58,13 @@ def measure(args) -> dict:
         raise BenchUsageError(f"--repeat must be at least 1, got {args.repeat}")
     if args.share is not None and not 0.001 <= args.share <= 1.0:  # [render.trails] share's range
         raise BenchUsageError(f"--share is a share of the particles in [0.001, 1], not {args.share:g}")
+    if {"frame", "governor"} & set(which):  # the scene they run, read before any benchmark starts
+        from waterrock.scene import SceneError, load_scene
+
+        try:
+            load_scene(args.scene)
+        except (FileNotFoundError, SceneError) as err:
+            raise BenchUsageError(f"--scene {args.scene}: {err}") from None
     gpu = args.arch in ("cuda", "vulkan", "metal")
     results: dict = {"schema": SCHEMA, "command": "waterrock bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 2
                      else "waterrock bench", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "which": list(which)}

@@ -95,9 +95,10 @@ def with_own(ctx, own):
     """The context of a term for one particle i: ``ctx.own`` holds what the term reads of i, read
     once into locals before the loop over i's neighbours (``read_own``, a ti.func of (i, ctx) that
     each such context defines), where a task that read ``ctx.k[i]`` read it again for every
-    neighbour: the read sits behind the test |r| < h, out of which the compiler cannot lift a
-    load it cannot prove safe. Measured on 2 cores at 16k particles: DFSPH's pressure_parameter
-    2.2 ms a pass with v[i] read in the task, 1.1 with it read once."""
+    neighbour: the read sat behind the test |r| < h (which the rows' walk still makes), out of
+    which the compiler cannot lift a load it cannot prove safe. Measured on 2 cores at 16k
+    particles: DFSPH's pressure_parameter 2.2 ms a pass with v[i] read in the task, 1.1 with it
+    read once."""
     return ctx._replace(own=own)
 
 
